@@ -1,0 +1,398 @@
+"""Losses by name: ``get_loss("cross_entropy", label_smoothing=0.1)`` -> a ``Loss``.
+
+A ``Loss`` is called as ``loss(output, target)`` and returns a 0-d tensor. Calling it does
+no checks and no host syncs; ``loss.check(output, target)``, which the engine runs once on
+the first batch, raises a ValueError that names the loss, both shapes and the fix when they
+do not fit (no silent broadcasting).
+
+Example:
+    >>> import torch
+    >>> loss = get_loss("mse")
+    >>> float(loss(torch.zeros(4, 1), torch.ones(4, 1)))
+    1.0
+    >>> loss.check(torch.zeros(4, 1), torch.ones(4))
+    Traceback (most recent call last):
+    ...
+    ValueError: loss 'mse': output shape (4, 1) and target shape (4,) differ, and broadcasting them would compare every output with every target; make them match, e.g. return output.squeeze(-1) from the model or give targets of shape (4, 1)
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from tunewidgets.engine.loss_functions import (binary_view, is_multiclass, sigmoid_focal_loss,
+                                               soft_dice_loss, softmax_focal_loss)
+
+__all__ = ["LOSSES", "Loss", "get_loss"]
+
+LOSSES = ("cross_entropy", "mse", "l1", "huber", "bce_with_logits", "focal", "dice", "ce_dice")
+
+class Loss:
+    """A named loss: ``loss(output, target) -> 0-d tensor``, plus ``check`` for the first batch."""
+
+    defaults: dict[str, Any] = {}
+
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        self.name = name
+        self.kwargs = kwargs
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def check(self, output: Any, target: Any) -> None:
+        """Raise ValueError (naming the loss, both shapes and the fix) if ``output`` and ``target`` don't fit."""
+        if not isinstance(output, torch.Tensor) or not isinstance(target, torch.Tensor):
+            raise TypeError(
+                f"loss {self.name!r}: expected tensors, got output {type(output).__name__} and target "
+                f"{type(target).__name__}; the model must return one tensor and the data give one target tensor"
+            )
+        self._check(output, target)
+        with torch.no_grad():
+            try:
+                value = self(output, target)
+            except (RuntimeError, ValueError, IndexError) as e:
+                raise ValueError(f"loss {self.name!r}: failed with {_shapes(output, target)}: {e}") from e
+        _check_result(self.name, value)
+
+    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        """Shape and value checks of one loss (may sync with the device: runs once)."""
+
+    def __repr__(self) -> str:
+        args = "".join(f", {k}={v!r}" for k, v in self.kwargs.items() if v is not None)
+        return f"Loss({self.name!r}{args})"
+
+
+# -- helpers -------------------------------------------------------------------------------------
+def _shape(t: torch.Tensor) -> str:
+    return str(tuple(t.shape))
+
+
+def _shapes(output: torch.Tensor, target: torch.Tensor) -> str:
+    return f"output shape {_shape(output)} and target shape {_shape(target)}"
+
+
+def _check_result(name: str, value: Any) -> None:
+    if not isinstance(value, torch.Tensor):
+        raise TypeError(f"loss {name!r}: returned {type(value).__name__}, not a tensor; return a torch "
+                        "tensor so that it can be backpropagated")
+    if value.numel() != 1:
+        raise ValueError(f"loss {name!r}: returned a tensor of shape {_shape(value)}, expected one number; "
+                         "reduce it, e.g. with .mean()")
+
+
+def _number(loss: str, key: str, value: Any, low: float, *, strict: bool = False,
+            high: float | None = None) -> float:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = ok and (value > low if strict else value >= low) and (high is None or value <= high)
+    if not ok:
+        span = f"{'>' if strict else '>='} {low}" + (f" and <= {high}" if high is not None else "")
+        raise ValueError(f"loss {loss!r}: {key} must be a number {span}, got {value!r}")
+    return float(value)
+
+
+def _vector(loss: str, key: str, value: Any) -> torch.Tensor | None:
+    if value is None:
+        return None
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = [value]
+    try:
+        t = torch.as_tensor(value, dtype=torch.float32)
+    except (TypeError, ValueError, RuntimeError):
+        t = None
+    if t is None or t.ndim != 1 or not torch.isfinite(t).all() or (t < 0).any():
+        raise ValueError(f"loss {loss!r}: {key} must be a 1-D sequence of numbers >= 0 (one per class), "
+                         f"got {value!r}")
+    return t.detach().clone()
+
+
+class _OnDevice:
+    """A constant tensor moved to the output's device and dtype once, then reused."""
+
+    def __init__(self, tensor: torch.Tensor | None) -> None:
+        self.tensor = tensor
+
+    def like(self, output: torch.Tensor) -> torch.Tensor | None:
+        t = self.tensor
+        if t is not None and (t.device != output.device or t.dtype != output.dtype):
+            t = self.tensor = t.to(output.device, output.dtype)
+        return t
+
+
+def _same_shape(name: str, output: torch.Tensor, target: torch.Tensor) -> None:
+    if output.shape == target.shape:
+        return
+    fix = "make them match"
+    if output.ndim == target.ndim + 1 and output.shape[-1] == 1:
+        fix += (f", e.g. return output.squeeze(-1) from the model or give targets of shape "
+                f"{_shape(output)}")
+    elif target.ndim == output.ndim + 1 and target.shape[-1] == 1:
+        fix += f", e.g. targets of shape {_shape(output)} (target.squeeze(-1))"
+    raise ValueError(f"loss {name!r}: {_shapes(output, target)} differ, and broadcasting them would "
+                     f"compare every output with every target; {fix}")
+
+
+def _float_target(name: str, target: torch.Tensor) -> None:
+    if not target.is_floating_point():
+        raise ValueError(f"loss {name!r}: needs floating-point targets, got dtype {target.dtype}; "
+                         "convert them with target.float()")
+
+
+def _unit_values(name: str, target: torch.Tensor) -> None:
+    if target.numel() and (target.min() < 0 or target.max() > 1):
+        raise ValueError(f"loss {name!r}: targets must lie in [0, 1] (0/1 labels or probabilities), got values "
+                         f"in [{float(target.min()):g}, {float(target.max()):g}]")
+
+
+def _class_targets(name: str, output: torch.Tensor, target: torch.Tensor) -> None:
+    """Check class-index targets ``(N, *S)`` for output ``(N, C, *S)``."""
+    if output.ndim < 2:
+        raise ValueError(f"loss {name!r}: output shape {_shape(output)} has no class axis; the model must "
+                         "return scores of shape (N, C) (or (N, C, H, W) for masks)")
+    n_classes = output.shape[1]
+    want = (output.shape[0], *output.shape[2:])
+    if n_classes == 1:
+        raise ValueError(f"loss {name!r}: {_shapes(output, target)}: one output column is a binary task, and "
+                         "cross-entropy over one class is always 0; use loss='bce_with_logits' "
+                         "(targets of shape (N, 1), float), or make the model return 2 columns")
+    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
+        if target.is_floating_point() and tuple(target.shape) == want:
+            raise ValueError(f"loss {name!r}: targets of dtype {target.dtype} with shape {_shape(target)} look "
+                             "like class indices; convert them with target.long()")
+        raise ValueError(f"loss {name!r}: {_shapes(output, target)} don't fit: targets must be class "
+                         f"indices (integers) of shape {want}, got dtype {target.dtype}")
+    if tuple(target.shape) != want:
+        what = "spatial sizes differ" if target.ndim == output.ndim - 1 else "expected target shape " + str(want)
+        raise ValueError(f"loss {name!r}: {_shapes(output, target)} don't fit ({what}); class-index targets "
+                         f"must have the output's shape without the class axis, {want}")
+    if target.numel():
+        low, high = int(target.min()), int(target.max())
+        if low < 0 or high >= n_classes:
+            raise ValueError(f"loss {name!r}: class targets must lie in [0, {n_classes}) for {n_classes} "
+                             f"output columns, got values in [{low}, {high}]; give the model "
+                             f"{max(high + 1, n_classes)} outputs or relabel the classes 0..{n_classes - 1}")
+
+
+def _mask_targets(name: str, output: torch.Tensor, target: torch.Tensor) -> None:
+    """Check masks: multi-class (N, C, *S) + (N, *S) class indices, or binary logits + 0/1 targets."""
+    if is_multiclass(output, target):
+        _class_targets(name, output, target)
+        return
+    out, tgt = binary_view(output, target)
+    if out.shape != tgt.shape:
+        raise ValueError(f"loss {name!r}: {_shapes(output, target)} don't fit: binary masks need logits of "
+                         "shape (N, 1, H, W) or (N, H, W) with targets (N, H, W) of the same spatial size; "
+                         "multi-class masks need logits (N, C, H, W) with integer targets (N, H, W)")
+    if output.ndim >= 2 and output.shape == target.shape and output.shape[1] > 1 and not target.is_floating_point():
+        raise ValueError(f"loss {name!r}: {_shapes(output, target)}: integer targets with a class axis; "
+                         "give class-index targets of shape (N, H, W) for multi-class masks")
+    _unit_values(name, tgt)
+
+
+# -- the built-in losses -------------------------------------------------------------------------
+class _CrossEntropy(Loss):
+    defaults = {"label_smoothing": 0.0, "weight": None}
+
+    def __init__(self, name: str, label_smoothing: float = 0.0, weight: Any = None) -> None:
+        super().__init__(name, label_smoothing=_number(name, "label_smoothing", label_smoothing, 0.0, high=1.0),
+                         weight=weight)
+        self._weight = _OnDevice(_vector(name, "weight", weight))
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.cross_entropy(output, target, weight=self._weight.like(output),
+                               label_smoothing=self.kwargs["label_smoothing"])
+
+    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        if target.is_floating_point() and target.shape == output.shape and output.ndim >= 2:
+            if output.shape[1] == 1:
+                _class_targets(self.name, output, target)  # raises: one class
+            if (target < 0).any():
+                raise ValueError(f"loss {self.name!r}: float targets of shape {_shape(target)} are read as "
+                                 "class probabilities and must be >= 0; for class indices give integer targets "
+                                 "of shape (N,)")
+        else:
+            _class_targets(self.name, output, target)
+        w = self._weight.tensor
+        if w is not None and w.numel() != output.shape[1]:
+            raise ValueError(f"loss {self.name!r}: weight has {w.numel()} entries but the output has "
+                             f"{output.shape[1]} classes; give one weight per class")
+
+
+class _Regression(Loss):
+    def __init__(self, name: str, **kwargs: Any) -> None:
+        if name == "huber":
+            kwargs = {"delta": _number(name, "delta", kwargs.get("delta", 1.0), 0.0, strict=True)}
+        super().__init__(name, **kwargs)
+        self._fn: Callable[..., torch.Tensor] = {"mse": F.mse_loss, "l1": F.l1_loss, "huber": F.huber_loss}[name]
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self._fn(output, target, **self.kwargs)
+
+    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        _same_shape(self.name, output, target)
+        _float_target(self.name, target)
+
+
+class _BCEWithLogits(Loss):
+    defaults = {"pos_weight": None}
+
+    def __init__(self, name: str, pos_weight: Any = None) -> None:
+        super().__init__(name, pos_weight=pos_weight)
+        self._pos_weight = _OnDevice(_vector(name, "pos_weight", pos_weight))
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if not target.is_floating_point():
+            target = target.to(output.dtype)
+        return F.binary_cross_entropy_with_logits(output, target, pos_weight=self._pos_weight.like(output))
+
+    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        if is_multiclass(output, target):
+            raise ValueError(f"loss {self.name!r}: {_shapes(output, target)} look like {output.shape[1]}-class "
+                             "scores with class-index targets; use loss='cross_entropy', or give 0/1 targets "
+                             f"of shape {_shape(output)} (one column per label)")
+        _same_shape(self.name, output, target)
+        _unit_values(self.name, target)
+        w = self._pos_weight.tensor
+        if w is not None and w.numel() not in (1, output.shape[-1] if output.ndim else 1):
+            raise ValueError(f"loss {self.name!r}: pos_weight has {w.numel()} entries; give one, or one per "
+                             f"output column ({output.shape[-1]})")
+
+
+class _Focal(Loss):
+    defaults = {"gamma": 2.0, "alpha": 0.25}
+
+    def __init__(self, name: str, gamma: float = 2.0, alpha: Any = 0.25) -> None:
+        gamma = _number(name, "gamma", gamma, 0.0)
+        if isinstance(alpha, (int, float)) and not isinstance(alpha, bool):
+            alpha = _number(name, "alpha", alpha, 0.0, high=1.0)
+            per_class = None
+        else:
+            per_class = _vector(name, "alpha", alpha)
+        super().__init__(name, gamma=gamma, alpha=alpha)
+        self._alpha = per_class
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        gamma, alpha = self.kwargs["gamma"], self.kwargs["alpha"]
+        if is_multiclass(output, target):
+            return softmax_focal_loss(output, target, gamma, self._alpha if self._alpha is not None else alpha)
+        if self._alpha is not None:
+            raise ValueError(f"loss {self.name!r}: per-class alpha needs class-index targets; give one number")
+        return sigmoid_focal_loss(output, target, gamma, alpha)
+
+    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        if is_multiclass(output, target):
+            _class_targets(self.name, output, target)
+            if self._alpha is not None and self._alpha.numel() != output.shape[1]:
+                raise ValueError(f"loss {self.name!r}: alpha has {self._alpha.numel()} entries but the output "
+                                 f"has {output.shape[1]} classes; give one per class, one number, or None")
+            return
+        _same_shape(self.name, output, target)
+        _unit_values(self.name, target)
+
+
+class _Dice(Loss):
+    defaults = {"smooth": 1.0}
+
+    def __init__(self, name: str, smooth: float = 1.0) -> None:
+        super().__init__(name, smooth=_number(name, "smooth", smooth, 0.0))
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return soft_dice_loss(output, target, self.kwargs["smooth"])
+
+    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        _mask_targets(self.name, output, target)
+
+
+class _CEDice(Loss):
+    defaults = {"ce_weight": 1.0, "dice_weight": 1.0, "smooth": 1.0}
+
+    def __init__(self, name: str, ce_weight: float = 1.0, dice_weight: float = 1.0, smooth: float = 1.0) -> None:
+        super().__init__(name, ce_weight=_number(name, "ce_weight", ce_weight, 0.0),
+                         dice_weight=_number(name, "dice_weight", dice_weight, 0.0),
+                         smooth=_number(name, "smooth", smooth, 0.0))
+
+    def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        k = self.kwargs
+        if is_multiclass(output, target):
+            ce = F.cross_entropy(output, target)
+        else:
+            out, tgt = binary_view(output, target)
+            ce = F.binary_cross_entropy_with_logits(out, tgt.to(out.dtype))
+        return k["ce_weight"] * ce + k["dice_weight"] * soft_dice_loss(output, target, k["smooth"])
+
+    def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        _mask_targets(self.name, output, target)
+
+
+class _CallableLoss(Loss):
+    """A user's ``fn(output, target) -> 0-d tensor``."""
+
+    def __init__(self, fn: Callable[..., torch.Tensor]) -> None:
+        name = getattr(fn, "__name__", None) or type(fn).__name__
+        super().__init__(name)
+        self.fn = fn
+
+    def __call__(self, output: Any, target: Any) -> torch.Tensor:
+        return self.fn(output, target)
+
+    def check(self, output: Any, target: Any) -> None:
+        try:
+            with torch.no_grad():
+                value = self.fn(output, target)
+        except (RuntimeError, ValueError, IndexError) as e:
+            shapes = (_shapes(output, target) if isinstance(output, torch.Tensor) and isinstance(target, torch.Tensor)
+                      else f"output {type(output).__name__} and target {type(target).__name__}")
+            raise ValueError(f"loss {self.name!r}: failed on the first batch with {shapes}: {e}; make the "
+                             "model's output and the targets fit what the loss expects") from e
+        _check_result(self.name, value)
+
+    def __repr__(self) -> str:
+        return f"Loss({self.name!r}, fn={self.fn!r})"
+
+
+_BUILDERS: dict[str, type[Loss]] = {
+    "cross_entropy": _CrossEntropy, "mse": _Regression, "l1": _Regression, "huber": _Regression,
+    "bce_with_logits": _BCEWithLogits, "focal": _Focal, "dice": _Dice, "ce_dice": _CEDice,
+}
+_KWARGS: dict[str, tuple[str, ...]] = {
+    "cross_entropy": ("label_smoothing", "weight"), "mse": (), "l1": (), "huber": ("delta",),
+    "bce_with_logits": ("pos_weight",), "focal": ("gamma", "alpha"), "dice": ("smooth",),
+    "ce_dice": ("ce_weight", "dice_weight", "smooth"),
+}
+
+
+def get_loss(name_or_callable: str | Callable[..., torch.Tensor] | Loss, **kwargs: Any) -> Loss:
+    """A ``Loss`` from a name in ``LOSSES`` (with its keyword settings) or from a callable.
+
+    Keywords: cross_entropy ``label_smoothing``, ``weight``; huber ``delta``; bce_with_logits
+    ``pos_weight``; focal ``gamma``, ``alpha``; dice ``smooth``; ce_dice ``ce_weight``,
+    ``dice_weight``, ``smooth``.
+
+    >>> get_loss("huber", delta=0.5)
+    Loss('huber', delta=0.5)
+    """
+    if isinstance(name_or_callable, Loss):
+        if kwargs:
+            raise ValueError(f"loss_kwargs: {sorted(kwargs)} given with a ready Loss object; build it with "
+                             "get_loss(name, **kwargs) instead")
+        return name_or_callable
+    if isinstance(name_or_callable, str):
+        name = name_or_callable
+        if name not in _BUILDERS:
+            raise ValueError(f"loss: unknown loss {name!r}; use one of: {', '.join(LOSSES)}, "
+                             "or pass a callable (output, target) -> tensor")
+        unknown = sorted(set(kwargs) - set(_KWARGS[name]))
+        if unknown:
+            takes = ", ".join(_KWARGS[name]) or "no keywords"
+            raise ValueError(f"loss_kwargs: loss {name!r} takes no keyword(s) {unknown}; it takes: {takes}")
+        return _BUILDERS[name](name, **kwargs)
+    if callable(name_or_callable):
+        if kwargs:
+            raise ValueError(f"loss_kwargs: {sorted(kwargs)} only apply to named losses; bind them in your "
+                             "callable instead (e.g. functools.partial)")
+        return _CallableLoss(name_or_callable)
+    raise TypeError(f"loss: expected a name ({', '.join(LOSSES)}) or a callable (output, target) -> tensor, "
+                    f"got {type(name_or_callable).__name__}")
