@@ -146,11 +146,14 @@ class Trainer:
         n_batches = len(batches) if hasattr(batches, "__len__") else None
         autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
                     else contextlib.nullcontext())
+        on_device = getattr(batches, "device", None) == device  # TensorBatches already moved
+        unpack, loss_fn, pending = task.unpack_batch, task.loss_fn, self._pending
         for i, batch in enumerate(batches):
-            x, y = task.unpack_batch(batch)
-            x, y = to_device(x, device, True), to_device(y, device, True)
+            x, y = unpack(batch)
+            if not on_device:
+                x, y = to_device(x, device, True), to_device(y, device, True)
             with autocast:
-                loss = task.loss_fn(model(x), y)
+                loss = loss_fn(model(x), y)
             if accum > 1:
                 loss = loss / accum
             (scaler.scale(loss) if scaler is not None else loss).backward()
@@ -164,12 +167,13 @@ class Trainer:
             if self._sched_kind == "step":
                 self._sched.step()
             self.step += 1
-            self._pending.append((self.step, self.epoch, lr, acc_loss))
+            pending.append((self.step, self.epoch, lr, acc_loss))
             if fire_step:
                 self.bus.fire(Events.STEP, {"step": self.step, "epoch": self.epoch, "lr": lr, "loss": acc_loss})
             micro, acc_loss = 0, None
-            if len(self._pending) >= cfg.log_every:
+            if len(pending) >= cfg.log_every:
                 self._flush()
+                pending = self._pending
             if self.stop_event.is_set():
                 self.status = "stopped"
                 break
@@ -197,7 +201,7 @@ class Trainer:
         """Fetch pending losses to the host in one sync and fire LOG."""
         if not self._pending:
             return
-        values = torch.stack([p[3].float() for p in self._pending]).tolist()
+        values = torch.stack([p[3] for p in self._pending]).float().tolist()
         rows = [{"step": s, "epoch": e, "lr": lr, "loss": v}
                 for (s, e, lr, _), v in zip(self._pending, values)]
         self._pending = []
@@ -353,8 +357,8 @@ def _build_schedule(schedule: Any, optimizer: torch.optim.Optimizer, total_steps
 
 
 def _batch_len(x: Any) -> int:
-    if torch.is_tensor(x):
-        return int(x.shape[0]) if x.dim() else 1
+    if isinstance(x, torch.Tensor):
+        return x.shape[0] if x.dim() else 1
     if isinstance(x, (tuple, list)) and x:
         return _batch_len(x[0])
     if isinstance(x, Mapping) and x:

@@ -63,6 +63,7 @@ class TensorBatches:
         self.generator = generator
         self.drop_last = drop_last
         self.n = int(self.tensors[0].shape[0])
+        self.device = self.tensors[0].device
 
     def __len__(self) -> int:
         if self.drop_last:
@@ -119,6 +120,7 @@ class Task:
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
     name: str = "task"
     num_workers: int = 0
+    recommended: Mapping[str, Any] = field(default_factory=dict)  # TrainConfig kwargs that train it well
 
     def __post_init__(self) -> None:
         from tunewidgets.engine.losses import get_loss
