@@ -66,6 +66,18 @@ def check_optimizer(name: Any) -> str:
     return name
 
 
+_COMMON = ("lr", "momentum", "nesterov", "betas", "eps", "weight_decay")
+
+
+def _check_no_common(kwargs: Mapping[str, Any]) -> None:
+    clash = sorted(k for k in kwargs if k in _COMMON)
+    if clash:
+        raise ValueError(
+            f"optimizer_kwargs: {clash} are set by their own fields; pass them as lr=..., momentum=... "
+            "instead of inside optimizer_kwargs"
+        )
+
+
 def _accepted(cls: type) -> list[str]:
     sig = inspect.signature(cls.__init__)
     return [p.name for p in sig.parameters.values()
@@ -92,13 +104,6 @@ def build_optimizer(name: str, params: Iterable[Any], *, lr: float, momentum: fl
         raise ValueError(f"lr: must be a finite number > 0, got {lr!r}; try a value such as 1e-3")
     cls = _CLASSES[name]
     accepted = _accepted(cls)
-    common = ("lr", "momentum", "nesterov", "betas", "eps", "weight_decay")
-    clash = sorted(k for k in kwargs if k in common)
-    if clash:
-        raise ValueError(
-            f"optimizer_kwargs: {clash} are set by their own fields; pass them as lr=..., momentum=... "
-            "instead of inside optimizer_kwargs"
-        )
     unknown = sorted(k for k in kwargs if k not in accepted)
     if unknown:
         raise ValueError(
@@ -128,6 +133,7 @@ def build_from_config(cfg: Any, params: Iterable[Any]) -> torch.optim.Optimizer:
     (True, 0.9)
     """
     kwargs: Mapping[str, Any] = getattr(cfg, "optimizer_kwargs", None) or {}
+    _check_no_common(kwargs)
     return build_optimizer(cfg.optimizer, params, lr=cfg.lr, momentum=cfg.momentum, nesterov=cfg.nesterov,
                            betas=cfg.betas, eps=cfg.eps, weight_decay=cfg.weight_decay, **dict(kwargs))
 
