@@ -61,11 +61,12 @@ class Trainer:
         if store is not None:
             from tunewidgets.tracking import Store, attach_store
 
+            self._owns_store = not isinstance(store, Store)
             self.store = store if isinstance(store, Store) else Store(store)
             attach_store(self.bus, self.store, kind=kind, study=study, name=name,
                          params=self.params, seed=config.seed)
         else:
-            self.store = None
+            self.store, self._owns_store = None, False
 
     # -- public -------------------------------------------------------------------------
     def on(self, event: Events | str, handler: Any) -> Handle:
@@ -77,6 +78,13 @@ class Trainer:
         self.stop_event.set()
 
     def fit(self) -> Run:
+        try:
+            return self._fit()
+        finally:
+            if self._owns_store:
+                self.store.close()
+
+    def _fit(self) -> Run:
         cfg = self.config
         device = resolve_device(cfg.device)
         amp_dtype, scaler = _amp_setup(cfg.amp, device)
