@@ -1,0 +1,22 @@
+"""Experiment tracking: the embedded SQLite run store and the sinks that feed it.
+
+Example:
+    >>> import tempfile
+    >>> from tunewidgets.tracking import Store
+    >>> with Store(tempfile.mkdtemp()) as store:
+    ...     run = store.start_run(kind="lr_range_test", params={"start_lr": 1e-7})
+    ...     store.finish_run(run, "finished")
+    ...     store.runs()[["id", "kind", "status"]].values.tolist()
+    [[1, 'lr_range_test', 'finished']]
+"""
+from __future__ import annotations
+
+from tunewidgets.tracking._env import collect_env
+from tunewidgets.tracking._schema import SCHEMA_VERSION, StoreVersionError
+from tunewidgets.tracking.sink import StoreSink, attach_store
+from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store
+
+__all__ = [
+    "Store", "StoreSink", "attach_store", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
+    "SCHEMA_VERSION", "collect_env",
+]

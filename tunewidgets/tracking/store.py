@@ -1,0 +1,339 @@
+"""``Store``: the embedded run store, one SQLite file (WAL) in a runs folder.
+
+Tables: ``runs`` (one row per run: kind, study, params, seed, status, times, error,
+final metrics, environment, performance), ``metrics`` (run, step, epoch, name, value)
+and ``meta`` (schema version). JSON columns hold strict JSON, never pickle; metric
+values are REAL, and a NaN metric comes back as NaN.
+
+Metric rows are buffered and written in one transaction per batch (see ``batch_rows``
+and ``flush_interval``); ``flush()``, ``finish_run()`` and ``close()`` write at once.
+Only one process should write a store. When a store is opened, runs still marked
+``running`` whose writing process has ended are marked ``interrupted``.
+
+Example:
+    >>> import tempfile
+    >>> from tunewidgets.tracking import Store
+    >>> with Store(tempfile.mkdtemp()) as store:
+    ...     run = store.start_run(kind="train", params={"lr": 0.1}, seed=0)
+    ...     store.log_metrics(run, [(1, 0, "train/loss", 2.5), (2, 0, "train/loss", 1.5)])
+    ...     store.finish_run(run, "finished", final={"val/loss": 1.2})
+    ...     store.metrics(run)["value"].tolist(), store.run(run)["status"]
+    ([2.5, 1.5], 'finished')
+"""
+from __future__ import annotations
+
+import math
+import operator
+import os
+import sqlite3
+import time
+import traceback
+import uuid
+import weakref
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunewidgets.tracking import _json, _schema
+from tunewidgets.tracking._env import _version, collect_env
+from tunewidgets.tracking._writer import LIVE_TOKENS, Writer, pid_alive
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError"]
+
+StoreVersionError = _schema.StoreVersionError
+
+STATUSES = ("running", "finished", "failed", "stopped", "pruned", "diverged", "interrupted")
+FINAL_STATUSES = STATUSES[1:]
+RUN_COLUMNS = ("id", "study", "kind", "name", "params", "seed", "status", "started_at",
+               "ended_at", "duration", "error", "final", "env", "perf")
+METRIC_COLUMNS = ("run", "step", "epoch", "name", "value")
+_JSON_COLUMNS = ("params", "final", "env", "perf")
+_ROW_HELP = "each row is a (step, epoch, name, value) tuple or a dict with those keys"
+
+MetricRow = tuple[int, int, float | None, str, float]
+
+
+class Store:
+    """Runs and their metrics in ``<folder>/runs.sqlite`` (or an existing ``.sqlite``/``.db`` file).
+
+    Args:
+        path: a folder (created if missing) or an SQLite file.
+        batch_rows: buffered metric rows that trigger a write (>= 1).
+        flush_interval: seconds the oldest buffered row may wait before a write (> 0).
+
+    ``path`` is the database file, ``folder`` the folder holding it; ``interrupted``
+    lists the runs this open found stale and marked ``interrupted``. Times are unix
+    seconds (UTC). Usable from several threads of the writing process.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, batch_rows: int = 1000,
+                 flush_interval: float = 1.0) -> None:
+        if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
+            raise ValueError(f"batch_rows: must be a whole number >= 1, got {batch_rows!r}; e.g. 1000")
+        if (isinstance(flush_interval, bool) or not isinstance(flush_interval, (int, float))
+                or not math.isfinite(flush_interval) or flush_interval <= 0):
+            raise ValueError(f"flush_interval: must be a number of seconds > 0, got {flush_interval!r}; e.g. 1.0")
+        db = _schema.resolve_db_path(path)
+        conn = _schema.connect(db)
+        try:
+            self.schema_version = _schema.prepare(conn, db, _version("tunewidgets"))
+        except BaseException:
+            conn.close()
+            raise
+        self.path: Path = db
+        self.folder: Path = db.parent
+        self._known: set[int] = set()
+        self._writer = Writer(conn, db, uuid.uuid4().hex, batch_rows, float(flush_interval))
+        self._finalizer = weakref.finalize(self, self._writer.close)
+        try:
+            self.interrupted: tuple[int, ...] = self._mark_interrupted()
+        except BaseException:
+            self.close()
+            raise
+
+    # ---------------------------------------------------------------- lifecycle
+    def close(self) -> None:
+        """Write buffered rows and close the file; closing twice is fine."""
+        self._finalizer.detach()
+        self._writer.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._writer.closed
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r}{', closed' if self.closed else ''})"
+
+    def _mark_interrupted(self) -> tuple[int, ...]:
+        me = os.getpid()
+
+        def work(conn: sqlite3.Connection) -> tuple[int, ...]:
+            rows = conn.execute(
+                "SELECT id, writer_pid, writer_token FROM runs WHERE status = 'running'").fetchall()
+            stale = [(rid, pid) for rid, pid, token in rows
+                     if (pid == me and token not in LIVE_TOKENS) or (pid != me and not pid_alive(pid))]
+            conn.executemany(
+                "UPDATE runs SET status = 'interrupted', error = COALESCE(error, ?) WHERE id = ?",
+                [(f"interrupted: the process that wrote this run (pid {pid}) ended or closed the "
+                  "store without finishing it; found when the store was opened again", rid)
+                 for rid, pid in stale])
+            return tuple(rid for rid, _ in stale)
+
+        return self._writer.transact(work) or ()
+
+    # ---------------------------------------------------------------- writing
+    def start_run(self, *, kind: str = "train", study: str | None = None, name: str | None = None,
+                  params: Mapping[str, Any] | None = None, seed: int | None = None,
+                  env: Mapping[str, Any] | None = None) -> int:
+        """Add a ``running`` run and return its id (written at once).
+
+        ``env`` is merged over :func:`collect_env` (python, torch, tunewidgets, git commit).
+        """
+        if not isinstance(kind, str) or not kind.strip():
+            raise ValueError(f"kind: must be a non-empty string such as 'train' or 'trial', got {kind!r}")
+        for field, value in (("study", study), ("name", name)):
+            if value is not None and not isinstance(value, str):
+                raise TypeError(f"{field}: expected a string or None, got {value!r}")
+        for field, value in (("params", params), ("env", env)):
+            if value is not None and not isinstance(value, Mapping):
+                raise TypeError(f"{field}: expected a dict or None, got {type(value).__name__} {value!r}")
+        if seed is not None:
+            seed = _whole("seed", seed)
+        env_json = _json.dumps({**collect_env(), **(env or {})})
+        params_json = _json.dumps(params or {})
+        writer = self._writer
+
+        def work(conn: sqlite3.Connection) -> int:
+            cur = conn.execute(
+                "INSERT INTO runs (study, kind, name, params, seed, status, started_at, env, "
+                "writer_pid, writer_token) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                (study, kind, name, params_json, seed, time.time(), env_json, os.getpid(), writer.token))
+            return int(cur.lastrowid)
+
+        run_id = writer.transact(work)
+        assert run_id is not None
+        self._known.add(run_id)
+        return run_id
+
+    def log_metrics(self, run_id: int, rows: Iterable[Any]) -> None:
+        """Buffer metric rows of a run; written with the next batch (see the class docs).
+
+        Example: ``store.log_metrics(run, [(10, 0, "train/loss", 0.7), {"step": 10, "epoch": 0,
+        "name": "lr", "value": 0.1}])``.
+        """
+        run_id = self._require_run(run_id)
+        if isinstance(rows, (Mapping, str, bytes)) or not isinstance(rows, Iterable):
+            raise TypeError(f"rows: expected a list of rows ({_ROW_HELP}); wrap a single row in a list, got {rows!r}")
+        clean = [_metric_row(run_id, row, i) for i, row in enumerate(rows)]
+        self._writer.add(clean)
+
+    def flush(self) -> None:
+        """Write buffered metric rows now, in one transaction."""
+        self._writer.raise_background_error()
+        self._writer.transact(None)
+
+    def finish_run(self, run_id: int, status: str, *, final: Mapping[str, Any] | None = None,
+                   error: str | BaseException | None = None,
+                   perf: Mapping[str, Any] | None = None) -> None:
+        """Record how a run ended; its buffered metrics and this row are committed before returning.
+
+        ``error`` may be an exception: its traceback is stored as text.
+        """
+        run_id = self._require_run(run_id)
+        _check_status(status, FINAL_STATUSES)
+        for field, value in (("final", final), ("perf", perf)):
+            if value is not None and not isinstance(value, Mapping):
+                raise TypeError(f"{field}: expected a dict or None, got {type(value).__name__} {value!r}")
+        if isinstance(error, BaseException):
+            error = "".join(traceback.format_exception(error))
+        elif error is not None and not isinstance(error, str):
+            raise TypeError(f"error: expected a string, an exception or None, got {error!r}")
+        final_json = None if final is None else _json.dumps(final)
+        perf_json = None if perf is None else _json.dumps(perf)
+        ended = time.time()
+
+        def work(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE runs SET status = ?, ended_at = ?, duration = ? - started_at, error = ?, "
+                "final = ?, perf = ? WHERE id = ?",
+                (status, ended, ended, error, final_json, perf_json, run_id))
+
+        self._writer.raise_background_error()
+        self._writer.transact(work)
+
+    def set_status(self, run_id: int, status: str) -> None:
+        """Change a run's status only (use ``finish_run`` to end a run with its results)."""
+        run_id = self._require_run(run_id)
+        _check_status(status, STATUSES)
+        self._writer.transact(
+            lambda conn: conn.execute("UPDATE runs SET status = ? WHERE id = ?", (status, run_id)))
+
+    # ---------------------------------------------------------------- reading
+    def runs(self, study: str | None = None, *, kind: str | None = None) -> "pd.DataFrame":
+        """One row per run (oldest first); ``params``, ``final``, ``env``, ``perf`` as dicts."""
+        import pandas as pd
+
+        where, args = _where(("study", study), ("kind", kind))
+        rows = self._writer.read(lambda conn: conn.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs{where} ORDER BY id", args).fetchall())
+        records = [_run_record(r) for r in rows]
+        return pd.DataFrame.from_records(records, columns=list(RUN_COLUMNS))
+
+    def run(self, run_id: int) -> dict[str, Any]:
+        """One run as a dict (JSON columns parsed)."""
+        run_id = self._require_run(run_id)
+        row = self._writer.read(lambda conn: conn.execute(
+            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone())
+        return _run_record(row)
+
+    def metrics(self, run_id: int | Iterable[int] | None, name: str | None = None) -> "pd.DataFrame":
+        """Metric rows (``run, step, epoch, name, value``) of one run, several, or all (None).
+
+        Buffered rows are written first, so what was logged is what is read.
+        """
+        import pandas as pd
+
+        if run_id is None:
+            ids: list[int] = []
+        elif isinstance(run_id, Iterable) and not isinstance(run_id, (str, bytes)):
+            ids = [self._require_run(r) for r in run_id]
+        else:
+            ids = [self._require_run(run_id)]
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"name: expected a metric name such as 'train/loss' or None, got {name!r}")
+        clauses, args = [], []
+        if run_id is not None:
+            clauses.append(f"run IN ({', '.join('?' * len(ids))})")
+            args.extend(ids)
+        if name is not None:
+            clauses.append("name = ?")
+            args.append(name)
+        where = f" WHERE {' AND '.join(clauses)}" if clauses else ""
+        self.flush()
+        rows = self._writer.read(lambda conn: conn.execute(
+            f"SELECT {', '.join(METRIC_COLUMNS)} FROM metrics{where} ORDER BY run, step, rowid",
+            args).fetchall())
+        df = pd.DataFrame.from_records(rows, columns=list(METRIC_COLUMNS))
+        return df.astype({"run": "int64", "step": "int64", "epoch": "float64",
+                          "name": "object", "value": "float64"})
+
+    # ---------------------------------------------------------------- helpers
+    def _require_run(self, run_id: Any) -> int:
+        rid = _whole("run_id", run_id)
+        if rid in self._known:
+            return rid
+        found = self._writer.read(
+            lambda conn: conn.execute("SELECT 1 FROM runs WHERE id = ?", (rid,)).fetchone())
+        if found is None:
+            raise ValueError(f"run_id: no run {rid} in {self.path}; start one with store.start_run()")
+        self._known.add(rid)
+        return rid
+
+
+def _whole(field: str, value: Any) -> int:
+    if isinstance(value, bool):
+        raise TypeError(f"{field}: expected a whole number, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{field}: expected a whole number, got {type(value).__name__} {value!r}") from None
+
+
+def _check_status(status: Any, allowed: tuple[str, ...]) -> None:
+    if status not in allowed:
+        hint = "; a run that is still going is 'running' (use set_status)" if status == "running" else ""
+        raise ValueError(f"status: must be one of {', '.join(allowed)}, got {status!r}{hint}")
+
+
+def _metric_row(run_id: int, row: Any, i: int) -> MetricRow:
+    if isinstance(row, Mapping):
+        missing = [k for k in ("step", "name", "value") if k not in row]
+        if missing:
+            raise ValueError(f"rows[{i}]: missing {', '.join(missing)} in {row!r}; {_ROW_HELP}")
+        step, epoch, name, value = row["step"], row.get("epoch"), row["name"], row["value"]
+    elif isinstance(row, (tuple, list)) and len(row) == 4:
+        step, epoch, name, value = row
+    else:
+        raise TypeError(f"rows[{i}]: expected a row, got {row!r}; {_ROW_HELP}")
+    step = _whole(f"rows[{i}].step", step)
+    if epoch is not None:
+        epoch = _real(f"rows[{i}].epoch", epoch)
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"rows[{i}].name: expected a non-empty metric name such as 'train/loss', got {name!r}")
+    return run_id, step, epoch, name, _real(f"rows[{i}].value", value)
+
+
+def _real(field: str, value: Any) -> float:
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"{field}: expected a number, got {value!r}")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise TypeError(f"{field}: expected a number, got {type(value).__name__} {value!r}") from None
+
+
+def _where(*pairs: tuple[str, Any]) -> tuple[str, list[Any]]:
+    clauses, args = [], []
+    for column, value in pairs:
+        if value is not None:
+            if not isinstance(value, str):
+                raise TypeError(f"{column}: expected a string or None, got {value!r}")
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), args
+
+
+def _run_record(row: tuple[Any, ...]) -> dict[str, Any]:
+    record = dict(zip(RUN_COLUMNS, row))
+    for column in _JSON_COLUMNS:
+        record[column] = _json.loads(record[column])
+    return record
