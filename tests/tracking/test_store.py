@@ -325,6 +325,8 @@ def test_sigkill_mid_write_leaves_a_store_that_opens(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).with_name("_killer.py")), str(tmp_path), str(per_flush),
          str(ready_after)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    watchdog = threading.Timer(60.0, proc.kill)  # a hung child must not hang the test
+    watchdog.start()
     try:
         line = proc.stdout.readline()  # blocks until "ready" (or the child dies)
         assert line.startswith("ready"), f"child said {line!r}; stderr: {proc.stderr.read()}"
@@ -333,6 +335,7 @@ def test_sigkill_mid_write_leaves_a_store_that_opens(tmp_path):
         assert proc.poll() is None, "the writer stopped before it was killed"
         proc.send_signal(signal.SIGKILL)
     finally:
+        watchdog.cancel()
         proc.kill()
         proc.wait(timeout=10)
         proc.stdout.close()
