@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from no_host_sync import no_host_reads
+
 from tunewidgets.engine.loss_functions import sigmoid_focal_loss, soft_dice_loss, softmax_focal_loss
 from tunewidgets.engine.losses import LOSSES, Loss, get_loss
 
@@ -235,3 +237,25 @@ def test_callable_is_wrapped():
     assert module.name == "CrossEntropyLoss"
     with pytest.raises(ValueError, match=r"only apply to named losses"):
         get_loss(my_loss, delta=1.0)
+
+
+def test_calling_a_loss_reads_nothing_back_to_the_host():
+    g = torch.Generator().manual_seed(6)
+    cls, y = torch.randn(4, 3, generator=g), torch.randint(0, 3, (4,), generator=g)
+    seg, mask = torch.randn(2, 3, 4, 4, generator=g), torch.randint(0, 3, (2, 4, 4), generator=g)
+    bin_out, bin_mask = torch.randn(2, 1, 4, 4, generator=g), torch.randint(0, 2, (2, 4, 4), generator=g).float()
+    reg = torch.randn(4, 2, generator=g)
+    cases = [(get_loss("cross_entropy", weight=[1.0, 2.0, 3.0], label_smoothing=0.1), cls, y),
+             (get_loss("mse"), reg, reg.flip(0)), (get_loss("l1"), reg, reg), (get_loss("huber"), reg, reg),
+             (get_loss("bce_with_logits", pos_weight=[2.0, 1.0]), reg, (reg > 0).long()),
+             (get_loss("focal"), reg, (reg > 0).float()), (get_loss("focal", alpha=[1.0, 2.0, 3.0]), cls, y),
+             (get_loss("dice"), seg, mask), (get_loss("dice"), bin_out, bin_mask),
+             (get_loss("ce_dice"), seg, mask), (get_loss("ce_dice"), bin_out, bin_mask)]
+    for loss, out, target in cases:
+        loss.check(out, target)              # the once-only check may read values
+        with no_host_reads():
+            value = loss(out.double(), target)  # also moves the cached weights to float64
+            value = loss(out, target)
+        assert value.ndim == 0 and torch.isfinite(value), loss
+    with pytest.raises(AssertionError, match="host read"), no_host_reads():
+        float(cls.sum())

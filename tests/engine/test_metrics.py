@@ -7,6 +7,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from no_host_sync import no_host_reads
+
 from tunewidgets.engine.metrics import METRICS, Accuracy, BatchMean, Metric, get_metric
 
 
@@ -149,3 +151,22 @@ def test_unknown_metric():
         get_metric("acc")
     with pytest.raises(TypeError, match=r"metrics: expected a name"):
         get_metric(3)
+
+
+def test_update_reads_nothing_back_to_the_host():
+    g = torch.Generator().manual_seed(1)
+    cases = {"accuracy": (torch.randn(6, 3, generator=g), torch.randint(0, 3, (6,), generator=g)),
+             "dice": (torch.randn(2, 3, 4, 4, generator=g), torch.randint(0, 3, (2, 4, 4), generator=g)),
+             "iou": (torch.randn(2, 1, 4, 4, generator=g), torch.randint(0, 2, (2, 4, 4), generator=g)),
+             "mae": (torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g)),
+             "mse": (torch.randn(6, 2, generator=g), torch.randn(6, 2, generator=g))}
+    for name, (out, y) in cases.items():
+        m = get_metric(name)[1]()
+        with no_host_reads():
+            m.update(out, y)
+            m.update(out, y)
+        assert 0 <= m.compute() < math.inf, name
+    m = BatchMean(lambda o, t: (o - t).abs().mean())
+    with no_host_reads():
+        m.update(torch.ones(3), torch.zeros(3))
+    assert m.compute() == 1.0

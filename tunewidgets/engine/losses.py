@@ -18,12 +18,14 @@ Example:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
+from tunewidgets.engine.loss_checks import (check_result, class_targets, float_target, mask_targets, same_shape,
+                                            shape, shapes, unit_values)
 from tunewidgets.engine.loss_functions import (binary_view, is_multiclass, sigmoid_focal_loss,
                                                soft_dice_loss, softmax_focal_loss)
 
@@ -55,8 +57,8 @@ class Loss:
             try:
                 value = self(output, target)
             except (RuntimeError, ValueError, IndexError) as e:
-                raise ValueError(f"loss {self.name!r}: failed with {_shapes(output, target)}: {e}") from e
-        _check_result(self.name, value)
+                raise ValueError(f"loss {self.name!r}: failed with {shapes(output, target)}: {e}") from e
+        check_result(self.name, value)
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         """Shape and value checks of one loss (may sync with the device: runs once)."""
@@ -66,24 +68,7 @@ class Loss:
         return f"Loss({self.name!r}{args})"
 
 
-# -- helpers -------------------------------------------------------------------------------------
-def _shape(t: torch.Tensor) -> str:
-    return str(tuple(t.shape))
-
-
-def _shapes(output: torch.Tensor, target: torch.Tensor) -> str:
-    return f"output shape {_shape(output)} and target shape {_shape(target)}"
-
-
-def _check_result(name: str, value: Any) -> None:
-    if not isinstance(value, torch.Tensor):
-        raise TypeError(f"loss {name!r}: returned {type(value).__name__}, not a tensor; return a torch "
-                        "tensor so that it can be backpropagated")
-    if value.numel() != 1:
-        raise ValueError(f"loss {name!r}: returned a tensor of shape {_shape(value)}, expected one number; "
-                         "reduce it, e.g. with .mean()")
-
-
+# -- settings --------------------------------------------------------------------------------------
 def _number(loss: str, key: str, value: Any, low: float, *, strict: bool = False,
             high: float | None = None) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
@@ -117,79 +102,18 @@ class _OnDevice:
 
     def like(self, output: torch.Tensor) -> torch.Tensor | None:
         t = self.tensor
-        if t is not None and (t.device != output.device or t.dtype != output.dtype):
-            t = self.tensor = t.to(output.device, output.dtype)
+        if t is None:
+            return None
+        dtype = output.dtype
+        if dtype in (torch.float16, torch.bfloat16) and torch.is_autocast_enabled(output.device.type):
+            dtype = torch.float32  # autocast runs the loss in float32: keep the weights exact
+        return self.on(output.device, dtype)
+
+    def on(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor | None:
+        t = self.tensor
+        if t is not None and (t.device != device or t.dtype != dtype):
+            t = self.tensor = t.to(device, dtype)
         return t
-
-
-def _same_shape(name: str, output: torch.Tensor, target: torch.Tensor) -> None:
-    if output.shape == target.shape:
-        return
-    fix = "make them match"
-    if output.ndim == target.ndim + 1 and output.shape[-1] == 1:
-        fix += (f", e.g. return output.squeeze(-1) from the model or give targets of shape "
-                f"{_shape(output)}")
-    elif target.ndim == output.ndim + 1 and target.shape[-1] == 1:
-        fix += f", e.g. targets of shape {_shape(output)} (target.squeeze(-1))"
-    raise ValueError(f"loss {name!r}: {_shapes(output, target)} differ, and broadcasting them would "
-                     f"compare every output with every target; {fix}")
-
-
-def _float_target(name: str, target: torch.Tensor) -> None:
-    if not target.is_floating_point():
-        raise ValueError(f"loss {name!r}: needs floating-point targets, got dtype {target.dtype}; "
-                         "convert them with target.float()")
-
-
-def _unit_values(name: str, target: torch.Tensor) -> None:
-    if target.numel() and (target.min() < 0 or target.max() > 1):
-        raise ValueError(f"loss {name!r}: targets must lie in [0, 1] (0/1 labels or probabilities), got values "
-                         f"in [{float(target.min()):g}, {float(target.max()):g}]")
-
-
-def _class_targets(name: str, output: torch.Tensor, target: torch.Tensor) -> None:
-    """Check class-index targets ``(N, *S)`` for output ``(N, C, *S)``."""
-    if output.ndim < 2:
-        raise ValueError(f"loss {name!r}: output shape {_shape(output)} has no class axis; the model must "
-                         "return scores of shape (N, C) (or (N, C, H, W) for masks)")
-    n_classes = output.shape[1]
-    want = (output.shape[0], *output.shape[2:])
-    if n_classes == 1:
-        raise ValueError(f"loss {name!r}: {_shapes(output, target)}: one output column is a binary task, and "
-                         "cross-entropy over one class is always 0; use loss='bce_with_logits' "
-                         "(targets of shape (N, 1), float), or make the model return 2 columns")
-    if target.dtype == torch.bool or target.is_floating_point() or target.is_complex():
-        if target.is_floating_point() and tuple(target.shape) == want:
-            raise ValueError(f"loss {name!r}: targets of dtype {target.dtype} with shape {_shape(target)} look "
-                             "like class indices; convert them with target.long()")
-        raise ValueError(f"loss {name!r}: {_shapes(output, target)} don't fit: targets must be class "
-                         f"indices (integers) of shape {want}, got dtype {target.dtype}")
-    if tuple(target.shape) != want:
-        what = "spatial sizes differ" if target.ndim == output.ndim - 1 else "expected target shape " + str(want)
-        raise ValueError(f"loss {name!r}: {_shapes(output, target)} don't fit ({what}); class-index targets "
-                         f"must have the output's shape without the class axis, {want}")
-    if target.numel():
-        low, high = int(target.min()), int(target.max())
-        if low < 0 or high >= n_classes:
-            raise ValueError(f"loss {name!r}: class targets must lie in [0, {n_classes}) for {n_classes} "
-                             f"output columns, got values in [{low}, {high}]; give the model "
-                             f"{max(high + 1, n_classes)} outputs or relabel the classes 0..{n_classes - 1}")
-
-
-def _mask_targets(name: str, output: torch.Tensor, target: torch.Tensor) -> None:
-    """Check masks: multi-class (N, C, *S) + (N, *S) class indices, or binary logits + 0/1 targets."""
-    if is_multiclass(output, target):
-        _class_targets(name, output, target)
-        return
-    out, tgt = binary_view(output, target)
-    if out.shape != tgt.shape:
-        raise ValueError(f"loss {name!r}: {_shapes(output, target)} don't fit: binary masks need logits of "
-                         "shape (N, 1, H, W) or (N, H, W) with targets (N, H, W) of the same spatial size; "
-                         "multi-class masks need logits (N, C, H, W) with integer targets (N, H, W)")
-    if output.ndim >= 2 and output.shape == target.shape and output.shape[1] > 1 and not target.is_floating_point():
-        raise ValueError(f"loss {name!r}: {_shapes(output, target)}: integer targets with a class axis; "
-                         "give class-index targets of shape (N, H, W) for multi-class masks")
-    _unit_values(name, tgt)
 
 
 # -- the built-in losses -------------------------------------------------------------------------
@@ -208,13 +132,13 @@ class _CrossEntropy(Loss):
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         if target.is_floating_point() and target.shape == output.shape and output.ndim >= 2:
             if output.shape[1] == 1:
-                _class_targets(self.name, output, target)  # raises: one class
+                class_targets(self.name, output, target)  # raises: one class
             if (target < 0).any():
-                raise ValueError(f"loss {self.name!r}: float targets of shape {_shape(target)} are read as "
+                raise ValueError(f"loss {self.name!r}: float targets of shape {shape(target)} are read as "
                                  "class probabilities and must be >= 0; for class indices give integer targets "
                                  "of shape (N,)")
         else:
-            _class_targets(self.name, output, target)
+            class_targets(self.name, output, target)
         w = self._weight.tensor
         if w is not None and w.numel() != output.shape[1]:
             raise ValueError(f"loss {self.name!r}: weight has {w.numel()} entries but the output has "
@@ -232,8 +156,8 @@ class _Regression(Loss):
         return self._fn(output, target, **self.kwargs)
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        _same_shape(self.name, output, target)
-        _float_target(self.name, target)
+        same_shape(self.name, output, target)
+        float_target(self.name, target)
 
 
 class _BCEWithLogits(Loss):
@@ -250,11 +174,11 @@ class _BCEWithLogits(Loss):
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         if is_multiclass(output, target):
-            raise ValueError(f"loss {self.name!r}: {_shapes(output, target)} look like {output.shape[1]}-class "
+            raise ValueError(f"loss {self.name!r}: {shapes(output, target)} look like {output.shape[1]}-class "
                              "scores with class-index targets; use loss='cross_entropy', or give 0/1 targets "
-                             f"of shape {_shape(output)} (one column per label)")
-        _same_shape(self.name, output, target)
-        _unit_values(self.name, target)
+                             f"of shape {shape(output)} (one column per label)")
+        same_shape(self.name, output, target)
+        unit_values(self.name, target)
         w = self._pos_weight.tensor
         if w is not None and w.numel() not in (1, output.shape[-1] if output.ndim else 1):
             raise ValueError(f"loss {self.name!r}: pos_weight has {w.numel()} entries; give one, or one per "
@@ -273,24 +197,26 @@ class _Focal(Loss):
             per_class = _vector(name, "alpha", alpha)
         super().__init__(name, gamma=gamma, alpha=alpha)
         self._alpha = per_class
+        self._alpha_on = _OnDevice(per_class)
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         gamma, alpha = self.kwargs["gamma"], self.kwargs["alpha"]
         if is_multiclass(output, target):
-            return softmax_focal_loss(output, target, gamma, self._alpha if self._alpha is not None else alpha)
+            per_class = self._alpha_on.on(output.device, torch.float32) if self._alpha is not None else None
+            return softmax_focal_loss(output, target, gamma, per_class if per_class is not None else alpha)
         if self._alpha is not None:
             raise ValueError(f"loss {self.name!r}: per-class alpha needs class-index targets; give one number")
         return sigmoid_focal_loss(output, target, gamma, alpha)
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         if is_multiclass(output, target):
-            _class_targets(self.name, output, target)
+            class_targets(self.name, output, target)
             if self._alpha is not None and self._alpha.numel() != output.shape[1]:
                 raise ValueError(f"loss {self.name!r}: alpha has {self._alpha.numel()} entries but the output "
                                  f"has {output.shape[1]} classes; give one per class, one number, or None")
             return
-        _same_shape(self.name, output, target)
-        _unit_values(self.name, target)
+        same_shape(self.name, output, target)
+        unit_values(self.name, target)
 
 
 class _Dice(Loss):
@@ -303,7 +229,7 @@ class _Dice(Loss):
         return soft_dice_loss(output, target, self.kwargs["smooth"])
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        _mask_targets(self.name, output, target)
+        mask_targets(self.name, output, target)
 
 
 class _CEDice(Loss):
@@ -324,7 +250,7 @@ class _CEDice(Loss):
         return k["ce_weight"] * ce + k["dice_weight"] * soft_dice_loss(output, target, k["smooth"])
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
-        _mask_targets(self.name, output, target)
+        mask_targets(self.name, output, target)
 
 
 class _CallableLoss(Loss):
@@ -343,11 +269,11 @@ class _CallableLoss(Loss):
             with torch.no_grad():
                 value = self.fn(output, target)
         except (RuntimeError, ValueError, IndexError) as e:
-            shapes = (_shapes(output, target) if isinstance(output, torch.Tensor) and isinstance(target, torch.Tensor)
-                      else f"output {type(output).__name__} and target {type(target).__name__}")
-            raise ValueError(f"loss {self.name!r}: failed on the first batch with {shapes}: {e}; make the "
+            both = (shapes(output, target) if isinstance(output, torch.Tensor) and isinstance(target, torch.Tensor)
+                    else f"output {type(output).__name__} and target {type(target).__name__}")
+            raise ValueError(f"loss {self.name!r}: failed on the first batch with {both}: {e}; make the "
                              "model's output and the targets fit what the loss expects") from e
-        _check_result(self.name, value)
+        check_result(self.name, value)
 
     def __repr__(self) -> str:
         return f"Loss({self.name!r}, fn={self.fn!r})"
