@@ -259,3 +259,23 @@ def test_calling_a_loss_reads_nothing_back_to_the_host():
         assert value.ndim == 0 and torch.isfinite(value), loss
     with pytest.raises(AssertionError, match="host read"), no_host_reads():
         float(cls.sum())
+
+
+def test_per_class_alpha_with_binary_logits_is_an_error():
+    with pytest.raises(ValueError, match=r"loss 'focal': output shape \(4,\) and target shape \(4,\) are binary"
+                                         r".*alpha as one number"):
+        get_loss("focal", alpha=[0.5, 0.5]).check(torch.zeros(4), torch.zeros(4))
+
+
+def test_class_weights_stay_exact_under_autocast():
+    g = torch.Generator().manual_seed(7)
+    out, y = torch.randn(16, 3, generator=g), torch.randint(0, 3, (16,), generator=g)
+    w = [1 / 3, 2.0, 0.7]
+    loss = get_loss("cross_entropy", weight=w)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        low = out.to(torch.bfloat16)
+        got = loss(low, y)
+    assert loss._weight.tensor.dtype == torch.float32
+    assert close(got, F.cross_entropy(low.float(), y, weight=torch.tensor(w)), tol=1e-5)
+    # without autocast the weights follow a bfloat16 output, as torch requires
+    assert loss(low, y).dtype == torch.bfloat16

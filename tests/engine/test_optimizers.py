@@ -97,3 +97,9 @@ def test_momentum_key():
         assert momentum_key(name) == key, name
     with pytest.raises(TypeError, match=r"expected a torch optimizer or a name"):
         momentum_key(3)
+
+
+def test_nesterov_needs_momentum():
+    with pytest.raises(ValueError, match=r"nesterov: needs momentum > 0 with sgd"):
+        build_optimizer("sgd", params(), lr=0.1, nesterov=True)
+    assert "nesterov" not in group(build_optimizer("adam", params(), lr=0.1, nesterov=True))

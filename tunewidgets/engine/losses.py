@@ -215,6 +215,10 @@ class _Focal(Loss):
                 raise ValueError(f"loss {self.name!r}: alpha has {self._alpha.numel()} entries but the output "
                                  f"has {output.shape[1]} classes; give one per class, one number, or None")
             return
+        if self._alpha is not None:
+            raise ValueError(f"loss {self.name!r}: {shapes(output, target)} are binary (sigmoid) logits, but "
+                             "alpha is a per-class list, which needs class scores (N, C) with class-index "
+                             "targets (N,); give alpha as one number in [0, 1] or None")
         same_shape(self.name, output, target)
         unit_values(self.name, target)
 

@@ -115,6 +115,8 @@ def build_optimizer(name: str, params: Iterable[Any], *, lr: float, momentum: fl
             f"weight_decay: rprop has no weight decay, got weight_decay={weight_decay!r}; "
             "set weight_decay=0 or choose another optimizer (e.g. adamw)"
         )
+    if name == "sgd" and nesterov and not momentum:
+        raise ValueError("nesterov: needs momentum > 0 with sgd; set momentum=0.9 or nesterov=False")
     settings: dict[str, Any] = {"momentum": momentum, "nesterov": bool(nesterov), "betas": tuple(betas),
                                 "eps": eps, "weight_decay": weight_decay}
     chosen = {k: settings[k] for k in _TAKES[name]}
