@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from tunewidgets.tracking import SCHEMA_VERSION, STATUSES, Store, StoreVersionError, _schema
-from tunewidgets.tracking._env import git_commit
+from tunewidgets.engine.env import git_commit
 
 REPO = Path(__file__).resolve().parents[2]
 

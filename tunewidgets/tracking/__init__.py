@@ -11,7 +11,7 @@ Example:
 """
 from __future__ import annotations
 
-from tunewidgets.tracking._env import collect_env
+from tunewidgets.engine.env import collect_env
 from tunewidgets.tracking._schema import SCHEMA_VERSION, StoreVersionError
 from tunewidgets.tracking.sink import StoreSink, attach_store
 from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunewidgets.tracking import _json, _schema
-from tunewidgets.tracking._env import _version, collect_env
+from tunewidgets.engine.env import _version, collect_env
 from tunewidgets.tracking._writer import LIVE_TOKENS, Writer, pid_alive
 
 if TYPE_CHECKING:
