@@ -1,0 +1,117 @@
+"""``BackgroundWidget``: a VBox that runs work in the background and shows it as it comes.
+
+Subclasses give three hooks: ``_prepare()`` checks the controls and returns the worker
+(``worker(emit, stop) -> result``; raise ValueError/TypeError for bad settings, which shows
+inline and starts nothing), ``_on_records(records)`` updates plots and progress once per
+tick, and ``_on_finish(session)`` shows the final state. The base wires the Run and Stop
+buttons, the error area, the ``status`` trait and the :class:`BackgroundSession`.
+
+Headless (scripts, tests): ``w.run(); w.wait()`` drains on the calling thread.
+"""
+from __future__ import annotations
+
+import threading
+import traceback
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import Unicode
+
+from tunewidgets.widgets._bokeh import ensure_bokehjs
+from tunewidgets.widgets._session import BackgroundSession, Worker
+from tunewidgets.widgets._ui import ErrorArea, RunBar, status_html
+
+__all__ = ["BackgroundWidget"]
+
+
+class BackgroundWidget(widgets.VBox):
+    """Base of the widgets that train: run/stop/wait, one status, errors shown inline."""
+
+    status = Unicode("idle", help="idle, running, stopping, finished, stopped, failed, or invalid "
+                                  "(bad settings: nothing started)")
+
+    def __init__(self, *, interval: float = 0.25, run_label: str = "Run", **kwargs: Any) -> None:
+        self.session = BackgroundSession(on_records=self._handle_records, on_done=self._handle_done,
+                                         interval=interval)
+        self.run_bar = RunBar(run_label=run_label)
+        self.error_area = ErrorArea()
+        self.status_line = widgets.HTML(value="")
+        self.run_bar.run_button.on_click(lambda _button: self.run())
+        self.run_bar.stop_button.on_click(lambda _button: self.stop())
+        super().__init__(**kwargs)
+
+    # -- hooks ----------------------------------------------------------------------------
+    def _prepare(self) -> Worker:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _on_start(self) -> None:
+        """Reset plots before a run (on the UI thread)."""
+
+    def _on_records(self, records: list[Any]) -> None:
+        """Show the records of one tick."""
+
+    def _on_finish(self, session: BackgroundSession) -> None:
+        """Show the final state (the base then sets status and buttons)."""
+
+    # -- public ---------------------------------------------------------------------------
+    def run(self) -> bool:
+        """Check the controls and start in the background; False (error shown) if they are bad."""
+        if self.session.running:
+            self.error_area.show("Already running: press Stop, or wait for the run to end.")
+            return False
+        self.error_area.clear()
+        try:
+            worker = self._prepare()
+        except (ValueError, TypeError) as exc:
+            self.error_area.show(exc, title="Check the settings; nothing was started.")
+            self._set_status("invalid", str(exc))
+            return False
+        self._on_start()
+        self.session.start(worker)
+        self.run_bar.set_running(True)
+        self._set_status("running", "running...")
+        return True
+
+    def stop(self) -> None:
+        """Stop after the current step. Safe from any thread; the UI follows at the next tick."""
+        self.session.stop()
+        if threading.current_thread() is threading.main_thread() and self.session.running:
+            self.run_bar.stop_button.disabled = True
+            self._set_status("stopping", "stopping after the current step...")
+
+    def wait(self, timeout: float | None = None) -> Any:
+        """Block until the run is over, draining here when no event loop does; returns its result."""
+        return self.session.wait(timeout)
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception that ended the last run, or None."""
+        return self.session.error
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _handle_records(self, records: list[Any]) -> None:
+        if self.session.status == "stopping" and self.status == "running":
+            self._set_status("stopping", "stopping after the current step...")
+        self._on_records(records)
+
+    def _handle_done(self, session: BackgroundSession) -> None:
+        try:
+            self._on_finish(session)
+        except Exception as exc:  # a bug in showing the result: show it rather than lose it
+            if session.error is None:
+                session.error, session.error_traceback = exc, traceback.format_exc()
+            session.status = "failed"
+        if session.error is not None:
+            self.error_area.show(session.error, session.error_traceback, title="The run failed.")
+            self._set_status("failed", f"failed: {type(session.error).__name__}: {session.error}")
+        elif self.status in ("running", "stopping"):
+            self._set_status(session.status, f"{session.status} after {session.elapsed:.1f} s")
+        self.run_bar.set_running(False)
+
+    def _set_status(self, status: str, text: str) -> None:
+        self.status = status
+        self.status_line.value = status_html(status, text)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        ensure_bokehjs()
+        return super()._repr_mimebundle_(**kwargs)

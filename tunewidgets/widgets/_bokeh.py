@@ -1,0 +1,67 @@
+"""Bokeh inside ipywidgets: BokehJS loaded inline (works offline), figures wrapped as widgets.
+
+``jupyter_bokeh.BokehModel`` needs ``window.Bokeh`` in the page. Loading it from a CDN fails
+offline, so :func:`ensure_bokehjs` loads the inline copy, once per kernel. A saved notebook
+keeps a widget's last full render, not the updates streamed since: :func:`refresh` re-renders
+the widget from its figure when a run ends so the saved state shows the final plot.
+
+Example:
+    >>> from bokeh.plotting import figure
+    >>> from tunewidgets.widgets._bokeh import bokeh_widget, refresh
+    >>> fig = figure()
+    >>> _ = fig.line([1, 2], [3, 4])
+    >>> view = bokeh_widget(fig)
+    >>> refresh(view) is view
+    True
+"""
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["ensure_bokehjs", "in_kernel", "bokeh_widget", "refresh"]
+
+_loaded = False
+
+
+def in_kernel() -> bool:
+    """True inside a running IPython kernel (Jupyter), False in scripts and tests."""
+    try:
+        from IPython import get_ipython
+    except ImportError:  # pragma: no cover - IPython comes with ipykernel
+        return False
+    shell = get_ipython()
+    return shell is not None and getattr(shell, "kernel", None) is not None
+
+
+def ensure_bokehjs(force: bool = False) -> bool:
+    """Load BokehJS from the installed package into the notebook page, once per kernel.
+
+    Returns True when it published the loader now. Does nothing outside a kernel.
+    """
+    global _loaded
+    if (_loaded and not force) or not in_kernel():
+        return False
+    from bokeh.io import output_notebook
+    from bokeh.resources import INLINE
+
+    output_notebook(INLINE, hide_banner=True)
+    _loaded = True
+    return True
+
+
+def bokeh_widget(fig: Any, **layout: Any) -> Any:
+    """A ``jupyter_bokeh.BokehModel`` showing ``fig``; streams to its sources reach the page."""
+    from jupyter_bokeh import BokehModel
+
+    ensure_bokehjs()
+    view = BokehModel(fig)
+    if layout:
+        for key, value in layout.items():
+            setattr(view.layout, key, value)
+    return view
+
+
+def refresh(view: Any) -> Any:
+    """Re-render ``view`` from its figure's current state (for saved notebooks and exports)."""
+    view.update_from_model(view._model)
+    return view
