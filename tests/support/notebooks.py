@@ -1,0 +1,166 @@
+"""Execute notebooks headlessly with nbclient, the way the notebook tests need it.
+
+``run_notebook`` copies the notebook's folder to a scratch folder and runs the copy there, so
+files a notebook writes next to itself (runs folders, reports) never land in the repository.
+The kernel gets ``BOKEH_RESOURCES=inline`` so Bokeh never reaches for a CDN.
+
+Example::
+
+    from support.notebooks import run_notebook, cell_outputs_text
+
+    nb = run_notebook("notebooks/01_lr_range_test.ipynb", timeout=120)
+    assert "suggested lr" in cell_outputs_text(nb)
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+__all__ = [
+    "NotebookCellError",
+    "KERNEL_ENV",
+    "cell_outputs_text",
+    "run_notebook",
+    "write_notebook",
+]
+
+#: Environment added to the kernel's: Bokeh loads BokehJS from the page, never from a CDN.
+KERNEL_ENV: dict[str, str] = {"BOKEH_RESOURCES": "inline"}
+
+#: Folders never copied along with a notebook (caches and outputs of earlier runs).
+_IGNORED = shutil.ignore_patterns(
+    ".ipynb_checkpoints", "__pycache__", "tunewidgets-runs", "runs", "mlruns"
+)
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+_KERNELSPEC = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+
+
+class NotebookCellError(AssertionError):
+    """A cell raised while the notebook ran; the message shows the cell's source and traceback."""
+
+    def __init__(self, notebook: str, index: int, source: str, ename: str, evalue: str,
+                 traceback: str) -> None:
+        self.notebook, self.index, self.source = notebook, index, source
+        self.ename, self.evalue, self.traceback = ename, evalue, traceback
+        super().__init__(
+            f"{notebook}: cell {index} raised {ename}: {evalue}\n"
+            f"----- cell source -----\n{source}\n"
+            f"----- traceback -----\n{traceback}"
+        )
+
+
+def run_notebook(
+    path: str | os.PathLike[str],
+    *,
+    timeout: float = 120,
+    workdir: str | os.PathLike[str] | None = None,
+    env: Mapping[str, str] | None = None,
+    kernel_name: str = "python3",
+) -> nbformat.NotebookNode:
+    """Run every cell of the notebook at ``path`` and return the executed notebook.
+
+    The notebook's folder is copied into ``workdir`` (a scratch folder, removed afterwards,
+    when not given) and the kernel's working directory is the copy. ``timeout`` is the limit
+    for ONE cell, in seconds. ``env`` adds variables to the kernel's environment (on top of
+    ``os.environ`` and :data:`KERNEL_ENV`). A cell error raises :class:`NotebookCellError`
+    naming the cell, its source and the traceback; the source notebook is never modified.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise ValueError(f"path: no notebook at {str(source)!r}; give the path of an .ipynb file")
+    if not timeout or timeout <= 0:
+        raise ValueError(f"timeout: must be a number of seconds > 0, got {timeout!r}; try 120")
+
+    scratch = Path(tempfile.mkdtemp(prefix="tw-notebook-")) if workdir is None else Path(workdir)
+    try:
+        copy_dir = scratch / source.parent.name
+        shutil.copytree(source.parent, copy_dir, ignore=_IGNORED, dirs_exist_ok=True)
+        nb = nbformat.read(copy_dir / source.name, as_version=4)
+        client = NotebookClient(
+            nb,
+            timeout=timeout,
+            kernel_name=kernel_name,
+            resources={"metadata": {"path": str(copy_dir)}},
+        )
+        kernel_env = {**os.environ, **KERNEL_ENV, **(env or {})}
+        try:
+            client.execute(env=kernel_env)
+        except CellExecutionError as exc:
+            raise _cell_error(source.name, nb, exc) from None
+        return nb
+    finally:
+        if workdir is None:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def cell_outputs_text(nb_or_cell: nbformat.NotebookNode) -> str:
+    """All text a notebook (or one cell) printed or displayed, as one string.
+
+    Joins stream text, ``text/plain`` of results and displays, and errors as
+    ``"Name: value"``; ANSI colour codes are removed.
+    """
+    cells = nb_or_cell.cells if "cells" in nb_or_cell else [nb_or_cell]
+    parts: list[str] = []
+    for cell in cells:
+        for output in cell.get("outputs", []):
+            kind = output.get("output_type")
+            if kind == "stream":
+                parts.append(_text(output.get("text", "")))
+            elif kind in ("execute_result", "display_data"):
+                parts.append(_text(output.get("data", {}).get("text/plain", "")))
+            elif kind == "error":
+                parts.append(f"{output.get('ename')}: {output.get('evalue')}")
+    return _ANSI.sub("", "\n".join(p for p in parts if p))
+
+
+def write_notebook(path: str | os.PathLike[str], cells: Iterable[str]) -> Path:
+    """Write a notebook whose code cells hold ``cells`` (a cell starting with ``"# md\\n"``
+    becomes a markdown cell with the rest of its text) and return its path.
+
+    The notebook names the ``python3`` kernel, so JupyterLab starts it without asking.
+
+    >>> import tempfile, pathlib
+    >>> p = write_notebook(pathlib.Path(tempfile.mkdtemp()) / "t.ipynb", ["1 + 1"])
+    >>> nbformat.read(p, as_version=4).cells[0].source
+    '1 + 1'
+    """
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = dict(_KERNELSPEC)
+    nb.metadata["language_info"] = {"name": "python"}
+    for text in cells:
+        if text.startswith("# md\n"):
+            nb.cells.append(nbformat.v4.new_markdown_cell(text[len("# md\n"):]))
+        else:
+            nb.cells.append(nbformat.v4.new_code_cell(text))
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, target)
+    return target
+
+
+def _text(value: str | list[str]) -> str:
+    return "".join(value) if isinstance(value, list) else value
+
+
+def _cell_error(name: str, nb: nbformat.NotebookNode, exc: CellExecutionError) -> NotebookCellError:
+    for index, cell in enumerate(nb.cells):
+        for output in cell.get("outputs", []):
+            if output.get("output_type") == "error":
+                return NotebookCellError(
+                    name, index, cell.source, output.get("ename", ""), output.get("evalue", ""),
+                    _ANSI.sub("", "\n".join(output.get("traceback", []))),
+                )
+    # Errors with no error output (a cell timeout, a dead kernel): keep nbclient's message.
+    return NotebookCellError(name, -1, "", type(exc).__name__, str(exc.evalue or ""),
+                             _ANSI.sub("", str(exc)))
