@@ -1,0 +1,86 @@
+"""The README's commands, CI script, Binder files and example agree with each other and work."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+README = (REPO / "README.md").read_text()
+
+
+def fenced_blocks(language: str) -> list[str]:
+    return re.findall(rf"^```{language}\n(.*?)^```", README, flags=re.S | re.M)
+
+
+def readme_command(marker: str) -> str:
+    """The one-line ``sh`` command of the README that contains ``marker``."""
+    found = [line for block in fenced_blocks("sh") for line in block.splitlines() if marker in line]
+    assert len(found) == 1, f"expected one README command containing {marker!r}, got {found}"
+    return found[0]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    command = readme_command("pip install -e '.[dev]'")
+    script = (REPO / ".ci" / "run").read_text()
+    body = [line for line in script.splitlines()
+            if line.strip() and not line.startswith("#")]
+    assert body == ['set -euo pipefail', 'cd "$(dirname "${BASH_SOURCE[0]}")/.."', command]
+    assert os.access(REPO / ".ci" / "run", os.X_OK)
+
+
+def test_setup_commands_install_cpu_torch_first_and_skip_when_set_up():
+    lab = readme_command("bin/jupyter lab")
+    tests = readme_command("pip install -e '.[dev]'")
+    for command, extra in ((lab, "-e ."), (tests, "-e '.[dev]'")):
+        assert command.index("pip install torch==2.13.0") < command.index(f"pip install {extra}")
+        assert re.findall(r"torch[=<>~!]=?[\d.]+", command) == ["torch==2.13.0"]
+        # Idempotent: the install runs only when .venv does not match pyproject.toml.
+        assert command.startswith("{") and "cmp -s pyproject.toml .venv/" in command
+    assert "BOKEH_RESOURCES=inline .venv/bin/jupyter lab" in lab
+    assert "--ServerApp.root_dir=notebooks" in lab
+    assert tests.endswith("&& .venv/bin/python -m pytest")  # its exit code is the command's
+
+
+def test_binder_uses_cpu_torch_python_312_and_inline_bokeh():
+    assert (REPO / "binder" / "runtime.txt").read_text().strip() == "python-3.12"
+    requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
+    assert "<3.13" in requires and ">=3.11" in requires
+    lines = [line.strip() for line in (REPO / "binder" / "requirements.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")]
+    assert lines == ["--extra-index-url https://download.pytorch.org/whl/cpu", "torch", "."]
+    start = REPO / "binder" / "start"
+    assert os.access(start, os.X_OK)
+    assert start.read_text().splitlines()[-2:] == ["export BOKEH_RESOURCES=inline", 'exec "$@"']
+
+
+def test_readme_links_name_existing_files():
+    paths = set(re.findall(r"(?<![\w/])((?:notebooks|bench)/[\w./-]+\.(?:ipynb|py))", README))
+    assert "notebooks/01_lr_range_test.ipynb" in paths
+    missing = sorted(p for p in paths if not (REPO / p).is_file())
+    assert missing == [], f"README names files that do not exist: {missing}"
+    binder = re.findall(r"https://mybinder\.org/v2/gh/[\w-]+/[\w-]+/HEAD\?urlpath=lab/tree/(\S+?)\)",
+                        README)
+    assert binder and all((REPO / p).is_file() for p in binder)
+
+
+@pytest.mark.slow
+def test_readme_example_runs(tmp_path):
+    (example,) = fenced_blocks("python")
+    checks = (
+        "\nassert set(res.suggestions) >= {'valley', 'steepest', 'minimum'}, res.suggestions"
+        "\nassert 1e-5 <= lr <= 1.0, lr"
+        "\nassert list(schedule.preview(total_steps=500)['lr'].shape) == [500]"
+        "\nassert 'val_accuracy' in run.final, run.final"
+        "\nprint('example ok')"
+    )
+    proc = subprocess.run([sys.executable, "-c", example + checks], capture_output=True,
+                          text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.strip().endswith("example ok")
