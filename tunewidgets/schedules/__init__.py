@@ -18,7 +18,7 @@ from __future__ import annotations
 from tunewidgets.schedules._base import INTERVALS, ScheduleSpec
 from tunewidgets.schedules._basic import Constant, Exponential, MultiStep, Polynomial, Step
 from tunewidgets.schedules._catalogue import CATALOGUE, from_dict
-from tunewidgets.schedules._composite import Sequential, Warmup
+from tunewidgets.schedules._composite import CHAINABLE, Sequential, Warmup
 from tunewidgets.schedules._cosine import Cosine, CosineWarmRestarts
 from tunewidgets.schedules._cyclic import Cyclic, OneCycle
 from tunewidgets.schedules._fields import KINDS, Control
@@ -27,7 +27,7 @@ from tunewidgets.schedules._plateau import ReduceOnPlateau
 from tunewidgets.schedules._warmup_decay import WSD, InverseSqrt
 
 __all__ = [
-    "ScheduleSpec", "Control", "KINDS", "INTERVALS", "CATALOGUE", "from_dict", "PhasedLR",
+    "ScheduleSpec", "Control", "KINDS", "INTERVALS", "CATALOGUE", "CHAINABLE", "from_dict", "PhasedLR",
     "Constant", "Step", "MultiStep", "Exponential", "Polynomial", "Cosine", "CosineWarmRestarts",
     "Cyclic", "OneCycle", "Warmup", "WSD", "InverseSqrt", "Sequential", "ReduceOnPlateau",
 ]

@@ -19,7 +19,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from tunewidgets.schedules._fields import Control, check_choice, check_whole
+from tunewidgets.schedules._fields import Control, check_choice, check_number, check_whole
 from tunewidgets.schedules._preview import momentum_column, simulate, throwaway_optimizer
 
 __all__ = ["ScheduleSpec", "INTERVALS"]
@@ -114,8 +114,6 @@ class ScheduleSpec:
         return self._make(optimizer, n)
 
     def _default_base(self, base_lr: Any) -> float:
-        from tunewidgets.schedules._fields import check_number
-
         if base_lr is None:
             peak = self._peak_lr()
             return 1.0 if peak is None else peak

@@ -24,7 +24,11 @@ from tunewidgets.schedules._cosine import Cosine
 from tunewidgets.schedules._fields import Control, check_milestones, check_number, check_whole
 from tunewidgets.schedules._phased import PhasedLR, _set_lr
 
-__all__ = ["Warmup", "Sequential"]
+__all__ = ["Warmup", "Sequential", "CHAINABLE"]
+
+# the specs a Warmup or Sequential can hold (all but the metric-driven ReduceOnPlateau)
+CHAINABLE = ("Constant", "Step", "MultiStep", "Exponential", "Polynomial", "Cosine", "CosineWarmRestarts",
+             "Cyclic", "OneCycle", "Warmup", "WSD", "InverseSqrt", "Sequential")
 
 
 def _check_child(owner: ScheduleSpec, name: str, child: Any) -> None:
@@ -65,7 +69,7 @@ class Warmup(ScheduleSpec):
 
     _controls = (
         Control("steps", "int", "steps (or epochs) of linear warm-up", min=1, max=5000),
-        Control("then", "spec", "the schedule after the warm-up"),
+        Control("then", "spec", "the schedule after the warm-up (same interval)", choices=CHAINABLE),
         Control("start_factor", "float", "the ramp starts at this fraction of the lr", min=0.001, max=1.0),
         INTERVAL_CONTROL,
     )
@@ -108,7 +112,7 @@ class Sequential(ScheduleSpec):
     interval: str = "step"
 
     _controls = (
-        Control("specs", "list[spec]", "the schedules, in order (two or more)"),
+        Control("specs", "list[spec]", "the schedules, in order (two or more, same interval)", choices=CHAINABLE),
         Control("milestones", "list[int]", "where each next schedule starts, increasing", min=1),
         INTERVAL_CONTROL,
     )

@@ -33,7 +33,8 @@ class Control:
         help: one line for a tooltip.
         default: the field's default value.
         min, max: the range a slider should offer (every value in it is valid).
-        choices: the allowed values of a "choice".
+        choices: the allowed values of a "choice"; for "spec" and "list[spec]", the
+            names (keys of ``CATALOGUE``) of the specs allowed there.
         log: show the slider on a log scale (always true for "lr").
         optional: None is allowed; it means "the whole run".
     """

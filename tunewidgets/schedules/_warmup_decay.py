@@ -75,7 +75,7 @@ class WSD(ScheduleSpec):
         Control("warmup_steps", "int", "steps (or epochs) of linear warm-up; 0: none", min=0, max=5000),
         Control("decay_fraction", "float", "fraction of the run spent decaying, at its end", min=0.01, max=1.0),
         Control("decay", "choice", "shape of the decay", choices=DECAYS),
-        Control("final_factor", "float", "the lr at the end, as a fraction of the lr", min=0.0, max=1.0),
+        Control("final_factor", "float", "the lr at the end, as a fraction of the lr", min=0.0, max=0.99),
         _START_FACTOR,
         INTERVAL_CONTROL,
     )
