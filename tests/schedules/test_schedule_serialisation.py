@@ -6,6 +6,7 @@ import json
 import pickle
 import types
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,6 +39,14 @@ def test_code_shows_only_changed_fields():
     assert repr(S.MultiStep(milestones=(3, 9), interval="epoch")) == (
         "tw.schedules.MultiStep(milestones=[3, 9], interval='epoch')")
     assert repr(S.Cosine(eta_min=0)) == "tw.schedules.Cosine()"  # 0 is stored as 0.0, the default
+
+
+def test_numpy_numbers_are_taken_and_stored_as_python_numbers():
+    spec = S.MultiStep(milestones=np.array([3, 7]), gamma=np.float32(0.5))
+    assert spec == S.MultiStep(milestones=[3, 7], gamma=0.5)
+    assert type(spec.milestones[0]) is int and type(spec.gamma) is float
+    assert json.dumps(spec.to_dict())
+    assert len(spec.preview(np.int64(9), steps_per_epoch=np.int64(3))) == 9
 
 
 def test_dict_holds_every_field_with_plain_values():

@@ -80,9 +80,9 @@ class ScheduleSpec:
     # -- public API ---------------------------------------------------------------------
     def _positions(self, total_steps: Any, steps_per_epoch: Any) -> int:
         name = type(self).__name__
-        check_whole(name, "total_steps", total_steps, 1, "the number of optimizer steps in the run")
+        total_steps = check_whole(name, "total_steps", total_steps, 1, "the number of optimizer steps in the run")
         if steps_per_epoch is not None:
-            check_whole(name, "steps_per_epoch", steps_per_epoch, 1, "e.g. len(train_loader)")
+            steps_per_epoch = check_whole(name, "steps_per_epoch", steps_per_epoch, 1, "e.g. len(train_loader)")
         if getattr(self, "interval", "step") == "step":
             return total_steps
         if steps_per_epoch is None:

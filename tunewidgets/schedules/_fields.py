@@ -12,6 +12,7 @@ Every check raises before any work, naming the spec, the field, the bad value an
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -57,13 +58,17 @@ class Control:
 
 
 def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _is_whole(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
 
 
 def check_whole(owner: str, name: str, v: Any, low: int, fix: str = "") -> int:
     """An int >= ``low`` (bools and floats refused)."""
     tail = f"; {fix}" if fix else ""
-    if isinstance(v, bool) or not isinstance(v, int):
+    if not _is_whole(v):
         raise TypeError(f"{owner}.{name}: expected a whole number >= {low}, got {v!r}{tail}")
     if v < low:
         raise ValueError(f"{owner}.{name}: must be >= {low}, got {v}{tail}")
@@ -112,14 +117,16 @@ def check_flag(owner: str, name: str, v: Any) -> bool:
 def check_milestones(owner: str, name: str, v: Any, fix: str = "") -> tuple[int, ...]:
     """A non-empty, strictly increasing sequence of whole numbers >= 1, returned as a tuple."""
     tail = f"; {fix}" if fix else ""
-    if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or len(v) == 0:
+    ordered = (isinstance(v, Sequence) or hasattr(v, "__array__")) and not isinstance(v, (str, bytes))
+    if not ordered or len(v) == 0:
         raise TypeError(f"{owner}.{name}: expected a non-empty list of whole numbers, got {v!r}{tail}")
     for m in v:
-        if isinstance(m, bool) or not isinstance(m, int):
+        if not _is_whole(m):
             raise TypeError(f"{owner}.{name}: expected whole numbers, got {m!r} in {list(v)}{tail}")
-        if m < 1:
-            raise ValueError(f"{owner}.{name}: must all be >= 1, got {m} in {list(v)}{tail}")
+    v = [int(m) for m in v]
+    if min(v) < 1:
+        raise ValueError(f"{owner}.{name}: must all be >= 1, got {min(v)} in {v}{tail}")
     if any(b <= a for a, b in zip(v, v[1:])):
-        raise ValueError(f"{owner}.{name}: must be strictly increasing, got {list(v)}; "
+        raise ValueError(f"{owner}.{name}: must be strictly increasing, got {v}; "
                          f"e.g. {sorted(set(v))}")
-    return tuple(int(m) for m in v)
+    return tuple(v)
