@@ -1,0 +1,206 @@
+"""Drive JupyterLab in headless Chromium with Playwright's sync API: open a notebook, run it
+from the menus, click widget buttons, and read what the page shows.
+
+Every helper takes a Playwright ``Page`` whose context has ``base_url`` set to a
+:class:`support.jupyter.JupyterLab` server and that has logged in once (the ``browser_page``
+fixture of ``tests/conftest.py`` does both)::
+
+    def test_slider(jupyter_lab, browser_page):
+        write_notebook(jupyter_lab.root_dir / "t.ipynb", ["import ipywidgets as w; w.IntSlider(3)"])
+        open_notebook(browser_page, "t.ipynb")
+        run_all(browser_page)
+        assert_no_widget_errors(browser_page)
+
+Facts these helpers rely on (JupyterLab 4, Bokeh 3): the kernel is ready when the status bar
+reads ``Python 3 (ipykernel) | Idle`` (the toolbar indicator reads idle before a kernel exists);
+Playwright CSS locators pierce Bokeh's shadow DOM while ``document.querySelector`` does not;
+``Bokeh.index`` iterates over root views; ``window.jupyterapp`` exists because the server runs
+with ``--LabApp.expose_app_in_browser``.
+"""
+
+from __future__ import annotations
+
+import re
+import urllib.parse
+from typing import Any
+
+__all__ = [
+    "CHROMIUM",
+    "CHROMIUM_ARGS",
+    "KERNEL_IDLE_TEXT",
+    "assert_no_widget_errors",
+    "bokeh_source_lengths",
+    "click_button",
+    "launch_chromium",
+    "notebook_errors",
+    "open_notebook",
+    "run_all",
+    "wait_kernel_idle",
+]
+
+#: Debian's Chromium; Playwright's own browser download is not used.
+CHROMIUM = "/usr/bin/chromium"
+#: Flags for a root, offline, headless machine (no sandbox, no calls home).
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+#: Status-bar text of a started, idle kernel.
+KERNEL_IDLE_TEXT = "Python 3 (ipykernel) | Idle"
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+def launch_chromium(playwright: Any, *, executable_path: str = CHROMIUM) -> Any:
+    """Launch Debian's Chromium headless through Playwright's sync API."""
+    return playwright.chromium.launch(executable_path=executable_path, args=CHROMIUM_ARGS,
+                                      headless=True)
+
+
+def open_notebook(page: Any, name: str, *, wait_kernel: bool = True, reset: bool = True,
+                  timeout: float = 60_000) -> None:
+    """Open ``name`` (a path under the server's root) in JupyterLab and wait for its kernel.
+
+    The page's context must have ``base_url`` set to the server and a login cookie. With
+    ``reset`` (the default) the saved workspace is dropped, so notebooks that an earlier test
+    opened do not come back as other tabs. ``timeout`` is in milliseconds, like Playwright's.
+    """
+    page.goto(f"/lab/tree/{urllib.parse.quote(name)}" + ("?reset" if reset else ""), wait_until="domcontentloaded",
+              timeout=timeout)
+    page.locator(".jp-NotebookPanel").first.wait_for(state="visible", timeout=timeout)
+    page.locator(".jp-Notebook .jp-Cell").first.wait_for(state="visible", timeout=timeout)
+    if wait_kernel:
+        wait_kernel_idle(page, timeout=timeout)
+
+
+def wait_kernel_idle(page: Any, *, timeout: float = 60_000) -> None:
+    """Wait until the status bar reads ``Python 3 (ipykernel) | Idle`` (milliseconds).
+
+    The toolbar's execution indicator reads idle even before a kernel exists, so it is not used.
+    """
+    page.locator("#jp-main-statusbar").get_by_text(KERNEL_IDLE_TEXT, exact=False).wait_for(
+        state="visible", timeout=timeout)
+
+
+def _menu_command(page: Any, menu: str, command: str) -> None:
+    page.locator("#jp-menu-panel .lm-MenuBar-item", has_text=menu).first.click()
+    item = page.locator(f'.lm-Menu .lm-Menu-item[data-command="{command}"]').first
+    item.wait_for(state="visible", timeout=10_000)
+    item.click()
+
+
+# A Run All (started on cleared outputs) has finished when no code cell shows [*] and either
+# every non-empty code cell shows a number, or some cells stayed blank because one raised
+# (its traceback is stderr output).
+_RUN_FINISHED_JS = r"""() => {
+  const panel = '.jp-NotebookPanel:not(.lm-mod-hidden) ';
+  let numbered = 0, pending = 0, blank = 0;
+  for (const cell of document.querySelectorAll(panel + '.jp-CodeCell')) {
+    const prompt = cell.querySelector('.jp-InputPrompt')?.textContent ?? '';
+    const code = cell.querySelector('.cm-content')?.textContent ?? '';
+    if (prompt.includes('*')) pending += 1;
+    else if (/\d/.test(prompt)) numbered += 1;
+    else if (code.trim()) blank += 1;
+  }
+  const stderr = document.querySelectorAll(
+    panel + '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]').length;
+  return pending === 0 && numbered > 0 && (blank === 0 || stderr > 0);
+}"""
+
+
+# Error outputs read from the notebook's model (``window.jupyterapp``, exposed by the server
+# flag ``--LabApp.expose_app_in_browser``): in the DOM an error looks like any stderr text.
+_ERROR_TEXTS_JS = r"""() => {
+  const cells = window.jupyterapp?.shell?.currentWidget?.content?.model?.cells;
+  if (cells == null) return null;
+  const errors = [];
+  for (let i = 0; i < cells.length; i++) {
+    const cell = cells.get(i);
+    if (cell.type !== 'code') continue;
+    for (let j = 0; j < cell.outputs.length; j++) {
+      const out = cell.outputs.get(j).toJSON();
+      if (out.output_type === 'error')
+        errors.push(`cell ${i}: ${out.ename}: ${out.evalue}\n${(out.traceback ?? []).join('\n')}`);
+    }
+  }
+  return errors;
+}"""
+
+
+def run_all(page: Any, *, timeout: float = 120_000, clear_first: bool = True) -> None:
+    """Run all cells from the menus (Run -> Run All Cells) and wait until the run has finished.
+
+    Outputs are cleared first (Edit -> Clear Outputs of All Cells), so execution counts saved in
+    the file cannot pass for a finished run. Raises ``AssertionError`` with the error text when a
+    cell raised. ``timeout`` is in milliseconds.
+    """
+    if clear_first:
+        _menu_command(page, "Edit", "editmenu:clear-all")
+    _menu_command(page, "Run", "runmenu:run-all")
+    page.wait_for_function(_RUN_FINISHED_JS, timeout=timeout, polling=100)
+    wait_kernel_idle(page, timeout=timeout)
+    errors = notebook_errors(page)
+    if errors:
+        raise AssertionError("a cell raised during Run All:\n" + "\n---\n".join(errors))
+
+
+def notebook_errors(page: Any) -> list[str]:
+    """Errors shown in the current notebook, one ``"cell I: Name: value\\ntraceback"`` each."""
+    errors = page.evaluate(_ERROR_TEXTS_JS)
+    if errors is None:
+        raise AssertionError("no notebook is the current widget of JupyterLab")
+    return [_ANSI.sub("", text) for text in errors]
+
+
+def assert_no_widget_errors(page: Any) -> None:
+    """Fail if any widget shows the red 'failed to render' box."""
+    boxes = page.locator(".jupyter-widgets-error-widget")
+    count = boxes.count()
+    if count:
+        texts = [boxes.nth(i).inner_text() for i in range(count)]
+        raise AssertionError(f"{count} widget(s) failed to render: {texts}")
+
+
+_SOURCE_LENGTHS_JS = r"""() => {
+  const B = window.Bokeh;
+  if (B == null || B.index == null) return null;
+  const index = B.index;
+  let roots;
+  if (typeof index[Symbol.iterator] === 'function') roots = [...index];   // Bokeh 3: ViewManager
+  else if (index instanceof Map) roots = [...index.values()];
+  else roots = Object.values(index);                                     // Bokeh 2: {id: view}
+  // Each shown object has a document with several roots (Bokeh 3 adds a Notifications root):
+  // visit each document once.
+  const docs = new Set(roots.map((view) => view.model.document).filter((doc) => doc != null));
+  const out = [];
+  for (const doc of docs) {
+    for (const m of doc.all_models) {
+      if (typeof m.get_length === 'function' && m.data != null) {
+        out.push({id: m.id, name: m.name ?? null, type: m.type, length: m.get_length() ?? 0});
+      }
+    }
+  }
+  return out;
+}"""
+
+
+def bokeh_source_lengths(page: Any) -> list[dict[str, Any]]:
+    """Rows in each Bokeh data source the browser shows, as
+    ``[{"id": "p1008", "name": "losses", "type": "ColumnDataSource", "length": 42}, ...]``.
+
+    Reads the browser's copy (what streaming delivered), not the kernel's. One entry per source
+    per shown document, so a figure shown twice lists its sources twice. Returns ``[]`` when
+    BokehJS is loaded but shows nothing; raises ``AssertionError`` when BokehJS is not loaded.
+    Give sources a ``name=`` in the figure builders to find them here.
+    """
+    result = page.evaluate(_SOURCE_LENGTHS_JS)
+    if result is None:
+        raise AssertionError("BokehJS is not loaded in the page (window.Bokeh is missing)")
+    return result
+
+
+def click_button(page: Any, text: str, *, timeout: float = 10_000) -> None:
+    """Click the one widget button in the notebook's outputs whose label is exactly ``text``."""
+    button = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").get_by_role(
+        "button", name=text, exact=True)
+    button.click(timeout=timeout)
