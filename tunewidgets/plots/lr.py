@@ -29,13 +29,12 @@ import pandas as pd
 from bokeh.models import ColumnDataSource, DataRange1d, LabelSet, Span
 
 from tunewidgets.plots._common import (
-    CHOSEN_COLOR, RAW_COLOR, SMOOTH_COLOR, add_hover, finite_or_nan, fmt_lr, method_color,
-    new_figure, source,
+    CHOSEN_COLOR, RAW_COLOR, SMOOTH_COLOR, add_hover, finite_or_nan, fmt_lr, method_color, new_figure,
 )
 
 __all__ = [
     "CURVE", "MARKERS", "BAND", "CHOSEN", "CURVE_COLUMNS", "LRPlotData",
-    "lr_plot_data", "marker_columns", "band_columns", "live_lr_figure", "show_lr_data",
+    "lr_plot_data", "marker_columns", "band_columns", "live_lr_figure", "lr_parts", "show_lr_data",
     "set_chosen_lr", "lr_range_figure",
 ]
 
@@ -153,17 +152,31 @@ def live_lr_figure(title: str | None = "LR range test", *, height: int = 320, wi
     return fig
 
 
+def lr_parts(fig: Any) -> dict[str, Any]:
+    """The named parts of a figure from :func:`live_lr_figure`: its three sources and the chosen-lr span.
+
+    Finding models walks the whole figure; a widget that updates often looks them up once.
+    """
+    parts = {m.name: m for m in fig.references() if m.name in (CURVE, MARKERS, BAND, CHOSEN)}
+    missing = sorted({CURVE, MARKERS, BAND, CHOSEN} - set(parts))
+    if missing:
+        raise KeyError(f"not a figure from live_lr_figure(): it has no part(s) named {missing}")
+    return parts
+
+
 def show_lr_data(fig: Any, data: LRPlotData, *, curve: bool = True) -> None:
-    """Put ``data`` into a figure from :func:`live_lr_figure` (``curve=False`` keeps its curve)."""
+    """Put ``data`` into a figure from :func:`live_lr_figure` (or its :func:`lr_parts`);
+    ``curve=False`` keeps the curve it has."""
+    parts = fig if isinstance(fig, Mapping) else lr_parts(fig)
     if curve:
-        source(fig, CURVE).data = dict(data.curve)
-    source(fig, MARKERS).data = dict(data.markers)
-    source(fig, BAND).data = dict(data.band)
+        parts[CURVE].data = dict(data.curve)
+    parts[MARKERS].data = dict(data.markers)
+    parts[BAND].data = dict(data.band)
 
 
 def set_chosen_lr(fig: Any, lr: float | None) -> None:
-    """Draw the chosen lr as a dotted vertical line, or hide it for None."""
-    span = fig.select_one({"name": CHOSEN})
+    """Draw the chosen lr as a dotted vertical line, or hide it for None (``fig``: a figure or its parts)."""
+    span = (fig if isinstance(fig, Mapping) else lr_parts(fig))[CHOSEN]
     if lr is None or not _is_positive(lr):
         span.visible = False
         return

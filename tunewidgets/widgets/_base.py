@@ -17,7 +17,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Unicode
 
-from tunewidgets.widgets._bokeh import ensure_bokehjs
+from tunewidgets.widgets._bokeh import ensure_bokehjs, in_kernel
 from tunewidgets.widgets._session import BackgroundSession, Worker
 from tunewidgets.widgets._ui import ErrorArea, RunBar, status_html
 
@@ -31,6 +31,7 @@ class BackgroundWidget(widgets.VBox):
                                   "(bad settings: nothing started)")
 
     def __init__(self, *, interval: float = 0.25, run_label: str = "Run", **kwargs: Any) -> None:
+        self._resent = False
         self.session = BackgroundSession(on_records=self._handle_records, on_done=self._handle_done,
                                          interval=interval)
         self.run_bar = RunBar(run_label=run_label)
@@ -53,6 +54,9 @@ class BackgroundWidget(widgets.VBox):
     def _on_finish(self, session: BackgroundSession) -> None:
         """Show the final state (the base then sets status and buttons)."""
 
+    def _refresh_views(self) -> None:
+        """Re-render the Bokeh views from their figures now (see ``_bokeh.refresh``)."""
+
     # -- public ---------------------------------------------------------------------------
     def run(self) -> bool:
         """Check the controls and start in the background; False (error shown) if they are bad."""
@@ -67,6 +71,7 @@ class BackgroundWidget(widgets.VBox):
             self._set_status("invalid", str(exc))
             return False
         self._on_start()
+        self._resent = False
         self.session.start(worker)
         self.run_bar.set_running(True)
         self._set_status("running", "running...")
@@ -81,7 +86,26 @@ class BackgroundWidget(widgets.VBox):
 
     def wait(self, timeout: float | None = None) -> Any:
         """Block until the run is over, draining here when no event loop does; returns its result."""
-        return self.session.wait(timeout)
+        result = self.session.wait(timeout)
+        self._after_wait()
+        return result
+
+    async def wait_async(self) -> Any:
+        """``await widget.wait_async()`` in a notebook cell: wait without blocking the kernel.
+
+        A notebook executed top to bottom (nbclient, nbconvert) saves the widget state that
+        cells send: end it with this so the saved notebook shows the final plots.
+        """
+        result = await self.session.wait_async()
+        self._after_wait()
+        return result
+
+    def _after_wait(self) -> None:
+        # the final re-render went out from the loop task, tagged with the cell that started
+        # the run; send it again from the waiting cell so a notebook executor keeps it
+        if self.session.finished_on_loop and not self._resent and in_kernel():
+            self._resent = True
+            self._refresh_views()
 
     @property
     def error(self) -> BaseException | None:

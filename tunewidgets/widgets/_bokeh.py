@@ -13,6 +13,8 @@ Example:
     >>> view = bokeh_widget(fig)
     >>> refresh(view) is view
     True
+    >>> '"render_items"' in view.get_state()["render_bundle"]
+    True
 """
 from __future__ import annotations
 
@@ -53,15 +55,46 @@ def bokeh_widget(fig: Any, **layout: Any) -> Any:
     """A ``jupyter_bokeh.BokehModel`` showing ``fig``; streams to its sources reach the page."""
     from jupyter_bokeh import BokehModel
 
+    global _FigureView
+    if _FigureView is None:
+        _FigureView = _make_view_class(BokehModel)
     ensure_bokehjs()
-    view = BokehModel(fig)
-    if layout:
-        for key, value in layout.items():
-            setattr(view.layout, key, value)
+    view = _FigureView(fig)
+    for key, value in layout.items():
+        setattr(view.layout, key, value)
     return view
 
 
-def refresh(view: Any) -> Any:
-    """Re-render ``view`` from its figure's current state (for saved notebooks and exports)."""
-    view.update_from_model(view._model)
+def refresh(view: Any, now: bool | None = None) -> Any:
+    """Re-render ``view`` from its figure's current state (for saved notebooks and exports).
+
+    In a kernel (``now`` None) it re-renders at once, so the page and its saved widget state
+    show the final plot. Outside one nobody is looking: it re-renders when its state is next
+    read (``view.get_state()``, as an export does), so headless runs pay nothing for it.
+    """
+    if now is None:
+        now = in_kernel()
+    if now or not hasattr(view, "_stale"):
+        view.update_from_model(view._model)
+        view._stale = False
+    else:
+        view._stale = True
     return view
+
+
+_FigureView: Any = None
+
+
+def _make_view_class(base: type) -> type:
+    class FigureView(base):  # type: ignore[misc, valid-type]
+        """A BokehModel that can defer re-rendering from its figure until its state is read."""
+
+        _stale = False
+
+        def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
+            if self._stale:
+                self._stale = False
+                self.update_from_model(self._model)
+            return super().get_state(key, drop_defaults)
+
+    return FigureView

@@ -67,6 +67,8 @@ class BackgroundSession:
         self.error_traceback = ""
         self.records_seen = 0
         self.ticks = 0
+        self.drain_seconds = 0.0
+        self.finished_on_loop = False
         self.started_at: float | None = None
         self.elapsed = 0.0
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -74,6 +76,7 @@ class BackgroundSession:
         self._worker_done = threading.Event()
         self._finished = threading.Event()
         self._closing = False
+        self._loop_tick = False
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = threading.RLock()
@@ -109,6 +112,8 @@ class BackgroundSession:
             self.status = "running"
             self.result, self.error, self.error_traceback = None, None, ""
             self.records_seen = self.ticks = 0
+            self.drain_seconds = 0.0
+            self.finished_on_loop = False
             self._queue = queue.SimpleQueue()
             self._stop = threading.Event()
             self._worker_done = threading.Event()
@@ -160,38 +165,49 @@ class BackgroundSession:
         """One tick: hand all queued records to ``on_records``; finish if the worker is done.
 
         Returns the number of records handed over. Call it from the thread that owns the UI.
+        The time spent here adds up in ``drain_seconds`` (the UI's share of a run).
         """
         with self._lock:
             if self._closing or self.status == "idle":
                 return 0
-            worker_done = self._worker_done.is_set()  # read before emptying the queue
-            records = []
-            while True:
+            t0 = time.perf_counter()
+            try:
+                return self._drain()
+            finally:
+                self.drain_seconds += time.perf_counter() - t0
+
+    def _drain(self) -> int:
+        worker_done = self._worker_done.is_set()  # read before emptying the queue
+        records = []
+        while True:
+            try:
+                records.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        self.ticks += 1
+        if records:
+            self.records_seen += len(records)
+            if self.on_records is not None:
                 try:
-                    records.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            self.ticks += 1
-            if records:
-                self.records_seen += len(records)
-                if self.on_records is not None:
-                    try:
-                        self.on_records(records)
-                    except Exception as exc:  # a UI bug must not be lost in a loop task
-                        self._fail(exc)
-                        self._stop.set()
-            if worker_done:
-                self._finish()
-            return len(records)
+                    self.on_records(records)
+                except Exception as exc:  # a UI bug must not be lost in a loop task
+                    self._fail(exc)
+                    self._stop.set()
+        if worker_done:
+            self._finish()
+        return len(records)
 
     async def _drain_on_loop(self) -> None:
         while not self.done:
             await asyncio.sleep(self.interval)
+            self._loop_tick = True
             try:
                 self.drain()
             except Exception:  # pragma: no cover - drain itself catches callback errors
                 _log.exception("tunewidgets: draining the worker's records failed")
                 return
+            finally:
+                self._loop_tick = False
 
     # -- worker side ----------------------------------------------------------------------
     def _run_worker(self, worker: Worker) -> None:
@@ -215,6 +231,7 @@ class BackgroundSession:
         else:
             self.status = "finished"
         self.elapsed = time.perf_counter() - (self.started_at or time.perf_counter())
+        self.finished_on_loop = self._loop_tick
         self._closing = True
         try:
             if self.on_done is not None:

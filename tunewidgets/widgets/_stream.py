@@ -14,13 +14,15 @@ Example:
     >>> for i in range(10):
     ...     cap.push({"x": [i], "y": [i * i]})
     >>> cap.finish()
-    >>> src.data["x"], cap.stride
+    >>> src.data["x"].tolist(), cap.stride
     ([0, 4, 8, 9], 4)
 """
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+import numpy as np
 
 __all__ = ["CappedStream", "columns_of"]
 
@@ -73,8 +75,10 @@ class CappedStream:
         if len(self._index) > self.max_points:
             self._thin()
             self._send_all()
+        elif len(self._index) == len(keep):  # the first rows: send them whole, with their dtypes
+            self._send_all()
         elif keep:
-            self.source.stream(new)
+            self.source.stream(_arrays(new))
             self.sends += 1
 
     def finish(self) -> None:
@@ -92,7 +96,7 @@ class CappedStream:
                 del self._shown[name][-2]
             self._send_all()
         else:
-            self.source.stream({name: [row[name]] for name in self.names})
+            self.source.stream(_arrays({name: [row[name]] for name in self.names}))
             self.sends += 1
 
     def _thin(self) -> None:
@@ -103,5 +107,14 @@ class CappedStream:
             self._shown = {name: [col[k] for k in keep] for name, col in self._shown.items()}
 
     def _send_all(self) -> None:
-        self.source.data = {name: list(col) for name, col in self._shown.items()}
+        self.source.data = _arrays(self._shown)
         self.sends += 1
+
+
+def _arrays(columns: Mapping[str, Sequence[Any]]) -> dict[str, Any]:
+    """Numeric columns as numpy arrays (sent as binary), others as lists."""
+    out: dict[str, Any] = {}
+    for name, values in columns.items():
+        arr = np.asarray(values)
+        out[name] = arr if arr.dtype.kind in "biuf" else list(values)
+    return out

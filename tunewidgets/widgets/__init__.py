@@ -1,0 +1,16 @@
+"""Jupyter widgets: controls that build configs, live Bokeh plots fed by a background run.
+
+Importing this package loads ipywidgets, Bokeh and jupyter_bokeh; ``import tunewidgets``
+does not (``tw.widgets`` is imported on first use).
+
+Example:
+    >>> import tunewidgets as tw
+    >>> finder = tw.widgets.LRFinder(tw.tasks.spirals(), num_iter=20, device="cpu")
+    >>> finder.status, finder.lr is None
+    ('idle', True)
+"""
+from __future__ import annotations
+
+from tunewidgets.widgets.lr_finder import LRFinder
+
+__all__ = ["LRFinder"]

@@ -1,0 +1,332 @@
+"""``LRFinder``: run an LR range test from sliders, watch the loss curve grow, pick a learning rate.
+
+Example (headless, as in a script or a test; in a notebook, show ``finder`` and press Run):
+    >>> import tunewidgets as tw
+    >>> finder = tw.widgets.LRFinder(tw.tasks.spirals(), num_iter=30, device="cpu")
+    >>> finder.run(), finder.wait() is finder.result
+    (True, True)
+    >>> finder.status, finder.lr == finder.result.suggested
+    ('finished', True)
+    >>> finder.config(epochs=2).lr == finder.lr
+    True
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+from typing import Any
+
+import ipywidgets as widgets
+from bokeh.events import Tap
+from traitlets import Any as AnyTrait
+from traitlets import Float, TraitError, observe, validate
+
+from tunewidgets.engine.config import TrainConfig
+from tunewidgets.engine.optimizers import OPTIMIZERS, check_optimizer
+from tunewidgets.engine.task import Task
+from tunewidgets.plots._common import finite_or_nan, fmt_lr
+from tunewidgets.plots.lr import (
+    CURVE, CURVE_COLUMNS, live_lr_figure, lr_parts, lr_plot_data, set_chosen_lr, show_lr_data,
+)
+from tunewidgets.widgets._base import BackgroundWidget
+from tunewidgets.widgets._bokeh import bokeh_widget, refresh
+from tunewidgets.widgets._session import BackgroundSession, Worker
+from tunewidgets.widgets._stream import CappedStream, columns_of
+
+__all__ = ["LRFinder", "MODES"]
+
+MODES = ("exp", "linear")
+CUSTOM = "custom"
+_EXP_MIN, _EXP_MAX = -10.0, 2.0
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
+# set by the controls or by the widget itself, so not accepted as extra settings
+_OWN_SETTINGS = {"task", "optimizer", "start_lr", "end_lr", "num_iter", "mode", "smoothing", "stop", "on_step"}
+
+
+class LRFinder(BackgroundWidget):
+    """An LR range test with controls, a live loss-vs-lr plot and a learning-rate picker.
+
+    Args:
+        task: the :class:`tunewidgets.Task` to test (a fresh model is built for each run).
+        start_lr, end_lr, num_iter, optimizer, smoothing, mode: the controls' first values
+            (see :func:`tunewidgets.lr_range_test`).
+        max_points: the plot keeps at most this many points of a long test (thinned evenly).
+        interval: seconds between plot updates while the test runs.
+        **test_kwargs: passed on to ``lr_range_test`` (e.g. ``device``, ``momentum``,
+            ``weight_decay``, ``seed``, ``model``); TrainConfig fields among them also go into
+            :meth:`config`.
+
+    After a run, ``lr`` holds the suggested learning rate; pick another suggestion from the
+    list, set the "chosen lr" slider or click the plot. ``config()`` hands it on as a
+    :class:`~tunewidgets.TrainConfig`.
+    """
+
+    lr = Float(None, allow_none=True, help="The chosen learning rate: the suggestion after a run, a pick "
+                                           "from the list or the slider, or a click on the plot.")
+    result = AnyTrait(None, allow_none=True, help="The last LRRangeTestResult, or None before a run ends.")
+
+    def __init__(self, task: Task, *, start_lr: float = 1e-7, end_lr: float = 1.0, num_iter: int = 100,
+                 optimizer: str = "sgd", smoothing: float = 0.98, mode: str = "exp",
+                 max_points: int = 2000, interval: float = 0.25, **test_kwargs: Any) -> None:
+        if not isinstance(task, Task):
+            raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "
+                            "e.g. LRFinder(tw.tasks.digits())")
+        check_optimizer(optimizer)
+        if mode not in MODES:
+            raise ValueError(f"mode: unknown ramp {mode!r}; use 'exp' or 'linear'")
+        _check_range(start_lr, end_lr)
+        _check_test_kwargs(test_kwargs)
+        self.task = task
+        self.test_kwargs = dict(test_kwargs)
+        super().__init__(interval=interval, run_label="Run test")
+        self._building = True
+
+        # -- controls -------------------------------------------------------------------
+        style = {"description_width": "90px"}
+        self.lr_range = widgets.FloatRangeSlider(
+            value=(_clamp_exp(start_lr), _clamp_exp(end_lr)), min=_EXP_MIN, max=_EXP_MAX, step=0.1,
+            description="LR range", readout=False, style=style, layout=widgets.Layout(width="360px"),
+            tooltip="log10 of the first and last learning rate")
+        self.lr_range_label = widgets.HTML()
+        self.iterations = widgets.BoundedIntText(value=num_iter, min=2, max=1_000_000, description="iterations",
+                                                 style=style, layout=widgets.Layout(width="200px"))
+        self.optimizer = widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer",
+                                          style=style, layout=widgets.Layout(width="220px"))
+        self.smoothing = widgets.FloatSlider(value=smoothing, min=0.0, max=0.999, step=0.001,
+                                             readout_format=".3f", description="smoothing", style=style)
+        self.mode = widgets.ToggleButtons(options=list(MODES), value=mode, description="ramp", style=style,
+                                          tooltips=["even steps in log lr (usual)", "even steps in lr"])
+        self._start_lr, self._end_lr = float(start_lr), float(end_lr)  # exact until the slider moves
+        self._total = int(num_iter)
+        self.lr_range.observe(self._on_range_change, names="value")
+        self._show_range()
+
+        # -- plot and picker ------------------------------------------------------------
+        self.figure = live_lr_figure()
+        self._parts = lr_parts(self.figure)
+        self.curve = CappedStream(self._parts[CURVE], max_points=max_points)
+        self.figure.on_event(Tap, self._on_tap)
+        self.plot = bokeh_widget(self.figure)
+        self.pick = widgets.Dropdown(options=[("(run the test first)", CUSTOM)], value=CUSTOM,
+                                     description="use", style={"description_width": "40px"},
+                                     layout=widgets.Layout(width="240px"))
+        self.chosen = widgets.FloatLogSlider(value=1e-3, base=10, min=_EXP_MIN, max=_EXP_MAX, step=0.01,
+                                             readout_format=".2e", description="chosen lr", style=style)
+        self.pick.observe(self._on_pick, names="value")
+        self.chosen.observe(self._on_chosen, names="value")
+        hint = widgets.HTML('<span style="color:#666">or click the plot at an lr</span>')
+
+        self.children = [
+            widgets.HBox([self.lr_range, self.lr_range_label]),
+            widgets.HBox([self.iterations, self.optimizer]),
+            widgets.HBox([self.smoothing, self.mode]),
+            self.run_bar,
+            self.error_area,
+            self.plot,
+            widgets.HBox([self.pick, self.chosen, hint], layout=widgets.Layout(align_items="center")),
+            self.status_line,
+        ]
+        self._building = False
+
+    # -- public ---------------------------------------------------------------------------
+    @property
+    def start_lr(self) -> float:
+        return self._start_lr
+
+    @property
+    def end_lr(self) -> float:
+        return self._end_lr
+
+    def set_range(self, start_lr: float, end_lr: float) -> None:
+        """Set the LR range exactly (the slider shows it rounded to its step)."""
+        _check_range(start_lr, end_lr)
+        self.lr_range.value = (_clamp_exp(start_lr), _clamp_exp(end_lr))
+        self._start_lr, self._end_lr = float(start_lr), float(end_lr)
+        self._show_range()
+
+    def test_settings(self) -> dict[str, Any]:
+        """The keyword arguments the controls give ``lr_range_test`` (raises ValueError if bad)."""
+        start, end = self._start_lr, self._end_lr
+        if not start < end:
+            raise ValueError(f"LR range: the start ({fmt_lr(start)}) must be below the end ({fmt_lr(end)}); "
+                             "widen the range, e.g. 1e-7 to 1")
+        return {"optimizer": self.optimizer.value, "start_lr": start, "end_lr": end,
+                "num_iter": int(self.iterations.value), "mode": self.mode.value,
+                "smoothing": float(self.smoothing.value), **self.test_kwargs}
+
+    def config(self, base: TrainConfig | None = None, **overrides: Any) -> TrainConfig:
+        """A TrainConfig with the chosen ``lr``, the tested optimizer and its settings, plus ``overrides``.
+
+        ``base`` (default: the ``config`` given to the finder, if any) supplies the other fields.
+        """
+        if self.lr is None:
+            raise ValueError("lr: no learning rate chosen yet; run the test (finder.run()) or set finder.lr")
+        if base is None:
+            base = self.test_kwargs.get("config")
+        if base is not None and not isinstance(base, TrainConfig):
+            raise TypeError(f"base: expected a TrainConfig, got {type(base).__name__}")
+        fields = {k: self.test_kwargs[k] for k in ("device", "seed", "batch_size", "amp")
+                  if self.test_kwargs.get(k) is not None}
+        if self.test_kwargs.get("accum_steps") is not None:
+            fields["grad_accum"] = self.test_kwargs["accum_steps"]
+        extra = dict(self.test_kwargs.get("optimizer_kwargs") or {})
+        fields.update({k: extra.pop(k) for k in list(extra) if k in _CONFIG_FIELDS})
+        if extra:
+            fields["optimizer_kwargs"] = extra
+        fields.update(optimizer=self.optimizer.value, lr=float(self.lr))
+        fields.update(overrides)
+        return TrainConfig(**fields) if base is None else base.replace(**fields)
+
+    # -- BackgroundWidget hooks -----------------------------------------------------------
+    def _prepare(self) -> Worker:
+        settings = self.test_settings()
+        from tunewidgets.lr import lr_range_test
+
+        task = self.task
+
+        def worker(emit: Any, stop: Any) -> Any:
+            return lr_range_test(task, stop=stop, on_step=emit, **settings)
+
+        self._total = settings["num_iter"]
+        return worker
+
+    def _on_start(self) -> None:
+        self.curve.reset()
+        show_lr_data(self._parts, lr_plot_data({"lr": [], "loss": []}), curve=False)
+        self.result = None
+        self.run_bar.set_progress(0, self._total, f"0 / {self._total}")
+
+    def _on_records(self, records: list[dict[str, Any]]) -> None:
+        rows = columns_of(records, CURVE_COLUMNS)
+        for name in ("lr", "loss", "smoothed"):
+            rows[name] = finite_or_nan(rows[name])
+        self.curve.push(rows)
+        last = records[-1]
+        done = int(last.get("iteration", self.session.records_seen - 1)) + 1
+        self.run_bar.set_progress(done, self._total, f"{done} / {self._total} · lr {fmt_lr(last.get('lr'))}"
+                                                     f" · loss {_fmt_loss(last.get('smoothed'))}")
+
+    def _on_finish(self, session: BackgroundSession) -> None:
+        self.curve.finish()
+        result = session.result
+        if result is None:
+            refresh(self.plot)
+            return
+        show_lr_data(self._parts, lr_plot_data(result), curve=False)
+        self.result = result
+        methods = [(f"{m} ({fmt_lr(v)})", m) for m, v in result.suggestions.items() if v is not None]
+        self._building = True
+        self.pick.options = methods + [(CUSTOM, CUSTOM)]
+        self._building = False
+        if result.suggested is not None:
+            best = result.method if result.suggestions.get(result.method) == result.suggested else None
+            self.lr = float(result.suggested)
+            self.pick.value = best or next((m for _, m in methods if result.suggestions[m] == self.lr), CUSTOM)
+        n = len(result)
+        self.run_bar.set_progress(n, self._total, f"{n} / {self._total}")
+        self._set_status(session.status, _summary(session, result))
+        refresh(self.plot)
+
+    def _refresh_views(self) -> None:
+        refresh(self.plot, now=True)
+
+    # -- picking --------------------------------------------------------------------------
+    @validate("lr")
+    def _check_lr(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and not _positive(value):
+            raise TraitError(f"lr: must be a finite number > 0, got {value!r}; e.g. finder.lr = 3e-3")
+        return value
+
+    @observe("lr")
+    def _lr_changed(self, change: Any) -> None:
+        value = change["new"]
+        set_chosen_lr(self._parts, value)
+        if value is not None and not math.isclose(self.chosen.value, value, rel_tol=1e-9):
+            self._building = True
+            self.chosen.value = value
+            self._building = False
+        if value is not None and self.result is not None:
+            match = [m for m, v in self.result.suggestions.items() if v is not None and math.isclose(v, value)]
+            if self.pick.value not in match:
+                self.pick.value = match[0] if match else CUSTOM
+
+    def _on_pick(self, change: Any) -> None:
+        if self._building or self.result is None or change["new"] == CUSTOM:
+            return
+        value = self.result.suggestions.get(change["new"])
+        if value is not None:
+            self.lr = float(value)
+
+    def _on_chosen(self, change: Any) -> None:
+        if not self._building:
+            self.lr = float(change["new"])
+
+    def _on_tap(self, event: Any) -> None:
+        if event.x is not None and _positive(event.x):
+            self.lr = float(event.x)
+
+    # -- range control --------------------------------------------------------------------
+    def _on_range_change(self, change: Any) -> None:
+        lo, hi = change["new"]
+        self._start_lr, self._end_lr = 10.0 ** lo, 10.0 ** hi
+        self._show_range()
+
+    def _show_range(self) -> None:
+        self.lr_range_label.value = f"{fmt_lr(self._start_lr)} &rarr; {fmt_lr(self._end_lr)}"
+
+
+def _check_range(start_lr: Any, end_lr: Any) -> None:
+    for name, value in (("start_lr", start_lr), ("end_lr", end_lr)):
+        if not _positive(value):
+            raise ValueError(f"{name}: must be a finite number > 0, got {value!r}; e.g. {name}=1e-3")
+    if not start_lr < end_lr:
+        raise ValueError(f"start_lr: must be below end_lr ({fmt_lr(end_lr)}), got {fmt_lr(start_lr)}; "
+                         "e.g. start_lr=1e-7, end_lr=1")
+
+
+def _check_test_kwargs(kwargs: dict[str, Any]) -> None:
+    from tunewidgets.lr import lr_range_test
+
+    taken = set(inspect.signature(lr_range_test).parameters) - _OWN_SETTINGS
+    unknown = sorted(set(kwargs) - taken)
+    if unknown:
+        raise TypeError(f"LRFinder: unknown setting(s) {unknown} for lr_range_test; it also takes "
+                        f"{sorted(taken - {'task'})}")
+
+
+def _positive(value: Any) -> bool:
+    try:
+        f = float(value)
+    except (TypeError, ValueError):
+        return False
+    return math.isfinite(f) and f > 0 and not isinstance(value, bool)
+
+
+def _clamp_exp(lr: float) -> float:
+    return min(max(math.log10(float(lr)), _EXP_MIN), _EXP_MAX)
+
+
+def _fmt_loss(value: Any) -> str:
+    try:
+        return f"{float(value):.4g}"
+    except (TypeError, ValueError):
+        return "-"
+
+
+def _summary(session: BackgroundSession, result: Any) -> str:
+    n = len(result)
+    reason = result.stop_reason
+    if session.status == "stopped":
+        text = f"stopped at step {n}"
+    elif reason in ("diverged", "nonfinite"):
+        text = f"{n} steps; ended early ({'loss diverged' if reason == 'diverged' else 'loss not finite'})"
+    else:
+        text = f"{n} steps"
+    text += f" in {session.elapsed:.1f} s"
+    if result.suggested is not None:
+        text += f"; suggested lr {fmt_lr(result.suggested)} ({result.method})"
+    if result.warning:
+        text += f". Note: {result.warning}"
+    return text
