@@ -1,0 +1,71 @@
+"""Checks of the range test's settings, run before any work; each error names field, value and fix."""
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+__all__ = ["MODES", "check_settings", "lr_ramp"]
+
+MODES = ("exp", "linear")
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, (bool, np.bool_))
+
+
+def _whole(name: str, v: Any, low: int, fix: str) -> int:
+    if isinstance(v, (bool, np.bool_)) or not isinstance(v, (int, np.integer)):
+        raise TypeError(f"{name}: expected a whole number >= {low}, got {v!r}; {fix}")
+    if v < low:
+        raise ValueError(f"{name}: must be >= {low}, got {v}; {fix}")
+    return int(v)
+
+
+def check_settings(*, start_lr: Any, end_lr: Any, num_iter: Any, mode: Any, smoothing: Any,
+                   diverge: Any, accum_steps: Any, val_every: Any, amp: Any, stop: Any,
+                   on_step: Any) -> dict[str, Any]:
+    """Validate the plain settings; returns them normalised (floats, ints)."""
+    if not _is_number(start_lr) or not math.isfinite(start_lr) or start_lr <= 0:
+        raise ValueError(f"start_lr: must be a finite number > 0, got {start_lr!r}; e.g. start_lr=1e-7")
+    if not _is_number(end_lr) or not math.isfinite(end_lr) or end_lr <= start_lr:
+        raise ValueError(f"end_lr: must be a finite number > start_lr ({start_lr!r}), got {end_lr!r}; "
+                         "e.g. end_lr=1.0 (or 10 for adaptive optimizers)")
+    num_iter = _whole("num_iter", num_iter, 2, "the ramp needs a first and a last step; e.g. num_iter=100")
+    if mode not in MODES:
+        raise ValueError(f"mode: unknown ramp {mode!r}; use 'exp' (even steps in log lr, the usual choice) "
+                         "or 'linear'")
+    if not _is_number(smoothing) or not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing: must be a number in [0, 1), got {smoothing!r}; 0.98 is usual, 0 turns "
+                         "smoothing off")
+    if not _is_number(diverge) or math.isnan(diverge) or diverge <= 1:
+        raise ValueError(f"diverge: must be a number > 1 (stop when the smoothed loss passes diverge x the "
+                         f"best), got {diverge!r}; e.g. diverge=4, or math.inf to never stop on it")
+    accum_steps = _whole("accum_steps", accum_steps, 1, "e.g. accum_steps=4 to average 4 mini-batches per step")
+    val_every = _whole("val_every", val_every, 1, "e.g. val_every=5 to evaluate every 5th step")
+    if amp not in (False, True, "bf16", "fp16") or isinstance(amp, int) and not isinstance(amp, bool):
+        raise ValueError(f"amp: must be False, True, 'bf16' or 'fp16', got {amp!r}")
+    if stop is not None and not callable(getattr(stop, "is_set", None)):
+        raise TypeError(f"stop: expected a threading.Event (anything with is_set()), got {stop!r}")
+    if on_step is not None and not callable(on_step):
+        raise TypeError(f"on_step: expected a callable taking one dict, got {on_step!r}")
+    return {"start_lr": float(start_lr), "end_lr": float(end_lr), "num_iter": num_iter, "mode": mode,
+            "smoothing": float(smoothing), "diverge": float(diverge), "accum_steps": accum_steps,
+            "val_every": val_every, "amp": amp}
+
+
+def lr_ramp(start_lr: float, end_lr: float, num_iter: int, mode: str) -> np.ndarray:
+    """The lr of each step: ``exp``: ``start * (end/start) ** (i/(n-1))``;
+    ``linear``: ``start + (end - start) * i/(n-1)``; the first is ``start``, the last ``end``.
+
+    >>> lr_ramp(1e-3, 1.0, 4, "exp").round(6).tolist()
+    [0.001, 0.01, 0.1, 1.0]
+    """
+    t = np.arange(num_iter, dtype=float) / (num_iter - 1)
+    if mode == "exp":
+        lrs = start_lr * (end_lr / start_lr) ** t
+    else:
+        lrs = start_lr + (end_lr - start_lr) * t
+    lrs[0], lrs[-1] = start_lr, end_lr
+    return lrs
