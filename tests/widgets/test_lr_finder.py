@@ -111,6 +111,7 @@ def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
     f = finder(task, num_iter=40)
     assert f.run() is True
     assert f.status == "running" and f.run_bar.run_button.disabled and not f.run_bar.stop_button.disabled
+    assert f.iterations.disabled and f.lr_range.disabled  # settings stay as the run started
     res = f.wait(timeout=60)
     assert f.status == "finished" and res is f.result and isinstance(res, tw.LRRangeTestResult)
     curve = f.figure.select_one({"name": CURVE}).data
@@ -131,6 +132,7 @@ def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
         res.suggested, "sgd", 2, "cpu")
     assert (f.run_bar.progress.value, f.run_bar.progress.max) == (40, 40)
     assert not f.run_bar.run_button.disabled and f.run_bar.stop_button.disabled
+    assert not f.iterations.disabled and not f.optimizer.disabled
     assert "40 steps" in f.status_line.value and not f.error_area.visible
     # the widget was re-rendered from its figure, so a saved notebook shows the final plot
     np.testing.assert_allclose(bundle_data(f.plot, CURVE)["lr"], res.lrs)
@@ -198,6 +200,7 @@ def test_an_error_in_the_test_shows_in_the_widget(task):
     assert "RuntimeError: forward failed: shapes do not match" in f.error_area.message
     assert "<details><summary>Traceback</summary>" in f.error_area.value and "forward" in f.error_area.value
     assert "failed" in f.status_line.value and not f.run_bar.run_button.disabled and f.lr is None
+    assert not f.lr_range.disabled
 
 
 def test_picking_an_lr_from_the_list_the_slider_and_the_plot(task):
@@ -265,3 +268,13 @@ def test_bad_arguments_fail_before_anything_is_built(task, kwargs, error, words)
     with pytest.raises(error) as info:
         LRFinder(kwargs.pop("task"), **kwargs)
     assert words in str(info.value)
+
+
+def test_the_buttons_run_and_stop(task):
+    f = finder(task, num_iter=5000, end_lr=1e-2)
+    f.run_bar.run_button.click()
+    assert f.status == "running" and f.session.running
+    f.run_bar.stop_button.click()  # on the UI thread: the UI says so at once
+    assert f.status == "stopping" and f.run_bar.stop_button.disabled and "stopping" in f.status_line.value
+    res = f.wait(timeout=60)
+    assert f.status == "stopped" and res.stop_reason == "stopped" and len(res) < 5000

@@ -27,7 +27,8 @@ from tunewidgets.engine.optimizers import OPTIMIZERS, check_optimizer
 from tunewidgets.engine.task import Task
 from tunewidgets.plots._common import finite_or_nan, fmt_lr
 from tunewidgets.plots.lr import (
-    CURVE, CURVE_COLUMNS, live_lr_figure, lr_parts, lr_plot_data, set_chosen_lr, show_lr_data,
+    CURVE, CURVE_COLUMNS, LRPlotData, band_columns, live_lr_figure, lr_parts, marker_columns, set_chosen_lr,
+    show_lr_data,
 )
 from tunewidgets.widgets._base import BackgroundWidget
 from tunewidgets.widgets._bokeh import bokeh_widget, refresh
@@ -101,6 +102,7 @@ class LRFinder(BackgroundWidget):
         self._total = int(num_iter)
         self.lr_range.observe(self._on_range_change, names="value")
         self._show_range()
+        self._settings = (self.lr_range, self.iterations, self.optimizer, self.smoothing, self.mode)
 
         # -- plot and picker ------------------------------------------------------------
         self.figure = live_lr_figure()
@@ -193,9 +195,11 @@ class LRFinder(BackgroundWidget):
 
     def _on_start(self) -> None:
         self.curve.reset()
-        show_lr_data(self._parts, lr_plot_data({"lr": [], "loss": []}), curve=False)
+        show_lr_data(self._parts, LRPlotData(), curve=False)
         self.result = None
         self.run_bar.set_progress(0, self._total, f"0 / {self._total}")
+        for control in self._settings:  # a run uses the settings it started with
+            control.disabled = True
 
     def _on_records(self, records: list[dict[str, Any]]) -> None:
         rows = columns_of(records, CURVE_COLUMNS)
@@ -208,12 +212,15 @@ class LRFinder(BackgroundWidget):
                                                      f" · loss {_fmt_loss(last.get('smoothed'))}")
 
     def _on_finish(self, session: BackgroundSession) -> None:
+        for control in self._settings:
+            control.disabled = False
         self.curve.finish()
         result = session.result
         if result is None:
             refresh(self.plot)
             return
-        show_lr_data(self._parts, lr_plot_data(result), curve=False)
+        markers = marker_columns(result.suggestions, result.lrs, result.smoothed)
+        show_lr_data(self._parts, LRPlotData(markers=markers, band=band_columns(result.band)), curve=False)
         self.result = result
         methods = [(f"{m} ({fmt_lr(v)})", m) for m, v in result.suggestions.items() if v is not None]
         self._building = True
