@@ -117,7 +117,8 @@ def test_own_model_optimizer_callable_loss_and_dataloader():
     calls = []
 
     def my_loss(output, target):
-        calls.append(output.shape)
+        if torch.is_grad_enabled():  # not the no-grad shape check on the first batch
+            calls.append(output.shape)
         return nn.functional.cross_entropy(output, target)
 
     res = tw.lr_range_test(model=model, optimizer=opt, loss=my_loss, data=blob_loader(), num_iter=15,
@@ -183,7 +184,8 @@ def test_bf16_autocast_on_the_cpu():
     dtypes = []
 
     def loss(output, target):
-        dtypes.append(output.dtype)
+        if torch.is_grad_enabled():  # not the no-grad shape check on the first batch
+            dtypes.append(output.dtype)
         return nn.functional.cross_entropy(output.float(), target)
 
     res = tw.lr_range_test(model=nn.Linear(4, 3), loss=loss, data=blob_loader(), num_iter=6, amp="bf16", **FLAT)
@@ -267,3 +269,26 @@ def test_a_store_given_as_an_object_stays_open(tmp_path):
     with Store(tmp_path) as store:
         res = tw.lr_range_test(_blob_task(), num_iter=10, device="cpu", store=store)
         assert store.run(res.run_id)["final"]["suggested"] == res.suggested
+
+
+def test_the_first_batch_is_checked_then_used_for_the_first_step():
+    ds = blob_data()
+    batches = [(ds.tensors[0][i:i + 16], ds.tensors[1][i:i + 16]) for i in range(0, 48, 16)]
+    seen = []
+
+    def loss(output, target):
+        seen.append((torch.is_grad_enabled(), int(target[0]), len(target)))
+        return nn.functional.cross_entropy(output, target)
+
+    tw.lr_range_test(model=nn.Linear(4, 3), loss=loss, data=batches, num_iter=4, **FLAT)
+    first = [int(y[0]) for _, y in batches]
+    assert seen == [(False, first[0], 16)] + [(True, first[i % 3], 16) for i in range(4)]
+
+
+def test_a_shape_mismatch_fails_on_the_first_batch_with_the_shapes_and_leaves_the_model_alone():
+    model = nn.Linear(4, 1)
+    weight = model.weight.detach().clone()
+    x, y = torch.randn(32, 4), torch.randn(32)
+    with pytest.raises(ValueError, match=r"output shape \(32, 1\) and target shape \(32,\)"):
+        tw.lr_range_test(model=model, loss="mse", data=[(x, y)], num_iter=5)
+    assert torch.equal(model.weight, weight)

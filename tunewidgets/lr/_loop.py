@@ -4,9 +4,10 @@ stop on divergence. The only host sync per step is the loss fetch the divergence
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -26,8 +27,14 @@ class _Cycle:
 
     def __init__(self, data: Any) -> None:
         self.data = data
-        self.it = iter(data)
+        self.it: Iterator[Any] = iter(data)
         self.passes = 1
+
+    def peek(self) -> Any:
+        """The next batch, left in place for the next ``next(cycle.it)``."""
+        batch = self.next_batch()
+        self.it = itertools.chain([batch], self.it)
+        return batch
 
     def restart(self) -> Any:
         """Start the next pass and return its first batch."""
@@ -174,6 +181,28 @@ class RangeTestLoop:
         return plain
 
     @torch.no_grad()
+    def _check_first_batch(self, model: nn.Module, cycle: _Cycle, move: bool) -> None:
+        """The loss's own shape checks on the first batch (forward in eval mode, no update), so that a
+        mismatch fails with a message that names the shapes and the fix."""
+        src = self.sources
+        check = getattr(src.loss_fn, "check", None)
+        if src.batch_loss is not None or check is None:
+            return
+        x, y = src.unpack(cycle.peek())
+        if move:
+            x, y = to_device(x, src.device, True), to_device(y, src.device, True)
+        was_training = model.training
+        model.eval()
+        try:
+            autocast = (torch.autocast(src.device.type, dtype=src.amp_dtype) if src.amp_dtype is not None
+                        else contextlib.nullcontext())
+            with autocast:
+                out = model(x)
+            check(out.float() if isinstance(out, torch.Tensor) else out, y)
+        finally:
+            model.train(was_training)
+
+    @torch.no_grad()
     def _val_loss(self, model: nn.Module, val: Any) -> float:
         src = self.sources
         autocast = (torch.autocast(src.device.type, dtype=src.amp_dtype) if src.amp_dtype is not None
@@ -213,6 +242,7 @@ class RangeTestLoop:
         move = not (isinstance(data, TensorBatches) and data.tensors[0].device == src.device)
         cycle = self.cycle = _Cycle(data)
         step = self._step_fn(model, optimizer, cycle, move)
+        self._check_first_batch(model, cycle, move)
         beta, one_minus_beta, beta_power, avg = self.beta, 1.0 - self.beta, 1.0, 0.0
         margin = self.diverge - 1.0
         best, scale = math.inf, 0.0

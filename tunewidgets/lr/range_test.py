@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from tunewidgets.engine.config import TrainConfig
 from tunewidgets.lr._checks import check_settings, lr_ramp
 from tunewidgets.lr._loop import RangeTestLoop
 from tunewidgets.lr._sources import Sources, check_sources
@@ -92,6 +93,8 @@ def lr_range_test(
         >>> res.stop_reason in ("finished", "diverged", "nonfinite")
         True
     """
+    if config is not None and not isinstance(config, TrainConfig):
+        raise TypeError(f"config: expected a tw.TrainConfig, got {type(config).__name__}")
     if amp is None:
         amp = config.amp if config is not None else False
     if accum_steps is None:
