@@ -82,8 +82,10 @@ def decimate(columns: Mapping[str, Any], keys: Sequence[str], max_points: int) -
     >>> out["x"].tolist(), out["y"].tolist()
     ([0, 4, 8, 9], [0, 9, -3, 2])
     """
-    if not isinstance(max_points, int) or isinstance(max_points, bool) or max_points < 4:
-        raise ValueError(f"max_points: must be a whole number >= 4, got {max_points!r}; e.g. 2000")
+    least = 2 + 2 * len(keys)
+    if not isinstance(max_points, int) or isinstance(max_points, bool) or max_points < least:
+        raise ValueError(f"max_points: must be a whole number >= {least} (first, last, and a min and max per "
+                         f"key), got {max_points!r}; e.g. 2000")
     arrays = {name: np.asarray(values) for name, values in columns.items()}
     lengths = {len(a) for a in arrays.values()}
     if len(lengths) != 1:
@@ -92,7 +94,7 @@ def decimate(columns: Mapping[str, Any], keys: Sequence[str], max_points: int) -
     if n <= max_points:
         return arrays
     keys = [k for k in keys if k in arrays and not np.isnan(arrays[k].astype(float)).all()]
-    buckets = max((max_points - 2) // (2 * max(len(keys), 1)), 1)
+    buckets = (max_points - 2) // (2 * max(len(keys), 1))
     size = math.ceil(n / buckets)
     buckets = math.ceil(n / size)
     starts = np.arange(buckets) * size
@@ -136,7 +138,8 @@ def schedule_figure(data: SchedulePlotData | None = None, *, total_steps: int | 
 
     ``total_steps`` and ``steps_per_epoch`` place the epoch marks (none without them).
     """
-    fig = new_figure(title, x_label="optimizer step", y_label="learning rate", height=height, width=width)
+    fig = new_figure(title or "", x_label="optimizer step", y_label="learning rate", height=height, width=width)
+    fig.title.visible = bool(title)
     current = ColumnDataSource(_empty(), name=SCHEDULE)
     pinned = ColumnDataSource(_empty(), name=PINNED)
     pinned_lr = fig.line("step", "lr", source=pinned, color=PINNED_COLOR, line_width=2, alpha=0.45,

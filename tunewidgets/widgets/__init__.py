@@ -11,6 +11,8 @@ Example:
 """
 from __future__ import annotations
 
+from tunewidgets.widgets._bokeh import bokeh_widget
 from tunewidgets.widgets.lr_finder import LRFinder
+from tunewidgets.widgets.schedule_preview import SchedulePreview
 
-__all__ = ["LRFinder"]
+__all__ = ["LRFinder", "SchedulePreview", "bokeh_widget"]
