@@ -292,3 +292,10 @@ def test_a_shape_mismatch_fails_on_the_first_batch_with_the_shapes_and_leaves_th
     with pytest.raises(ValueError, match=r"output shape \(32, 1\) and target shape \(32,\)"):
         tw.lr_range_test(model=model, loss="mse", data=[(x, y)], num_iter=5)
     assert torch.equal(model.weight, weight)
+
+
+@pytest.mark.parametrize("device", [None, "auto", "cpu", torch.device("cpu")])
+def test_a_given_model_stays_on_its_device(device):
+    model = nn.Linear(4, 3)
+    res = tw.lr_range_test(model=model, loss="cross_entropy", data=blob_loader(), num_iter=3, device=device)
+    assert res.settings["device"] == "cpu" and model.weight.device.type == "cpu"

@@ -80,6 +80,11 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+def _same_device(asked: torch.device, actual: torch.device) -> bool:
+    """``"cuda"`` (no index) matches a model on any CUDA device."""
+    return asked.type == actual.type and (asked.index is None or asked.index == actual.index)
+
+
 def _check_data(name: str, data: Any) -> None:
     if data is None or data is True and name == "val_data":
         return
@@ -188,7 +193,7 @@ def check_sources(task: Any, *, model: Any, optimizer: Any, loss: Any, data: Any
 
     if model is not None:
         dev = _model_device(model)
-        if device is not None and resolve_device(device) != dev:
+        if device is not None and device != "auto" and not _same_device(resolve_device(device), dev):
             raise ValueError(f"device: {device!r} differs from the device of the given model ({dev}); move the "
                              f"model first with model.to({str(device)!r}), or leave device unset")
     else:

@@ -72,15 +72,8 @@ def _usable(lrs: Any, smoothed: Any) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def suggest_steepest(lrs: Any, smoothed: Any) -> float | None:
-    """The lr of the most negative slope of ``smoothed`` against ``log(lr)``, ends trimmed.
-
-    None with fewer than ``MIN_POINTS`` usable points or when the loss never falls.
-    """
-    x, y = _usable(lrs, smoothed)
+def _steepest(x: np.ndarray, y: np.ndarray) -> float | None:
     n = len(x)
-    if n < MIN_POINTS:
-        return None
     slope = np.gradient(y, np.log(x))
     lo, hi = n // 10, n - n // 20
     i = lo + int(np.argmin(slope[lo:hi]))
@@ -91,8 +84,8 @@ def _longest_descent(y: np.ndarray) -> tuple[int, int]:
     """First and last index of the longest strictly descending subsequence of ``y`` (patience sorting)."""
     tails: list[float] = []      # tails[k]: smallest -y ending a descent of length k + 1
     tail_index: list[int] = []
-    previous = np.full(len(y), -1)
-    length = np.zeros(len(y), dtype=int)
+    previous = [-1] * len(y)
+    best_end, best_length = 0, 0
     for i, v in enumerate((-y).tolist()):
         k = bisect_left(tails, v)
         if k > 0:
@@ -102,12 +95,30 @@ def _longest_descent(y: np.ndarray) -> tuple[int, int]:
             tail_index.append(i)
         else:
             tails[k], tail_index[k] = v, i
-        length[i] = k + 1
-    end = int(np.argmax(length))
-    start = end
+        if k + 1 > best_length:
+            best_end, best_length = i, k + 1
+    start = best_end
     while previous[start] >= 0:
-        start = int(previous[start])
-    return start, end
+        start = previous[start]
+    return start, best_end
+
+
+def _valley(x: np.ndarray, y: np.ndarray) -> float | None:
+    start, end = _longest_descent(y)
+    return None if end == start else float(x[(start + end) // 2])
+
+
+def _minimum(x: np.ndarray, y: np.ndarray) -> float | None:
+    return float(x[int(np.argmin(y))] / 10.0)
+
+
+def suggest_steepest(lrs: Any, smoothed: Any) -> float | None:
+    """The lr of the most negative slope of ``smoothed`` against ``log(lr)``, ends trimmed.
+
+    None with fewer than ``MIN_POINTS`` usable points or when the loss never falls.
+    """
+    x, y = _usable(lrs, smoothed)
+    return _steepest(x, y) if len(x) >= MIN_POINTS else None
 
 
 def suggest_valley(lrs: Any, smoothed: Any) -> float | None:
@@ -116,23 +127,16 @@ def suggest_valley(lrs: Any, smoothed: Any) -> float | None:
     None with fewer than ``MIN_POINTS`` usable points or when the loss never falls.
     """
     x, y = _usable(lrs, smoothed)
-    if len(x) < MIN_POINTS:
-        return None
-    start, end = _longest_descent(y)
-    if end == start:
-        return None
-    return float(x[(start + end) // 2])
+    return _valley(x, y) if len(x) >= MIN_POINTS else None
 
 
 def suggest_minimum(lrs: Any, smoothed: Any) -> float | None:
     """The lr at the lowest smoothed loss, divided by 10; None with fewer than ``MIN_POINTS`` points."""
     x, y = _usable(lrs, smoothed)
-    if len(x) < MIN_POINTS:
-        return None
-    return float(x[int(np.argmin(y))] / 10.0)
+    return _minimum(x, y) if len(x) >= MIN_POINTS else None
 
 
-_RULE_FUNCTIONS = {"valley": suggest_valley, "steepest": suggest_steepest, "minimum": suggest_minimum}
+_RULE_FUNCTIONS = {"valley": _valley, "steepest": _steepest, "minimum": _minimum}
 
 
 def check_method(method: Any) -> str:
