@@ -1,6 +1,8 @@
 """SchedulePreview headless: controls -> spec -> plotted data, inline errors, pin, code, LR link."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -84,6 +86,22 @@ def test_shape_switch_keeps_the_values_the_user_changed_and_fits_lengths_to_the_
     w.editor.shape.value = "Sequential"
     assert w.spec == Sequential(milestones=[250])
     assert len(w.editor.fields["specs"].list) == 2
+
+
+def test_the_browser_snapping_values_to_slider_steps_changes_nothing():
+    """A page snaps a slider's value to its step when it draws it and sends that back: the
+    spec keeps the exact value and nothing is redrawn; a real move is taken."""
+    w = make(OneCycle(max_lr=0.0123456), base_lr=0.0123456)
+    events = []
+    w.figure.document.on_change(lambda event: events.append(event))
+    for slider in (w.editor.fields["max_lr"].input, w.editor.fields["div_factor"].input, w.base_lr_slider):
+        slider.value = 10 ** (round(math.log10(slider.value) / slider.step) * slider.step)
+        assert slider.value != 0.0123456 and slider.value != 25.0
+    w.editor.fields["pct_start"].input.value = 0.3 + 0.0004  # linear slider: within half a step
+    assert w.spec == OneCycle(max_lr=0.0123456) and w.base_lr == 0.0123456
+    assert events == []
+    w.editor.fields["max_lr"].input.value = 0.0123456 * 10 ** 0.002  # two steps along
+    assert w.spec == OneCycle(max_lr=0.0124)
 
 
 def test_controls_come_from_the_spec_metadata():

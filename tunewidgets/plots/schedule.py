@@ -168,8 +168,9 @@ def schedule_figure(data: SchedulePlotData | None = None, *, total_steps: int | 
     legend = Legend(items=[LegendItem(label="lr", renderers=[lr]),
                            LegendItem(label="momentum", renderers=[momentum], visible=False),
                            LegendItem(label="pinned", renderers=[pinned_lr, pinned_momentum], visible=False)],
-                    name=_LEGEND, location="top_right", background_fill_alpha=0.6, click_policy="hide")
-    fig.add_layout(legend)
+                    name=_LEGEND, orientation="horizontal", location="center", click_policy="hide",
+                    border_line_color=None, padding=2, margin=2)
+    fig.add_layout(legend, "below")  # outside the plot: schedules are high on either side
     add_hover(fig, [lr], [("step", "@step"), ("lr", "@lr{%0.3e}"), ("momentum", "@momentum{0.000}")],
               formatters={"@lr": "printf"})
     parts = schedule_parts(fig)

@@ -118,14 +118,14 @@ class _NumberField(FieldControl):
             self.input = widgets.IntSlider(value=lo, min=lo, max=hi, **common)
         elif c.log:
             self.input = widgets.FloatLogSlider(value=lo, base=10, min=math.log10(lo), max=math.log10(hi),
-                                                step=0.01, readout_format=".2e" if c.kind == "lr" else ".3g",
+                                                step=0.001, readout_format=".2e" if c.kind == "lr" else ".3g",
                                                 **common)
         else:
             self.step = 10.0 ** math.floor(math.log10((hi - lo) / 100))
             self.decimals = max(0, -int(math.floor(math.log10(self.step))))
             self.input = widgets.FloatSlider(value=lo, min=lo, max=hi, step=self.step,
                                              readout_format=f".{self.decimals}f", **common)
-        self._exact: tuple[Any, Any] = (None, None)
+        self._exact: Any = None
         self.set_value(value)
         self.input.observe(self._changed, names="value")
         self.none.observe(self._none_changed, names="value")
@@ -152,14 +152,23 @@ class _NumberField(FieldControl):
         elif isinstance(value, (int, float)) and math.isfinite(value):
             w.min, w.max = min(w.min, value), max(w.max, value)
         w.value = value
-        self._exact = (value, w.value)  # exact until the slider moves
+        self._exact = value  # exact until the slider moves by a step or more
+
+    def _near_exact(self, v: float) -> bool:
+        """True while the slider shows the value set from code, up to the browser snapping it to a step."""
+        exact, w = self._exact, self.input
+        if exact is None or self.whole:
+            return v == exact
+        if isinstance(w, widgets.FloatLogSlider):
+            return v > 0 and exact > 0 and abs(math.log10(v) - math.log10(exact)) <= 0.5001 * w.step
+        return abs(v - exact) <= 0.5001 * w.step
 
     def value(self, interval: str | None = None) -> Any:
         if self.control.optional and self.none.value:
             return None
         v = self.input.value
-        if v == self._exact[1]:
-            return self._exact[0]
+        if self._near_exact(v):
+            return self._exact
         if self.whole:
             return int(v)
         if isinstance(self.input, widgets.FloatLogSlider):

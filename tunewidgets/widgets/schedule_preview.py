@@ -100,6 +100,7 @@ class SchedulePreview(widgets.VBox):
         super().__init__(spec=spec, base_lr=float(base_lr), total_steps=total_steps,
                          steps_per_epoch=steps_per_epoch, code=spec.to_code())
         self._data = first
+        self._shown = (spec, total_steps, steps_per_epoch, float(base_lr))
 
         # -- plot ---------------------------------------------------------------------------
         self.figure = schedule_figure(first, total_steps=total_steps, steps_per_epoch=steps_per_epoch,
@@ -110,7 +111,7 @@ class SchedulePreview(widgets.VBox):
         # -- controls -----------------------------------------------------------------------
         self.base_lr_slider = widgets.FloatLogSlider(
             value=float(base_lr), base=10, min=min(-6, math.floor(math.log10(base_lr))),
-            max=max(1, math.ceil(math.log10(base_lr))), step=0.01, readout_format=".2e", description="base lr",
+            max=max(1, math.ceil(math.log10(base_lr))), step=0.001, readout_format=".2e", description="base lr",
             tooltip="the optimizer's lr (TrainConfig.lr) that most shapes scale; OneCycle and Cyclic set "
                     "their own from max_lr", style={"description_width": "130px"},
             layout=widgets.Layout(width="420px"))
@@ -161,6 +162,10 @@ class SchedulePreview(widgets.VBox):
             self._show_error(exc, self.editor.locate(str(exc)) or self._last_changed)
             return False
         self._clear_errors()
+        shown = (spec, self.total_steps, self.steps_per_epoch, self.base_lr)
+        if shown == self._shown:  # e.g. the browser echoing a value back: nothing to send
+            return True
+        self._shown = shown
         self._data = schedule_plot_data(frame, self.max_points)
         show_schedule(self._parts, self._data)
         self._quiet += 1
@@ -230,8 +235,10 @@ class SchedulePreview(widgets.VBox):
             self.set_peak_lr(change["new"])
 
     def _on_base_lr_slider(self, change: Any) -> None:
-        if not self._quiet:
-            self.base_lr = float(f"{change['new']:.3g}")
+        new = change["new"]
+        snapped = abs(math.log10(new) - math.log10(self.base_lr)) <= 0.5001 * self.base_lr_slider.step
+        if not self._quiet and not snapped:  # a move, not the browser snapping the value to a step
+            self.base_lr = float(f"{new:.3g}")
 
     @validate("spec")
     def _check_spec(self, proposal: Any) -> ScheduleSpec:
