@@ -77,6 +77,8 @@ def test_every_shape_from_the_selector_redraws_exactly(name):
     # momentum gets its own axis exactly when the shape cycles it
     cycles = "momentum" in preview(w.spec)
     assert w.figure.select_one({"name": MOMENTUM_AXIS}).visible is cycles
+    # a metric-driven shape says what its preview assumes
+    assert ("never improves" in w.status_line.value) is w.spec.metric_driven
 
 
 def test_shape_switch_keeps_the_values_the_user_changed_and_fits_lengths_to_the_run():

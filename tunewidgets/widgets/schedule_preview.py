@@ -43,6 +43,9 @@ __all__ = ["SchedulePreview", "PEAK_FIELD"]
 
 PEAK_FIELD = "max_lr"  # the field a linked LR finder sets (OneCycle, Cyclic); else the preview's base_lr
 _LAST_GOOD = "The plot and the code show the last valid schedule; fix the value marked in red."
+_METRIC_NOTE = ("This schedule follows the validation metric; the plot assumes a metric that never "
+                "improves (the fastest decay it allows), evaluated once per epoch (20 times in all "
+                "without steps_per_epoch).")
 
 
 class SchedulePreview(widgets.VBox):
@@ -126,6 +129,7 @@ class SchedulePreview(widgets.VBox):
         self.code_view = widgets.HTML(_code_html(self.code))
         self.code_view.add_class("tw-schedule-code")
         self.status_line = widgets.HTML("")
+        self._set_note()
         self.error_area = ErrorArea()
 
         controls = widgets.VBox([self.base_lr_slider, self.editor],
@@ -173,6 +177,7 @@ class SchedulePreview(widgets.VBox):
             self.spec = spec
         finally:
             self._quiet -= 1
+        self._set_note()
         return True
 
     def pin(self) -> ScheduleSpec:
@@ -312,7 +317,7 @@ class SchedulePreview(widgets.VBox):
         self._clear_errors(keep=area)
         area.show(exc)
         self.error = area.message
-        self.status_line.value = f'<span style="color:#b00020">{_LAST_GOOD}</span>'
+        self._set_note()
 
     def _clear_errors(self, keep: ErrorArea | None = None) -> None:
         for area in [*self.editor.error_areas(), self.error_area]:
@@ -320,7 +325,18 @@ class SchedulePreview(widgets.VBox):
                 area.clear()
         if keep is None and self.error:
             self.error = ""
-            self.status_line.value = ""
+        self._set_note()
+
+    def _set_note(self) -> None:
+        """The line under the code: why the plot is stale, or what a metric-driven preview assumes."""
+        if self.error:
+            text = f'<span style="color:#b00020">{_LAST_GOOD}</span>'
+        elif self.spec.metric_driven:
+            text = f'<span style="color:#777">{_METRIC_NOTE}</span>'
+        else:
+            text = ""
+        if self.status_line.value != text:
+            self.status_line.value = text
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         ensure_bokehjs()
