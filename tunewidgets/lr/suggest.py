@@ -3,8 +3,9 @@
 Three rules, each a function ``(lrs, smoothed) -> lr or None``:
 
 - ``steepest``: the lr where the smoothed loss falls fastest against ``log(lr)`` (the most
-  negative central-difference slope, ``np.gradient``), ignoring the first 10% and the last
-  5% of the points, where the moving average warms up and where the loss blows up.
+  negative central difference ``(s[i+1] - s[i-1]) / (log lr[i+1] - log lr[i-1])``), ignoring
+  the first 10% and the last 5% of the points (and always the two ends), where the moving
+  average warms up and where the loss blows up.
 - ``valley``: fastai's rule. Take the longest strictly descending subsequence of the
   smoothed loss (the longest stretch over which the loss keeps falling, noise skipped);
   suggest the point halfway through it (in index, so halfway in ``log(lr)`` for an
@@ -63,21 +64,23 @@ def _usable(lrs: Any, smoothed: Any) -> tuple[np.ndarray, np.ndarray]:
     if x.ndim != 1 or y.ndim != 1 or x.shape != y.shape:
         raise ValueError(f"lrs, smoothed: expected two 1-D sequences of the same length, got shapes "
                          f"{x.shape} and {y.shape}")
-    bad = ~(np.isfinite(x) & np.isfinite(y) & (x > 0))
-    if bad.any():
-        cut = int(np.argmax(bad))
+    ok = np.isfinite(x) & np.isfinite(y) & (x > 0)
+    if not ok.all():
+        cut = int(ok.argmin())
         x, y = x[:cut], y[:cut]
-    if len(x) > 1 and not np.all(np.diff(x) > 0):
+    if len(x) > 1 and not (x[1:] > x[:-1]).all():
         raise ValueError("lrs: must increase strictly, as a range test's ramp does; sort the points by lr")
     return x, y
 
 
 def _steepest(x: np.ndarray, y: np.ndarray) -> float | None:
+    # central differences against log(lr) at points 1 .. n-2; window [n//10, n - n//20) of the points
+    t = np.log(x)
+    slope = (y[2:] - y[:-2]) / (t[2:] - t[:-2])
     n = len(x)
-    slope = np.gradient(y, np.log(x))
-    lo, hi = n // 10, n - n // 20
-    i = lo + int(np.argmin(slope[lo:hi]))
-    return float(x[i]) if slope[i] < 0 else None
+    lo, hi = max(n // 10, 1), min(n - n // 20, n - 1)
+    i = lo + int(slope[lo - 1:hi - 1].argmin())
+    return float(x[i]) if slope[i - 1] < 0 else None
 
 
 def _longest_descent(y: np.ndarray) -> tuple[int, int]:
@@ -86,7 +89,8 @@ def _longest_descent(y: np.ndarray) -> tuple[int, int]:
     tail_index: list[int] = []
     previous = [-1] * len(y)
     best_end, best_length = 0, 0
-    for i, v in enumerate((-y).tolist()):
+    for i, v in enumerate(y.tolist()):
+        v = -v
         k = bisect_left(tails, v)
         if k > 0:
             previous[i] = tail_index[k - 1]
@@ -109,7 +113,7 @@ def _valley(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def _minimum(x: np.ndarray, y: np.ndarray) -> float | None:
-    return float(x[int(np.argmin(y))] / 10.0)
+    return float(x[int(y.argmin())] / 10.0)
 
 
 def suggest_steepest(lrs: Any, smoothed: Any) -> float | None:
@@ -151,7 +155,7 @@ def suggest(lrs: Any, smoothed: Any, method: str = "valley") -> Suggestions:
     """
     check_method(method)
     x, y = _usable(lrs, smoothed)
-    n_given = len(np.asarray(lrs))
+    n_given = len(lrs)
     if len(x) < MIN_POINTS:
         cut = f" ({n_given - len(x)} dropped at or after the first non-finite loss)" if n_given > len(x) else ""
         warning = (f"only {len(x)} usable point(s){cut}, fewer than the {MIN_POINTS} the rules need, so "
@@ -162,8 +166,7 @@ def suggest(lrs: Any, smoothed: Any, method: str = "valley") -> Suggestions:
     if values["valley"] is None or values["steepest"] is None:
         notes.append("the smoothed loss never decreased, so steepest and valley have no answer; "
                      "start lower (start_lr) or check that the model can learn")
-    best = int(np.argmin(y))
-    if best == len(y) - 1:
+    if int(y.argmin()) == len(y) - 1:
         notes.append("the loss was still falling at the last lr, so the suggestions may be too low; "
                      "raise end_lr")
     suggested = values[method]
