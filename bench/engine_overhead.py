@@ -20,7 +20,7 @@ import torch
 import tunewidgets as tw
 
 
-def raw_loop(task: tw.Task, cfg: tw.TrainConfig, device: torch.device) -> tuple[int, float]:
+def raw_loop(task: tw.Task, cfg: tw.TrainConfig, device: torch.device) -> tuple[int, float, float]:
     """The reference: what a careful person writes by hand (losses kept on device, fetched at the end)."""
     with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
         torch.manual_seed(cfg.seed)
@@ -32,7 +32,7 @@ def raw_loop(task: tw.Task, cfg: tw.TrainConfig, device: torch.device) -> tuple[
         bs, n = cfg.batch_size or task.batch_size, x_all.shape[0]
         steps, losses = 0, []
         _sync(device)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         for _ in range(cfg.epochs):
             model.train()
             order = torch.randperm(n, generator=generator).to(device)
@@ -50,13 +50,16 @@ def raw_loop(task: tw.Task, cfg: tw.TrainConfig, device: torch.device) -> tuple[
         if losses:
             torch.stack(losses).tolist()
         _sync(device)
-        return steps, time.perf_counter() - t0
+        return steps, time.perf_counter() - t0, time.process_time() - c0
 
 
-def tw_loop(task: tw.Task, cfg: tw.TrainConfig, store: str | None) -> tuple[int, float]:
+def tw_loop(task: tw.Task, cfg: tw.TrainConfig, store: str | None) -> tuple[int, float, float]:
+    """tw.train; wall time is the run's own train_time, CPU time spans the whole call (setup included)."""
+    c0 = time.process_time()
     run = tw.train(task, cfg, store=store)
+    cpu = time.process_time() - c0
     assert run.status == "finished", run.status
-    return run.final["steps"], run.perf["train_time"]
+    return run.final["steps"], run.perf["train_time"], cpu
 
 
 def _sync(device: torch.device) -> None:
@@ -86,15 +89,21 @@ def main(argv: list[str] | None = None) -> float:
     for fn in variants.values():  # warm-up
         fn()
     rates: dict[str, list[float]] = {k: [] for k in variants}
+    cpu_rates: dict[str, list[float]] = {k: [] for k in variants}
     for _ in range(args.repeats):
         for name, fn in variants.items():
-            steps, seconds = fn()
+            steps, seconds, cpu = fn()
             rates[name].append(steps / seconds)
+            cpu_rates[name].append(steps / cpu)
     med = {k: statistics.median(v) for k, v in rates.items()}
+    cpu_med = {k: statistics.median(v) for k, v in cpu_rates.items()}
     print(f"device={device} epochs={args.epochs} repeats={args.repeats} batch=64 (digits MLP)")
     for name, value in med.items():
         spread = (min(rates[name]), max(rates[name]))
-        print(f"{name:>9}: median {value:9.1f} steps/s  (min {spread[0]:.1f}, max {spread[1]:.1f})")
+        print(f"{name:>9}: median {value:9.1f} steps/s wall (min {spread[0]:.1f}, max {spread[1]:.1f}); "
+              f"{cpu_med[name]:9.1f} steps per CPU-second")
+    # CPU time of tw includes model build and first-batch check; it bounds the overhead from above
+    print(f"ratio tw/raw steps per CPU-second (incl. setup): {cpu_med['tw'] / cpu_med['raw']:.3f}")
     tmp.cleanup()
     if args.store:
         print(f"ratio tw+store/raw steps per second: {med['tw+store'] / med['raw']:.3f}")

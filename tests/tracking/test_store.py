@@ -101,7 +101,10 @@ def test_rows_wait_in_memory_until_batch_is_full_then_one_transaction(tmp_path):
         store.log_metrics(run, [(step, 0, "train/loss", float(step))])
     assert count_metrics(store.path) == 0
     assert commits == []
-    store.log_metrics(run, [(99, 0, "train/loss", 99.0)])
+    store.log_metrics(run, [(99, 0, "train/loss", 99.0)])  # a full batch: the writer thread takes it
+    deadline = time.monotonic() + 10
+    while count_metrics(store.path) < 100 and time.monotonic() < deadline:
+        time.sleep(0.01)
     assert count_metrics(store.path) == 100
     assert len(commits) == 1
     store.log_metrics(run, [(100, 0, "train/loss", 1.0)] * 3)
@@ -370,3 +373,25 @@ def test_git_commit_is_found_in_a_repository_and_none_elsewhere(tmp_path):
     subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "x"], cwd=repo, check=True)
     head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=repo, capture_output=True, text=True).stdout.strip()
     assert git_commit(repo) == head and len(head) == 40
+
+
+def test_full_batches_are_written_off_the_callers_thread_unless_backlogged(tmp_path):
+    import threading
+
+    store = Store(tmp_path, batch_rows=50, flush_interval=3600)
+    run = store.start_run()
+    writers = []
+    store._writer.conn.set_trace_callback(
+        lambda sql: writers.append(threading.current_thread()) if sql == "COMMIT" else None)
+    store.log_metrics(run, [(s, 0, "train/loss", 1.0) for s in range(50)])
+    deadline = time.monotonic() + 10
+    while count_metrics(store.path) < 50 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert count_metrics(store.path) == 50
+    assert writers and threading.current_thread() not in writers
+    # a backlog of 8 batches at once is written by the caller: memory stays bounded
+    writers.clear()
+    store.log_metrics(run, [(s, 0, "lr", 0.1) for s in range(400)])
+    assert count_metrics(store.path) == 450
+    assert writers == [threading.current_thread()]
+    store.close()

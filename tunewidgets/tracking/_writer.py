@@ -1,8 +1,11 @@
-"""The store's write side: one connection, one lock, a row buffer flushed in one transaction.
+"""The store's write side: one connection, a row buffer flushed in one transaction.
 
-Rows wait in memory until the buffer holds ``batch_rows`` rows, until the oldest has waited
-``flush_interval`` seconds (a background thread checks a few times a second), or until an
-explicit flush. Each flush is one ``BEGIN IMMEDIATE ... COMMIT``, never one per step.
+Rows wait in memory until the buffer holds ``batch_rows`` rows or the oldest has waited
+``flush_interval`` seconds; then a background thread writes them, so the training thread
+only appends to a list and never waits on the disk. An explicit flush writes at once, and a
+buffer that outgrows ``BACKLOG`` batches is written by the caller (back-pressure). Each write
+is one ``BEGIN IMMEDIATE ... COMMIT``, never one per step. Two locks: ``lock`` guards the
+buffer (held for microseconds), ``db_lock`` the connection.
 The thread and the finalizer hold this object, not the ``Store``, so a forgotten store is
 still collected, flushed and closed.
 """
@@ -24,6 +27,7 @@ T = TypeVar("T")
 LIVE_TOKENS: set[str] = set()
 
 _INSERT = "INSERT INTO metrics (run, step, epoch, name, value) VALUES (?, ?, ?, ?, ?)"
+BACKLOG = 8  # batches the buffer may hold before the caller writes them itself
 
 
 class Writer:
@@ -35,6 +39,8 @@ class Writer:
         self.batch_rows = batch_rows
         self.flush_interval = flush_interval
         self.lock = threading.RLock()
+        self.db_lock = threading.RLock()
+        self._wake = threading.Event()
         self.buffer: list[tuple[int, int, float | None, str, float]] = []
         self.first_buffered_at = 0.0
         self.transactions = 0
@@ -65,66 +71,79 @@ class Writer:
             if not self.buffer:
                 self.first_buffered_at = time.monotonic()
             self.buffer.extend(rows)
-            if len(self.buffer) >= self.batch_rows or self._due():
-                self.transact(None)
-            elif self._thread is None:
+            size = len(self.buffer)
+            if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._flush_loop, name="tunewidgets-store-flush", daemon=True)
                 self._thread.start()
+        if size >= BACKLOG * self.batch_rows:
+            self.transact(None)
+        elif size >= self.batch_rows:
+            self._wake.set()
 
     def _due(self) -> bool:
-        return bool(self.buffer) and time.monotonic() - self.first_buffered_at >= self.flush_interval
+        return bool(self.buffer) and (len(self.buffer) >= self.batch_rows
+                                      or time.monotonic() - self.first_buffered_at >= self.flush_interval)
 
     def transact(self, work: Callable[[sqlite3.Connection], T] | None) -> T | None:
         """Write the buffered rows and run ``work(conn)`` in one transaction; return its result."""
-        with self.lock:
-            self.check_open()
-            if not self.buffer and work is None:
+        with self.db_lock:
+            with self.lock:
+                self.check_open()
+                rows, self.buffer = self.buffer, []
+            if not rows and work is None:
                 return None
             conn = self.conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                if self.buffer:
-                    conn.executemany(_INSERT, self.buffer)
+                if rows:
+                    conn.executemany(_INSERT, rows)
                 result = work(conn) if work is not None else None
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
+                with self.lock:  # keep the rows, in order, for the next try
+                    self.buffer[:0] = rows
                 raise
             self.transactions += 1
-            self.rows_written += len(self.buffer)
-            self.buffer.clear()
+            self.rows_written += len(rows)
             return result
 
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        with self.lock:
+        with self.db_lock:
             self.check_open()
             return work(self.conn)
 
     def _flush_loop(self) -> None:
         tick = min(0.25, max(0.01, self.flush_interval / 4))
-        while not self._stop.wait(tick):
+        while not self._stop.is_set():
+            self._wake.wait(tick)
+            self._wake.clear()
             with self.lock:
                 if self.closed:
                     return
-                if self._due():
-                    try:
-                        self.transact(None)
-                    except Exception as exc:  # raised to the caller on its next store call
+                due = self._due()
+            if due:
+                try:
+                    self.transact(None)
+                except Exception as exc:  # raised to the caller on its next store call
+                    with self.lock:
                         self.error = exc
                         self.first_buffered_at = time.monotonic()  # retry after another interval
 
     def close(self) -> None:
         """Flush, then close the connection; safe to call twice."""
-        with self.lock:
+        with self.db_lock:
             if self.closed:
                 return
             try:
                 self.transact(None)
             finally:
-                self.closed = True
+                with self.lock:
+                    self.closed = True
                 self._stop.set()
+                self._wake.set()
                 LIVE_TOKENS.discard(self.token)
                 self.conn.close()
         thread = self._thread

@@ -118,7 +118,7 @@ class StoreSink:
         for row in record.get("rows") or ():
             step, epoch = row.get("step"), row.get("epoch")
             for key, value in row.items():
-                if key not in _ROW_KEYS and _is_number(value):
+                if key not in _ROW_KEYS and (type(value) is float or _is_number(value)):
                     rows.append((step, epoch, _ROW_NAMES.get(key, key), value))
         self._write(rows)
 

@@ -295,6 +295,11 @@ def _check_status(status: Any, allowed: tuple[str, ...]) -> None:
 
 
 def _metric_row(run_id: int, row: Any, i: int) -> MetricRow:
+    if type(row) is tuple and len(row) == 4:  # the sink's rows: checked by type alone, cheaply
+        step, epoch, name, value = row
+        if (type(step) is int and step >= 0 and type(name) is str and name
+                and type(value) is float and (epoch is None or type(epoch) is int)):
+            return run_id, step, epoch, name, value
     if isinstance(row, Mapping):
         missing = [k for k in ("step", "name", "value") if k not in row]
         if missing:
