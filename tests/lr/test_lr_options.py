@@ -71,9 +71,11 @@ def test_validation_with_own_loader():
     assert np.isfinite(res.val_losses).all() and len(res.val_losses) == 4
 
 
-def test_no_validation_by_default():
-    res = tw.lr_range_test(_blob_task(), num_iter=3, device="cpu")
+@pytest.mark.parametrize("val_data", [None, False])
+def test_no_validation_by_default_or_when_false(val_data):
+    res = tw.lr_range_test(_blob_task(), num_iter=3, device="cpu", val_data=val_data)
     assert res.val_losses is None and list(res.to_frame().columns) == ["lr", "loss", "smoothed"]
+    assert res.settings["validation"] is False
 
 
 def test_a_short_loader_is_cycled_and_the_result_says_so():

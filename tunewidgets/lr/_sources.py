@@ -86,7 +86,7 @@ def _same_device(asked: torch.device, actual: torch.device) -> bool:
 
 
 def _check_data(name: str, data: Any) -> None:
-    if data is None or data is True and name == "val_data":
+    if data is None or (name == "val_data" and isinstance(data, bool)):
         return
     if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
         raise TypeError(f"{name}: got a Dataset, which yields single samples; wrap it in a DataLoader, e.g. "

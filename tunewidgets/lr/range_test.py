@@ -112,7 +112,7 @@ def lr_range_test(
     params = {**settings, "method": method, "optimizer": sources.optimizer_label,
               "optimizer_settings": dict(sources.optimizer_settings), "seed": sources.seed,
               "batch_size": sources.batch_size, "device": str(sources.device),
-              "task": getattr(sources.task, "name", None), "validation": val_data is not None}
+              "task": getattr(sources.task, "name", None), "validation": sources.val_data is not None}
     loop = RangeTestLoop(sources, lrs.tolist(), smoothing=settings["smoothing"], diverge=settings["diverge"],
                          accum_steps=settings["accum_steps"], val_every=settings["val_every"],
                          stop=stop, on_step=on_step)
@@ -127,7 +127,7 @@ def lr_range_test(
             if store_obj is not None and run_id is not None:
                 _record(store_obj, run_id, loop, "failed", error=exc)
             raise
-        result = _result(loop, lrs, method, params, run_id, val_data is not None)
+        result = _result(loop, lrs, method, params, run_id, sources.val_data is not None)
         if store_obj is not None and run_id is not None:
             final = {"suggested": result.suggested, **{f"suggested/{k}": v for k, v in result.suggestions.items()},
                      "steps": len(result), "stop_reason": result.stop_reason}

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["MIN_POINTS", "RULES", "Suggestions", "suggest", "suggest_steepest", "suggest_valley",
-           "suggest_minimum"]
+           "suggest_minimum", "check_method"]
 
 MIN_POINTS = 10
 RULES = ("valley", "steepest", "minimum")
