@@ -127,11 +127,12 @@ def test_run_curves_smooth_the_loss_and_take_the_evaluations():
 def test_comparison_figure_has_one_line_per_run_in_each_panel():
     grid = schedule_comparison_figure({"constant": history(1.0), "one-cycle": history(2.0)})
     figs = [child[0] for child in grid.children]
-    assert [f.title.text for f in figs] == ["learning rate", "train loss (smoothed)", "val_accuracy"]
+    assert [f.title.text for f in figs] == ["learning rate", "train loss (smoothed, log scale)", "val_accuracy"]
+    assert type(figs[1].y_scale).__name__ == "LogScale"
     assert figs[1].x_range is figs[0].x_range and figs[2].x_range is figs[0].x_range
     lr_sources = [r.data_source for r in figs[0].renderers]
     assert [s.data["lr"][0] for s in lr_sources] == [0.1, 0.2]
-    assert [item.label["value"] for item in figs[2].legend[0].items] == ["constant", "one-cycle"]
+    assert [item.label["value"] for item in figs[1].legend[0].items] == ["constant", "one-cycle"]
     page = file_html(grid, INLINE, "compare")
     assert "cdn.bokeh.org" not in page
     with pytest.raises(TypeError, match="runs: expected a dict of name -> tw.Run"):

@@ -303,8 +303,9 @@ def run_curves(run: Any, metric: str = "val_accuracy", smoothing: float = 0.8) -
 
 def schedule_comparison_figure(runs: Mapping[str, Any], *, metric: str = "val_accuracy", smoothing: float = 0.8,
                                height: int = 240, width: int = 320) -> Any:
-    """Three panels side by side, one line per run: the lr it used, its training loss (smoothed)
-    and ``metric`` after each evaluation, all against optimizer step (x ranges shared).
+    """Three panels side by side, one line per run: the lr it used, its training loss (smoothed,
+    log scale) and ``metric`` after each evaluation, all against optimizer step (x ranges shared;
+    one legend, in the loss panel).
 
     ``runs``: name -> ``tw.Run`` (or its history), e.g. ``{"constant": run1, "one-cycle": run2}``.
     Renders offline in a page with ``bokeh.embed.file_html(fig, bokeh.resources.INLINE)``.
@@ -314,28 +315,29 @@ def schedule_comparison_figure(runs: Mapping[str, Any], *, metric: str = "val_ac
     ...                   "loss": [2.0, None], "val_accuracy": [None, 0.5]})
     >>> grid = schedule_comparison_figure({"a": h, "b": h})
     >>> [c[0].title.text for c in grid.children]
-    ['learning rate', 'train loss (smoothed)', 'val_accuracy']
+    ['learning rate', 'train loss (smoothed, log scale)', 'val_accuracy']
     """
     from bokeh.layouts import gridplot
 
     if not isinstance(runs, Mapping) or not runs:
         raise TypeError(f"runs: expected a dict of name -> tw.Run with at least one run, got {runs!r}")
     curves = {str(name): run_curves(run, metric, smoothing) for name, run in runs.items()}
-    titles = ("learning rate", "train loss (smoothed)", metric)
-    figs = [new_figure(t, x_label="optimizer step", height=height, width=width) for t in titles]
+    figs = [new_figure("learning rate", x_label="optimizer step", height=height, width=width),
+            new_figure("train loss (smoothed, log scale)", x_label="optimizer step", y_axis_type="log",
+                       height=height, width=width),
+            new_figure(metric, x_label="optimizer step", height=height, width=width)]
     for fig in figs[1:]:
         fig.x_range = figs[0].x_range
     for index, (name, c) in enumerate(curves.items()):
         color = PALETTE[index % len(PALETTE)]
         steps = ColumnDataSource(c.steps, name=f"compare_steps_{index}")
         evals = ColumnDataSource(c.evals, name=f"compare_evals_{index}")
-        figs[0].line("step", "lr", source=steps, color=color, line_width=2, legend_label=name)
+        figs[0].line("step", "lr", source=steps, color=color, line_width=2)
         figs[1].line("step", "loss", source=steps, color=color, line_width=2, legend_label=name)
-        figs[2].line("step", metric, source=evals, color=color, line_width=2, legend_label=name)
-        figs[2].scatter("step", metric, source=evals, color=color, size=6, legend_label=name)
-    for fig in figs:
-        fig.legend.location = "top_right"
-        fig.legend.click_policy = "hide"
-        fig.legend.background_fill_alpha = 0.6
-    figs[2].legend.location = "bottom_right"
+        figs[2].line("step", metric, source=evals, color=color, line_width=2)
+        figs[2].scatter("step", metric, source=evals, color=color, size=6)
+    # one legend, where the loss is low (top right); the colours are the same in every panel
+    figs[1].legend.location = "top_right"
+    figs[1].legend.click_policy = "hide"
+    figs[1].legend.background_fill_alpha = 0.6
     return gridplot([figs], toolbar_location="above", sizing_mode="stretch_width")
