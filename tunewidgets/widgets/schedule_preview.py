@@ -87,15 +87,15 @@ class SchedulePreview(widgets.VBox):
         _check_positive("base_lr", base_lr, "the optimizer's lr, e.g. 0.1")
         if optimizer not in OPTIMIZER_KINDS:
             raise ValueError(f"optimizer: must be one of {', '.join(map(repr, OPTIMIZER_KINDS))}, got {optimizer!r}")
-        if not (isinstance(momentum, (int, float)) and 0 <= momentum < 1):
+        if not (isinstance(momentum, (int, float)) and not isinstance(momentum, bool) and 0 <= momentum < 1):
             raise ValueError(f"momentum: must be in [0, 1), got {momentum!r}; e.g. 0.9")
         if not isinstance(max_points, int) or isinstance(max_points, bool) or max_points < 10:
             raise ValueError(f"max_points: must be a whole number >= 10, got {max_points!r}; e.g. 2000")
         if lr_finder is not None:
             _check_finder(lr_finder)
         self.optimizer, self.momentum, self.max_points = optimizer, float(momentum), max_points
-        self._settings = (total_steps, steps_per_epoch, float(base_lr))
-        first = schedule_plot_data(self._preview(spec, *self._settings), max_points)  # bad spec: raise now
+        # a spec that does not fit the run raises here, before any widget is made
+        first = schedule_plot_data(self._preview(spec, total_steps, steps_per_epoch, float(base_lr)), max_points)
         self._quiet = 0
         self._last_changed: Any = None
         self._finder: Any = None
