@@ -229,6 +229,37 @@ def test_picking_an_lr_from_the_list_the_slider_and_the_plot(task):
         f.lr = math.nan
 
 
+def test_the_page_snapping_a_slider_to_its_step_keeps_the_exact_values(task):
+    # a browser's slider sends back a value set from Python, snapped to its step
+    f = finder(task, start_lr=3e-5, end_lr=0.5)
+    f.lr_range.value = (-4.5, round(math.log10(0.5), 1))
+    assert (f.start_lr, f.end_lr) == (3e-5, 0.5)
+    f.lr_range.value = (-4.0, -0.3)  # a real move of one end: taken from the slider
+    assert f.start_lr == pytest.approx(1e-4) and f.end_lr == 0.5
+    f.run()
+    res = f.wait(timeout=60)
+    f.chosen.value = 10 ** (round(math.log10(res.suggested), 2))
+    assert f.lr == res.suggested and f.pick.value == res.method
+    f.chosen.value = 10 ** (round(math.log10(res.suggested), 2) + 0.01)  # one notch: the user's pick
+    assert f.lr != res.suggested and f.pick.value == "custom"
+
+
+def test_data_updates_the_page_sends_back_are_not_applied_again(task):
+    # a browser's view sends each stream and data change it gets back to the kernel
+    from bokeh.core.serialization import Serializer
+    from bokeh.document.events import ColumnsStreamedEvent, ModelChangedEvent
+
+    f = finder(task)
+    source = f.figure.select_one({"name": CURVE})
+    row = {"iteration": [0], "lr": [1e-7], "loss": [1.0], "smoothed": [1.0]}
+    f.curve.push(row)
+    f.curve.push({**row, "iteration": [1]})
+    for event in (ColumnsStreamedEvent(source.document, source, "data", {**row, "iteration": [1]}, None),
+                  ModelChangedEvent(source.document, source, "data", row)):
+        f.plot._sync_model(f.plot, {**Serializer().encode(event), "event": "jsevent"}, [])
+    assert list(source.data["iteration"]) == [0, 1]
+
+
 def test_optimizer_settings_go_into_the_config(task):
     f = finder(task, optimizer_kwargs={"momentum": 0.9, "dampening": 0.1}, accum_steps=2)
     f.lr = 0.05

@@ -106,6 +106,7 @@ class BackgroundWidget(widgets.VBox):
         if self.session.finished_on_loop and not self._resent and in_kernel():
             self._resent = True
             self._refresh_views()
+            _resend_states(self)  # controls, progress and status, not only the plots
 
     @property
     def error(self) -> BaseException | None:
@@ -139,3 +140,17 @@ class BackgroundWidget(widgets.VBox):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         ensure_bokehjs()
         return super()._repr_mimebundle_(**kwargs)
+
+
+def _resend_states(widget: widgets.Widget) -> None:
+    """Send the current state of ``widget``, its layout and style, and of all its descendants
+    again (Bokeh views excepted: ``_refresh_views`` re-renders those)."""
+    stack = [widget]
+    while stack:
+        w = stack.pop()
+        if hasattr(w, "render_bundle"):
+            continue
+        for model in (w, getattr(w, "layout", None), getattr(w, "style", None)):
+            if isinstance(model, widgets.Widget):
+                model.send_state()
+        stack.extend(getattr(w, "children", ()))

@@ -91,6 +91,17 @@ def _make_view_class(base: type) -> type:
 
         _stale = False
 
+        def _sync_model(self, _model: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
+            # The page sends back the data updates it receives from here (ColumnsStreamed, or a
+            # ModelChanged of `data`); applied again here they would duplicate rows, or undo
+            # newer ones when they arrive late. Data flows only from the kernel to the page.
+            kind = content.get("kind")
+            if content.get("event") == "jsevent" and (
+                    kind in ("ColumnsStreamed", "ColumnsPatched")
+                    or (kind == "ModelChanged" and content.get("attr") == "data")):
+                return
+            super()._sync_model(_model, content, _buffers)
+
         def get_state(self, key: Any = None, drop_defaults: bool = False) -> dict[str, Any]:
             if self._stale:
                 self._stale = False

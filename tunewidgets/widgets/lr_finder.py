@@ -267,8 +267,12 @@ class LRFinder(BackgroundWidget):
             self.lr = float(value)
 
     def _on_chosen(self, change: Any) -> None:
-        if not self._building:
-            self.lr = float(change["new"])
+        if self._building:
+            return
+        value = float(change["new"])
+        if self.lr is not None and _same_step(math.log10(value), math.log10(self.lr), self.chosen.step):
+            return  # the page snapped the exact lr to the slider's step and sent it back: keep it exact
+        self.lr = value
 
     def _on_tap(self, event: Any) -> None:
         if event.x is not None and _positive(event.x):
@@ -277,7 +281,12 @@ class LRFinder(BackgroundWidget):
     # -- range control --------------------------------------------------------------------
     def _on_range_change(self, change: Any) -> None:
         lo, hi = change["new"]
-        self._start_lr, self._end_lr = 10.0 ** lo, 10.0 ** hi
+        step = self.lr_range.step
+        # an end the page only snapped to the slider's step (it sends that back) keeps its exact value
+        if not _same_step(lo, _clamp_exp(self._start_lr), step):
+            self._start_lr = 10.0 ** lo
+        if not _same_step(hi, _clamp_exp(self._end_lr), step):
+            self._end_lr = 10.0 ** hi
         self._show_range()
 
     def _show_range(self) -> None:
@@ -309,6 +318,11 @@ def _positive(value: Any) -> bool:
     except (TypeError, ValueError):
         return False
     return math.isfinite(f) and f > 0 and not isinstance(value, bool)
+
+
+def _same_step(exp_a: float, exp_b: float, step: float) -> bool:
+    """True when two slider positions (log10 lr) are within half a step: the same slider notch."""
+    return abs(exp_a - exp_b) <= step / 2 + 1e-9
 
 
 def _clamp_exp(lr: float) -> float:
