@@ -30,6 +30,7 @@ __all__ = [
     "KERNEL_IDLE_TEXT",
     "assert_no_widget_errors",
     "bokeh_source_lengths",
+    "button_name",
     "click_button",
     "launch_chromium",
     "notebook_errors",
@@ -127,16 +128,19 @@ _ERROR_TEXTS_JS = r"""() => {
 }"""
 
 
-def run_all(page: Any, *, timeout: float = 120_000, clear_first: bool = True) -> None:
+def run_all(page: Any, *, timeout: float = 120_000, clear_first: bool = True, wait: bool = True) -> None:
     """Run all cells from the menus (Run -> Run All Cells) and wait until the run has finished.
 
     Outputs are cleared first (Edit -> Clear Outputs of All Cells), so execution counts saved in
     the file cannot pass for a finished run. Raises ``AssertionError`` with the error text when a
-    cell raised. ``timeout`` is in milliseconds.
+    cell raised. ``timeout`` is in milliseconds. With ``wait=False`` it returns as soon as the
+    command is given, for tests that act on the page while cells still run.
     """
     if clear_first:
         _menu_command(page, "Edit", "editmenu:clear-all")
     _menu_command(page, "Run", "runmenu:run-all")
+    if not wait:
+        return
     page.wait_for_function(_RUN_FINISHED_JS, timeout=timeout, polling=100)
     wait_kernel_idle(page, timeout=timeout)
     errors = notebook_errors(page)
@@ -200,7 +204,14 @@ def bokeh_source_lengths(page: Any) -> list[dict[str, Any]]:
 
 
 def click_button(page: Any, text: str, *, timeout: float = 10_000) -> None:
-    """Click the one widget button in the notebook's outputs whose label is exactly ``text``."""
+    """Click the one widget button in the notebook's outputs whose label is exactly ``text``
+    (an icon before the label, which counts in the button's accessible name, is ignored)."""
     button = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").get_by_role(
-        "button", name=text, exact=True)
+        "button", name=button_name(text))
     button.click(timeout=timeout)
+
+
+def button_name(text: str) -> re.Pattern[str]:
+    """A pattern for ``get_by_role("button", name=...)`` that matches the label ``text`` exactly,
+    after an optional icon (Font Awesome glyphs are part of the accessible name)."""
+    return re.compile(r"^\W*" + re.escape(text) + "$")
