@@ -4,7 +4,6 @@ stop on divergence. The only host sync per step is the loss fetch the divergence
 from __future__ import annotations
 
 import contextlib
-import itertools
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -13,7 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from tunewidgets.engine.task import TensorBatches, to_device
+from tunewidgets.engine.task import TensorBatches, to_device, unpack_default
 from tunewidgets.lr._sources import Sources
 
 __all__ = ["RangeTestLoop"]
@@ -30,12 +29,6 @@ class _Cycle:
         self.it: Iterator[Any] = iter(data)
         self.passes = 1
 
-    def peek(self) -> Any:
-        """The next batch, left in place for the next ``next(cycle.it)``."""
-        batch = self.next_batch()
-        self.it = itertools.chain([batch], self.it)
-        return batch
-
     def restart(self) -> Any:
         """Start the next pass and return its first batch."""
         self.it = iter(self.data)
@@ -46,6 +39,7 @@ class _Cycle:
             raise ValueError("data: yields no batches; give it at least one batch") from None
 
     def next_batch(self) -> Any:
+        """The next batch, starting a new pass when the data runs out."""
         try:
             return next(self.it)
         except StopIteration:
@@ -103,23 +97,39 @@ class RangeTestLoop:
                     g["lr"] = lr * r
         return set_all
 
+    def _loss_slot(self) -> list[Callable[..., torch.Tensor]]:
+        """``[loss_fn]``: the loss to call. Its first call runs the loss's own shape checks on the first
+        batch (before any update), so that a mismatch names the shapes and the fix; it then puts the
+        plain loss in the slot."""
+        loss_fn = self.sources.loss_fn
+        check = getattr(loss_fn, "check", None)
+        slot = [loss_fn]
+        if check is not None:
+            def first_call(output: Any, target: Any) -> torch.Tensor:
+                check(output.detach().float() if isinstance(output, torch.Tensor) else output, target)
+                slot[0] = loss_fn
+                return loss_fn(output, target)
+            slot[0] = first_call
+        return slot
+
     def _loss_fn(self, model: nn.Module, move: bool) -> Callable[[Any], torch.Tensor]:
         """``batch -> loss``: through ``batch_loss``, or unpack, move to the device, model, loss."""
         src = self.sources
-        device, unpack, loss_fn, batch_loss = src.device, src.unpack, src.loss_fn, src.batch_loss
+        device, unpack, batch_loss = src.device, src.unpack, src.batch_loss
         if batch_loss is not None:
             if not move:
                 return batch_loss
             return lambda batch: batch_loss(to_device(batch, device, True))
+        slot = self._loss_slot()
         if not move:
             def loss_of(batch: Any) -> torch.Tensor:
                 x, y = unpack(batch)
-                return loss_fn(model(x), y)
+                return slot[0](model(x), y)
             return loss_of
 
         def moved_loss_of(batch: Any) -> torch.Tensor:
             x, y = unpack(batch)
-            return loss_fn(model(to_device(x, device, True)), to_device(y, device, True))
+            return slot[0](model(to_device(x, device, True)), to_device(y, device, True))
         return moved_loss_of
 
     def _step_fn(self, model: nn.Module, optimizer: torch.optim.Optimizer, cycle: _Cycle,
@@ -162,7 +172,9 @@ class RangeTestLoop:
         """The common case in one flat function (one param group, no accumulation, no amp):
         every layer of calls shows in the time of a small model's step."""
         src = self.sources
-        group, unpack, loss_fn, device = optimizer.param_groups[0], src.unpack, src.loss_fn, src.device
+        group, unpack, device = optimizer.param_groups[0], src.unpack, src.device
+        slot = self._loss_slot()
+        fast_pairs = unpack is unpack_default  # (x, y) tuples need no call
 
         def plain(lr: float) -> float:
             try:
@@ -171,36 +183,14 @@ class RangeTestLoop:
                 batch = cycle.restart()
             group["lr"] = lr
             optimizer.zero_grad(set_to_none=True)
-            x, y = unpack(batch)
+            x, y = batch if fast_pairs and batch.__class__ is tuple and len(batch) == 2 else unpack(batch)
             if move:
                 x, y = to_device(x, device, True), to_device(y, device, True)
-            loss = loss_fn(model(x), y)
+            loss = slot[0](model(x), y)
             loss.backward()
             optimizer.step()
             return loss.item()
         return plain
-
-    @torch.no_grad()
-    def _check_first_batch(self, model: nn.Module, cycle: _Cycle, move: bool) -> None:
-        """The loss's own shape checks on the first batch (forward in eval mode, no update), so that a
-        mismatch fails with a message that names the shapes and the fix."""
-        src = self.sources
-        check = getattr(src.loss_fn, "check", None)
-        if src.batch_loss is not None or check is None:
-            return
-        x, y = src.unpack(cycle.peek())
-        if move:
-            x, y = to_device(x, src.device, True), to_device(y, src.device, True)
-        was_training = model.training
-        model.eval()
-        try:
-            autocast = (torch.autocast(src.device.type, dtype=src.amp_dtype) if src.amp_dtype is not None
-                        else contextlib.nullcontext())
-            with autocast:
-                out = model(x)
-            check(out.float() if isinstance(out, torch.Tensor) else out, y)
-        finally:
-            model.train(was_training)
 
     @torch.no_grad()
     def _val_loss(self, model: nn.Module, val: Any) -> float:
@@ -231,6 +221,18 @@ class RangeTestLoop:
             raise ValueError("val_data: yields no batches; give it at least one batch or leave it None")
         return float(total) / count
 
+    def _after_step(self, i: int, lr: float, value: float, smooth: float, model: nn.Module, val: Any) -> None:
+        """The validation loss (every ``val_every`` steps and at the last) and the ``on_step`` call."""
+        record = {"iteration": i, "lr": lr, "loss": value, "smoothed": smooth}
+        if val is not None:
+            v = (self._val_loss(model, val) if i % self.val_every == 0 or i == len(self.lrs) - 1
+                 else math.nan)
+            self.val_losses.append(v)
+            if v == v:
+                record["val_loss"] = v
+        if self.on_step is not None:
+            self.on_step(record)
+
     @property
     def passes(self) -> int:
         """Passes started over the training data (0 before the test starts)."""
@@ -242,13 +244,12 @@ class RangeTestLoop:
         move = not (isinstance(data, TensorBatches) and data.tensors[0].device == src.device)
         cycle = self.cycle = _Cycle(data)
         step = self._step_fn(model, optimizer, cycle, move)
-        self._check_first_batch(model, cycle, move)
         beta, one_minus_beta, beta_power, avg = self.beta, 1.0 - self.beta, 1.0, 0.0
         margin = self.diverge - 1.0
         best, scale = math.inf, 0.0
-        losses, smoothed, val_losses = self.losses, self.smoothed, self.val_losses
-        stop, on_step, val_every = self.stop, self.on_step, self.val_every
-        last = len(self.lrs) - 1
+        losses, smoothed = self.losses, self.smoothed
+        stop, on_step = self.stop, self.on_step
+        hooks = on_step is not None or val is not None
         model.train()
         model.zero_grad(set_to_none=True)
         t0 = time.perf_counter()
@@ -263,16 +264,8 @@ class RangeTestLoop:
                 smooth = avg / (1.0 - beta_power)
                 losses.append(value)
                 smoothed.append(smooth)
-                record = None
-                if on_step is not None:
-                    record = {"iteration": i, "lr": lr, "loss": value, "smoothed": smooth}
-                if val is not None:
-                    v = self._val_loss(model, val) if i % val_every == 0 or i == last else math.nan
-                    val_losses.append(v)
-                    if record is not None and v == v:
-                        record["val_loss"] = v
-                if record is not None:
-                    on_step(record)
+                if hooks:
+                    self._after_step(i, lr, value, smooth, model, val)
                 if not math.isfinite(smooth):
                     self.stop_reason = "nonfinite"
                     break
