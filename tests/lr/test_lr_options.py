@@ -301,3 +301,22 @@ def test_a_given_model_stays_on_its_device(device):
     model = nn.Linear(4, 3)
     res = tw.lr_range_test(model=model, loss="cross_entropy", data=blob_loader(), num_iter=3, device=device)
     assert res.settings["device"] == "cpu" and model.weight.device.type == "cpu"
+
+
+def test_the_fp16_grad_scaler_path_trains():
+    # amp="fp16" is for CUDA; the same code path (fp16 autocast, grad scaler, accumulation) runs on the CPU here
+    from tunewidgets.lr._loop import RangeTestLoop
+    from tunewidgets.lr._sources import check_sources
+
+    model = nn.Linear(4, 3)
+    sources = check_sources(None, model=model, optimizer="sgd", loss="cross_entropy", data=blob_loader(),
+                            batch_loss=None, unpack=None, val_data=None, config=None, optimizer_kwargs=None,
+                            device=None, seed=None, batch_size=None, amp=False, start_lr=1e-3)
+    sources.amp_dtype, sources.use_scaler = torch.float16, True
+    built = sources.build(1e-3)
+    before = model.weight.detach().clone()
+    loop = RangeTestLoop(sources, [1e-3, 1e-2, 1e-1, 1.0], smoothing=0.9, diverge=math.inf, accum_steps=2,
+                         val_every=1)
+    loop.run(*built)
+    assert len(loop.losses) == 4 and np.isfinite(loop.losses).all() and loop.passes == 2  # 8 of 6 batches
+    assert not torch.equal(model.weight, before)
