@@ -77,9 +77,13 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         lab.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright's sync API (one per test session)."""
+    """Headless Debian Chromium driven by Playwright's sync API (one per test module).
+
+    Module scope, not session: while Playwright's sync API is started, the main thread counts
+    as running an asyncio loop, and later tests that call ``asyncio.run`` would fail.
+    """
     chromium = _require_chromium()
     from playwright.sync_api import sync_playwright
 

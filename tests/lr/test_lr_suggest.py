@@ -35,7 +35,8 @@ def test_valley_is_the_middle_of_the_longest_descent():
     y[:20] = np.linspace(1.0, 1.4, 20)       # rises (noise-free warm-up)
     y[20:51] = np.linspace(1.5, 0.3, 31)     # the descent: indices 20..50
     y[51:] = np.linspace(0.4, 3.0, 10)       # blow-up
-    assert suggest_valley(LRS, y) == LRS[35]
+    # fastai's rule: L = 31 points ending at 50, start = 50 - 31 = 19, 19 + int(31/3) + int(31/6) = 34
+    assert suggest_valley(LRS, y) == LRS[34]
 
 
 def test_valley_skips_noise_inside_the_descent():
@@ -43,7 +44,21 @@ def test_valley_skips_noise_inside_the_descent():
     y[10] += 0.2                       # one bump: the longest descending subsequence goes around it
     y = np.concatenate([y, np.linspace(0.6, 4.0, 20)])
     lrs = np.logspace(-5, 1, len(y))
-    assert suggest_valley(lrs, y) == lrs[20]
+    # L = 40 (index 10 skipped) ending at 40: start = 0, 0 + int(40/3) + int(40/6) = 19
+    assert suggest_valley(lrs, y) == lrs[19]
+
+
+def test_valley_starts_at_end_minus_length_when_noise_is_skipped():
+    # a long, slowly falling plateau with many bumps, then a clean steep descent:
+    # the subsequence skips the bumps, so the valley (the L points before its end) starts later
+    plateau = 2.0 - 0.001 * np.arange(40)
+    plateau[1::2] += 0.01                     # every other point bumps up: skipped
+    steep = np.linspace(1.9, 0.5, 20)
+    y = np.concatenate([plateau, steep, np.linspace(0.6, 3.0, 10)])
+    lrs = np.logspace(-6, 0, len(y))
+    # longest descent: 20 plateau points + 20 steep ones, L = 40, ending at index 59
+    # start = 59 - 40 = 19, idx = 19 + 13 + 6 = 38 (the first point of the descent is index 0)
+    assert suggest_valley(lrs, y) == lrs[38]
 
 
 def test_minimum_is_a_tenth_of_the_lr_at_the_lowest_loss():

@@ -6,10 +6,12 @@ Three rules, each a function ``(lrs, smoothed) -> lr or None``:
   negative central difference ``(s[i+1] - s[i-1]) / (log lr[i+1] - log lr[i-1])``), ignoring
   the first 10% and the last 5% of the points (and always the two ends), where the moving
   average warms up and where the loss blows up.
-- ``valley``: fastai's rule. Take the longest strictly descending subsequence of the
-  smoothed loss (the longest stretch over which the loss keeps falling, noise skipped);
-  suggest the point halfway through it (in index, so halfway in ``log(lr)`` for an
-  exponential ramp). It is the default: it depends on the whole descent rather than on
+- ``valley``: fastai's rule. Find the longest strictly descending subsequence of the
+  smoothed loss (the longest stretch over which the loss keeps falling, noise skipped), of
+  length ``L`` ending at index ``end``; the valley is the ``L`` points before ``end``
+  (noise skipped inside it moves its start to the right of the subsequence's first point),
+  and the suggestion sits halfway through it, at ``start + int(L/3) + int(L/6)`` with
+  ``start = end - L`` (in index, so about halfway in ``log(lr)`` for an exponential ramp). It is the default: it depends on the whole descent rather than on
   one noisy slope (steepest) or on where the loss happened to blow up (minimum).
 - ``minimum``: the lr at the lowest smoothed loss, divided by 10.
 
@@ -84,32 +86,27 @@ def _steepest(x: np.ndarray, y: np.ndarray) -> float | None:
 
 
 def _longest_descent(y: np.ndarray) -> tuple[int, int]:
-    """First and last index of the longest strictly descending subsequence of ``y`` (patience sorting)."""
+    """Last index and length of the longest strictly descending subsequence of ``y`` (patience sorting)."""
     tails: list[float] = []      # tails[k]: smallest -y ending a descent of length k + 1
-    tail_index: list[int] = []
-    previous = [-1] * len(y)
     best_end, best_length = 0, 0
     for i, v in enumerate(y.tolist()):
-        v = -v
-        k = bisect_left(tails, v)
-        if k > 0:
-            previous[i] = tail_index[k - 1]
+        k = bisect_left(tails, -v)
         if k == len(tails):
-            tails.append(v)
-            tail_index.append(i)
+            tails.append(-v)
         else:
-            tails[k], tail_index[k] = v, i
+            tails[k] = -v
         if k + 1 > best_length:
             best_end, best_length = i, k + 1
-    start = best_end
-    while previous[start] >= 0:
-        start = previous[start]
-    return start, best_end
+    return best_end, best_length
 
 
 def _valley(x: np.ndarray, y: np.ndarray) -> float | None:
-    start, end = _longest_descent(y)
-    return None if end == start else float(x[(start + end) // 2])
+    end, length = _longest_descent(y)
+    if length < 2:
+        return None
+    start = end - length
+    sections = (end - start) / 3
+    return float(x[max(start + int(sections) + int(sections / 2), 0)])
 
 
 def _minimum(x: np.ndarray, y: np.ndarray) -> float | None:
