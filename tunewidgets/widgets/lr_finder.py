@@ -54,9 +54,9 @@ class LRFinder(BackgroundWidget):
             (see :func:`tunewidgets.lr_range_test`).
         max_points: the plot keeps at most this many points of a long test (thinned evenly).
         interval: seconds between plot updates while the test runs.
-        **test_kwargs: passed on to ``lr_range_test`` (e.g. ``device``, ``momentum``,
-            ``weight_decay``, ``seed``, ``model``); TrainConfig fields among them also go into
-            :meth:`config`.
+        **test_kwargs: passed on to ``lr_range_test`` (e.g. ``device``, ``seed``, ``model``,
+            ``optimizer_kwargs={"momentum": 0.9, "weight_decay": 1e-4}`` or ``config=``);
+            TrainConfig fields among them also go into :meth:`config`.
 
     After a run, ``lr`` holds the suggested learning rate; pick another suggestion from the
     list, set the "chosen lr" slider or click the plot. ``config()`` hands it on as a
