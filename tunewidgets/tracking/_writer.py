@@ -48,8 +48,11 @@ class Writer:
         self.error: BaseException | None = None
         self.closed = False
         self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
         LIVE_TOKENS.add(token)
+        # started now, not on the first row, so that a training loop never pays for it
+        self._thread: threading.Thread | None = threading.Thread(
+            target=self._flush_loop, name="tunewidgets-store-flush", daemon=True)
+        self._thread.start()
 
     def check_open(self) -> None:
         if self.closed:
@@ -72,10 +75,6 @@ class Writer:
                 self.first_buffered_at = time.monotonic()
             self.buffer.extend(rows)
             size = len(self.buffer)
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._flush_loop, name="tunewidgets-store-flush", daemon=True)
-                self._thread.start()
         if size >= BACKLOG * self.batch_rows:
             self.transact(None)
         elif size >= self.batch_rows:

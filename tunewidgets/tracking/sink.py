@@ -39,6 +39,7 @@ __all__ = ["StoreSink", "attach_store"]
 
 _ROW_KEYS = ("step", "epoch")
 _ROW_NAMES = {"loss": "train/loss", "lr": "lr"}
+_ENGINE_ROW_KEYS = {"step", "epoch", "lr", "loss"}
 
 
 class StoreSink:
@@ -114,13 +115,21 @@ class StoreSink:
     def on_log(self, record: dict[str, Any]) -> None:
         if not self._active:
             return
-        rows = []
-        for row in record.get("rows") or ():
+        rows = record.get("rows") or ()
+        if rows and all(_ENGINE_ROW_KEYS == r.keys() for r in rows):
+            # the engine's own rows: two metrics each, built without per-value checks
+            run = self.run_id
+            self.store._log_clean(run, [(run, r["step"], r["epoch"], "train/loss", float(r["loss"]))
+                                        for r in rows]
+                                  + [(run, r["step"], r["epoch"], "lr", float(r["lr"])) for r in rows])
+            return
+        out = []
+        for row in rows:
             step, epoch = row.get("step"), row.get("epoch")
             for key, value in row.items():
                 if key not in _ROW_KEYS and (type(value) is float or _is_number(value)):
-                    rows.append((step, epoch, _ROW_NAMES.get(key, key), value))
-        self._write(rows)
+                    out.append((step, epoch, _ROW_NAMES.get(key, key), value))
+        self._write(out)
 
     def on_epoch(self, record: dict[str, Any]) -> None:
         if not self._active:

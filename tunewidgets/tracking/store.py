@@ -176,6 +176,10 @@ class Store:
         clean = [_metric_row(run_id, row, i) for i, row in enumerate(rows)]
         self._writer.add(clean)
 
+    def _log_clean(self, run_id: int, rows: list[MetricRow]) -> None:
+        """Buffer rows already in stored form ``(run, step, epoch, name, value)`` (the sink's fast path)."""
+        self._writer.add(rows)
+
     def flush(self) -> None:
         """Write buffered metric rows now, in one transaction."""
         self._writer.raise_background_error()
