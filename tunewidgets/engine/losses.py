@@ -124,8 +124,11 @@ class _CrossEntropy(Loss):
         super().__init__(name, label_smoothing=_number(name, "label_smoothing", label_smoothing, 0.0, high=1.0),
                          weight=weight)
         self._weight = _OnDevice(_vector(name, "weight", weight))
+        self._plain = self._weight.tensor is None and self.kwargs["label_smoothing"] == 0.0
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self._plain:  # the common case, on every training step: no keyword handling
+            return F.cross_entropy(output, target)
         return F.cross_entropy(output, target, weight=self._weight.like(output),
                                label_smoothing=self.kwargs["label_smoothing"])
 

@@ -176,19 +176,22 @@ class RangeTestLoop:
         slot = self._loss_slot()
         fast_pairs = unpack is unpack_default  # (x, y) tuples need no call
 
+        zero_grad, opt_step, it = optimizer.zero_grad, optimizer.step, [cycle.it]
+
         def plain(lr: float) -> float:
             try:
-                batch = next(cycle.it)
+                batch = next(it[0])
             except StopIteration:
                 batch = cycle.restart()
+                it[0] = cycle.it
             group["lr"] = lr
-            optimizer.zero_grad(set_to_none=True)
+            zero_grad(set_to_none=True)
             x, y = batch if fast_pairs and batch.__class__ is tuple and len(batch) == 2 else unpack(batch)
             if move:
                 x, y = to_device(x, device, True), to_device(y, device, True)
             loss = slot[0](model(x), y)
             loss.backward()
-            optimizer.step()
+            opt_step()
             return loss.item()
         return plain
 
