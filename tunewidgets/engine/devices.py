@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device", "peak_memory", "reset_peak_memory"]
+__all__ = ["resolve_device", "amp_mode", "peak_memory", "reset_peak_memory"]
 
 
 def _mps_available() -> bool:
@@ -49,6 +49,21 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     elif dev.type not in ("cpu", "cuda", "mps"):
         raise ValueError(f"device: {device!r} is not supported; use 'auto', 'cpu', 'cuda' or 'mps'")
     return dev
+
+
+def amp_mode(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, bool]:
+    """``(autocast dtype or None, whether a grad scaler is needed)`` for a TrainConfig ``amp`` value.
+
+    False: no autocast. True or "bf16": bf16 autocast (CUDA, and CPU too). "fp16": fp16 autocast
+    with a grad scaler, CUDA only.
+    """
+    if amp is False:
+        return None, False
+    if amp in (True, "bf16"):
+        return torch.bfloat16, False
+    if device.type != "cuda":
+        raise ValueError(f"amp: 'fp16' needs a CUDA device, got {device}; use amp='bf16' or amp=False")
+    return torch.float16, True
 
 
 def reset_peak_memory(device: torch.device) -> None:

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from tunewidgets.engine.config import TrainConfig
-from tunewidgets.engine.devices import peak_memory, reset_peak_memory, resolve_device
+from tunewidgets.engine.devices import amp_mode, peak_memory, reset_peak_memory, resolve_device
 from tunewidgets.engine.env import environment
 from tunewidgets.engine.events import EventBus, Events, Handle
 from tunewidgets.engine.optimizers import build_from_config
@@ -343,13 +343,8 @@ def check_first_batch(task: Task, model: torch.nn.Module, batches: Iterable[Any]
 
 
 def _amp_setup(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, Any]:
-    if amp is False:
-        return None, None
-    if amp in (True, "bf16"):
-        return torch.bfloat16, None
-    if device.type != "cuda":
-        raise ValueError(f"amp: 'fp16' needs a CUDA device, got {device}; use amp='bf16' or amp=False")
-    return torch.float16, torch.amp.GradScaler("cuda")
+    dtype, scaled = amp_mode(amp, device)
+    return dtype, (torch.amp.GradScaler("cuda") if scaled else None)
 
 
 def _build_schedule(schedule: Any, optimizer: torch.optim.Optimizer, total_steps: int,

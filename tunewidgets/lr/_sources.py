@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset, IterableDataset
 
 from tunewidgets.engine.config import TrainConfig
-from tunewidgets.engine.devices import resolve_device
+from tunewidgets.engine.devices import amp_mode, resolve_device
 from tunewidgets.engine.losses import get_loss
 from tunewidgets.engine.optimizers import build_optimizer, check_optimizer
 from tunewidgets.engine.task import Task, unpack_default
@@ -109,16 +109,6 @@ def _split_optimizer_kwargs(config: TrainConfig | None, optimizer_kwargs: Any) -
     return settings
 
 
-def _amp(amp: Any, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    if amp is False:
-        return None, False
-    if amp in (True, "bf16"):
-        return torch.bfloat16, False
-    if device.type != "cuda":
-        raise ValueError(f"amp: 'fp16' needs a CUDA device, got {device}; use amp='bf16' or amp=False")
-    return torch.float16, True
-
-
 def check_sources(task: Any, *, model: Any, optimizer: Any, loss: Any, data: Any, batch_loss: Any,
                   unpack: Any, val_data: Any, config: Any, optimizer_kwargs: Any, device: Any,
                   seed: Any, batch_size: Any, amp: Any, start_lr: float) -> Sources:
@@ -208,7 +198,7 @@ def check_sources(task: Any, *, model: Any, optimizer: Any, loss: Any, data: Any
         raise ValueError(f"batch_size: must be a whole number >= 1, got {batch_size!r}; e.g. batch_size=64")
     if batch_size is None and config is not None:
         batch_size = config.batch_size
-    amp_dtype, use_scaler = _amp(amp, dev)
+    amp_dtype, use_scaler = amp_mode(amp, dev)
     return Sources(task=task, model=model, optimizer=optimizer if name is None else None, optimizer_name=name,
                    optimizer_settings=settings, loss_fn=loss_fn, batch_loss=batch_loss, unpack=unpack_fn,
                    data=data, val_data=val_data, device=dev, seed=seed, batch_size=batch_size,
