@@ -347,3 +347,12 @@ def test_real_lr_finder_choice_sets_max_lr():
     finder.chosen.value = 0.02  # the finder's own slider
     assert w.spec.then.max_lr == pytest.approx(0.02)
     assert float(shown(w)["lr"].max()) == pytest.approx(0.02)
+
+
+def test_base_lr_slider_is_greyed_out_for_shapes_with_their_own_lr():
+    w = SchedulePreview(tw.schedules.OneCycle(max_lr=0.3), total_steps=200)
+    assert w.base_lr_slider.disabled
+    w.spec = tw.schedules.Cosine()
+    assert not w.base_lr_slider.disabled
+    w.spec = tw.schedules.Cyclic(base_lr=0.01, max_lr=0.1, step_size_up=20)
+    assert w.base_lr_slider.disabled

@@ -41,6 +41,7 @@ from tunewidgets.widgets._ui import ErrorArea
 
 __all__ = ["SchedulePreview", "PEAK_FIELD"]
 
+_OWN_LR_SHAPES = ("OneCycle", "Cyclic")  # their lrs come from their own fields, not the optimizer's
 PEAK_FIELD = "max_lr"  # the field a linked LR finder sets (OneCycle, Cyclic); else the preview's base_lr
 _LAST_GOOD = "The plot and the code show the last valid schedule; fix the value marked in red."
 _METRIC_NOTE = ("This schedule follows the validation metric; the plot assumes a metric that never "
@@ -328,7 +329,11 @@ class SchedulePreview(widgets.VBox):
         self._set_note()
 
     def _set_note(self) -> None:
-        """The line under the code: why the plot is stale, or what a metric-driven preview assumes."""
+        """The line under the code: why the plot is stale, or what a metric-driven preview assumes.
+
+        Also greys out the base-lr slider for shapes that set their own lr (OneCycle, Cyclic).
+        """
+        self.base_lr_slider.disabled = type(self.spec).__name__ in _OWN_LR_SHAPES
         if self.error:
             text = f'<span style="color:#b00020">{_LAST_GOOD}</span>'
         elif self.spec.metric_driven:
