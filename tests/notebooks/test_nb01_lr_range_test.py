@@ -3,9 +3,6 @@ what its text teaches: the three learning rates behave as described, the suggest
 numbers, the saved widget shows the finished test, and the chosen lr trains the network."""
 from __future__ import annotations
 
-import base64
-import gzip
-import json
 import math
 import re
 import time
@@ -13,10 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import numpy as np
 import pytest
 
-from support.notebooks import cell_outputs_text, run_notebook
+from support.notebooks import cell_outputs_text, run_notebook, saved_bokeh_sources
 
 pytestmark = pytest.mark.notebook
 
@@ -60,35 +56,6 @@ def _descendants(state: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
     for child in entry["state"].get("children", []):
         out.extend(_descendants(state, child.removeprefix("IPY_MODEL_")))
     return out
-
-
-def _decode(column: Any) -> list[Any]:
-    if isinstance(column, dict) and column.get("type") == "ndarray":
-        raw = base64.b64decode(column["array"]["data"])
-        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-        return np.frombuffer(raw, dtype=column["dtype"]).tolist()
-    return list(column)
-
-
-def _bokeh_sources(bokeh_entry: dict[str, Any]) -> dict[str, dict[str, list[Any]]]:
-    """Named data sources of a saved BokehModel: ``{name: {column: values}}``."""
-    bundle = bokeh_entry["state"]["render_bundle"]
-    bundle = json.loads(bundle) if isinstance(bundle, str) else bundle
-    found: dict[str, dict[str, list[Any]]] = {}
-
-    def walk(node: Any) -> None:
-        if isinstance(node, dict):
-            attributes = node.get("attributes", {})
-            if node.get("name") == "ColumnDataSource" and attributes.get("name"):
-                found[attributes["name"]] = {k: _decode(v) for k, v in attributes["data"]["entries"]}
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-
-    walk(bundle["docs_json"])
-    return found
 
 
 def _suggestions(text: str) -> dict[str, float]:
@@ -154,7 +121,7 @@ def test_saved_widget_shows_the_finished_test_with_curve_and_markers(executed):
                           cell_outputs_text(_cell(nb, "await finder.wait_async()"))).group(1))
 
     (bokeh,) = [m for m in models if m["model_name"] == "BokehModel"]
-    sources = _bokeh_sources(bokeh)
+    sources = saved_bokeh_sources(bokeh)
     lrs = sources["lr_curve"]["lr"]
     assert len(lrs) == steps > 10
     assert math.isclose(lrs[0], 1e-7, rel_tol=1e-6) and all(a < b for a, b in zip(lrs, lrs[1:]))
@@ -186,7 +153,7 @@ def test_spirals_sweep_narrowed_to_where_the_curve_moves_narrows_the_band(execut
     assert float(widths["1e-4"]) < float(widths["1e-7"])
     plots = [_view_id(_cell(nb, "res.plot(")), _view_id(_cell(nb, "narrow.plot("))]
     for model_id in plots:
-        sources = _bokeh_sources(_widget_state(nb)[model_id])
+        sources = saved_bokeh_sources(_widget_state(nb)[model_id])
         assert len(sources["lr_curve"]["lr"]) > 10 and len(sources["lr_markers"]["x"]) > 0
 
 

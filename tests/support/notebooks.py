@@ -14,14 +14,19 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import os
 import re
 import shutil
 import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 import nbformat
+import numpy as np
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
@@ -30,6 +35,7 @@ __all__ = [
     "KERNEL_ENV",
     "cell_outputs_text",
     "run_notebook",
+    "saved_bokeh_sources",
     "write_notebook",
 ]
 
@@ -164,3 +170,36 @@ def _cell_error(name: str, nb: nbformat.NotebookNode, exc: CellExecutionError) -
     # Errors with no error output (a cell timeout, a dead kernel): keep nbclient's message.
     return NotebookCellError(name, -1, "", type(exc).__name__, str(exc.evalue or ""),
                              _ANSI.sub("", str(exc)))
+
+
+def _decode_column(column: Any) -> list[Any]:
+    """A data-source column as saved by Bokeh: a plain list, or a (gzipped) base64 ndarray."""
+    if isinstance(column, dict) and column.get("type") == "ndarray":
+        raw = base64.b64decode(column["array"]["data"])
+        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
+        return np.frombuffer(raw, dtype=column["dtype"]).tolist()
+    return list(column)
+
+
+def saved_bokeh_sources(bokeh_entry: Mapping[str, Any]) -> dict[str, dict[str, list[Any]]]:
+    """Named data sources of a BokehModel in a saved notebook's widget state: ``{name: {column: values}}``.
+
+    ``bokeh_entry`` is one value of ``nb.metadata["widgets"][...]["state"]`` whose model is a BokehModel.
+    """
+    bundle = bokeh_entry["state"]["render_bundle"]
+    bundle = json.loads(bundle) if isinstance(bundle, str) else bundle
+    found: dict[str, dict[str, list[Any]]] = {}
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            attributes = node.get("attributes", {})
+            if node.get("name") == "ColumnDataSource" and attributes.get("name"):
+                found[attributes["name"]] = {k: _decode_column(v) for k, v in attributes["data"]["entries"]}
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(bundle["docs_json"])
+    return found

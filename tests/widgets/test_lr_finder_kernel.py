@@ -2,14 +2,11 @@
 loop between cells, and the saved widget state holding the final plot."""
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 
-import numpy as np
 import pytest
 
-from support.notebooks import cell_outputs_text, run_notebook, write_notebook
+from support.notebooks import cell_outputs_text, run_notebook, saved_bokeh_sources, write_notebook
 
 pytestmark = pytest.mark.notebook
 
@@ -23,34 +20,12 @@ CELLS = [
 ]
 
 
-def _decode(column):
-    if isinstance(column, dict) and column.get("type") == "ndarray":
-        raw = base64.b64decode(column["array"]["data"])
-        raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
-        return np.frombuffer(raw, dtype=column["dtype"])
-    return column
-
-
 def _saved_curve(nb) -> list[float]:
     """The lr column of the plot as the notebook's saved widget state holds it."""
     state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    bundles = [w["state"]["render_bundle"] for w in state.values() if w["model_name"] == "BokehModel"]
-    assert len(bundles) == 1
-    bundle = json.loads(bundles[0]) if isinstance(bundles[0], str) else bundles[0]
-    found = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get("name") == "ColumnDataSource" and node.get("attributes", {}).get("name") == "lr_curve":
-                found.append(dict(node["attributes"]["data"]["entries"]))
-            for v in node.values():
-                walk(v)
-        elif isinstance(node, list):
-            for v in node:
-                walk(v)
-
-    walk(bundle["docs_json"])
-    return list(_decode(found[0]["lr"]))
+    bokeh = [w for w in state.values() if w["model_name"] == "BokehModel"]
+    assert len(bokeh) == 1
+    return saved_bokeh_sources(bokeh[0])["lr_curve"]["lr"]
 
 
 def test_lr_finder_runs_on_the_kernel_loop_and_saves_its_final_plot(tmp_path):
