@@ -106,6 +106,8 @@ class Trainer:
         cfg = self.config
         self._model, self._opt, self._sched = model, optimizer, scheduler
         self._device, self._amp_dtype, self._scaler = device, amp_dtype, scaler
+        # built once: a TensorDataset moves to the device once per run, not once per evaluation
+        self._val = self.task.val_batches(cfg.batch_size, device)
         self._pending: list[tuple[int, int, float, torch.Tensor]] = []
         self._step_rows: list[dict[str, Any]] = []
         self._eval_rows: list[dict[str, Any]] = []
@@ -146,14 +148,13 @@ class Trainer:
 
     def _run_epoch(self, batches: Iterable[Any]) -> float:
         cfg, task, opt = self.config, self.task, self._opt
-        model, device, amp_dtype, scaler = self._model, self._device, self._amp_dtype, self._scaler
+        model, device, scaler = self._model, self._device, self._scaler
         model.train()
         accum, micro, acc_loss = cfg.grad_accum, 0, None
         first_row = len(self._step_rows) + len(self._pending)
         fire_step = self.bus.has(Events.STEP)
         n_batches = len(batches) if hasattr(batches, "__len__") else None
-        autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
-                    else contextlib.nullcontext())
+        autocast = self._autocast()
         on_device = getattr(batches, "device", None) == device  # TensorBatches already moved
         unpack, loss_fn, pending = task.unpack_batch, task.loss_fn, self._pending
         for i, batch in enumerate(batches):
@@ -191,6 +192,11 @@ class Trainer:
         rows = self._step_rows[first_row:]
         return float(sum(r["loss"] for r in rows) / len(rows)) if rows else math.nan
 
+    def _autocast(self) -> Any:
+        if self._amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self._device.type, dtype=self._amp_dtype)
+
     def _optimizer_step(self, opt: torch.optim.Optimizer, scaler: Any) -> None:
         clip = self.config.grad_clip
         if scaler is not None:
@@ -220,16 +226,14 @@ class Trainer:
 
     @torch.no_grad()
     def _evaluate(self, epoch: int, train_loss: float) -> None:
-        task, model, device = self.task, self._model, self._device
-        val = task.val_batches(self.config.batch_size, device)
+        task, model, device, val = self.task, self._model, self._device, self._val
         record: dict[str, Any] = {"epoch": epoch, "step": self.step, "train_loss": train_loss}
         if val is not None:
             model.eval()
             metrics = {name: factory() for name, factory in task.metric_fns.items()}
             total = torch.zeros((), dtype=torch.float64, device=device)
             count = 0
-            autocast = (torch.autocast(device.type, dtype=self._amp_dtype) if self._amp_dtype is not None
-                        else contextlib.nullcontext())
+            autocast = self._autocast()
             for batch in val:
                 x, y = task.unpack_batch(batch)
                 x, y = to_device(x, device, True), to_device(y, device, True)
