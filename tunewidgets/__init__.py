@@ -25,6 +25,7 @@ __all__ = [
     "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train",
     "Store", "lr_range_test", "LRRangeTestResult",
     "tasks", "schedules", "lr", "tracking", "plots", "widgets",
+    "presets", "space",
 ]
 
 _SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine"}
@@ -32,6 +33,8 @@ _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "lr_range_test": ("tunewidgets.lr", "lr_range_test"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
+    "presets": ("tunewidgets.hpo", "presets"),
+    "space": ("tunewidgets.hpo", "space"),
 }
 
 
