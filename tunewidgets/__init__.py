@@ -17,12 +17,14 @@ from typing import Any
 from tunewidgets._version import __version__
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.events import Events
-from tunewidgets.engine.loop import Trainer, train
+from tunewidgets.engine.loop import Trainer
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.task import Task
+from tunewidgets.api import lr_range_test, train
+from tunewidgets.engine.control import RunStop, StopRun
 
 __all__ = [
-    "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train",
+    "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train", "RunStop", "StopRun",
     "Store", "lr_range_test", "LRRangeTestResult",
     "tasks", "schedules", "lr", "tracking", "plots", "widgets",
     "presets", "space",
@@ -31,7 +33,6 @@ __all__ = [
 _SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine"}
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
-    "lr_range_test": ("tunewidgets.lr", "lr_range_test"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
     "presets": ("tunewidgets.hpo", "presets"),
     "space": ("tunewidgets.hpo", "space"),

@@ -119,7 +119,7 @@ def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
     np.testing.assert_allclose(curve["lr"], res.lrs)
     np.testing.assert_allclose(curve["loss"], res.losses)
     np.testing.assert_allclose(curve["smoothed"], res.smoothed)
-    assert list(curve["iteration"]) == list(range(40))
+    assert list(curve["step"]) == list(range(40))
     markers = f.figure.select_one({"name": MARKERS}).data
     expected = {m: v for m, v in res.suggestions.items() if v is not None}
     assert dict(zip(markers["method"], markers["x"])) == expected and expected
@@ -146,7 +146,7 @@ def test_long_runs_are_thinned_to_the_cap(task):
     curve = f.figure.select_one({"name": CURVE}).data
     assert 8 <= len(curve["lr"]) <= 16
     assert curve["lr"][0] == res.lrs[0] and curve["lr"][-1] == res.lrs[-1]
-    idx = curve["iteration"]
+    idx = curve["step"]
     np.testing.assert_allclose(curve["loss"], res.losses[idx])
     assert len({b - a for a, b in zip(idx[:-2], idx[1:-1])}) == 1  # evenly spaced (the last may not be)
 
@@ -251,17 +251,17 @@ def test_data_updates_the_page_sends_back_are_not_applied_again(task):
 
     f = finder(task)
     source = f.figure.select_one({"name": CURVE})
-    row = {"iteration": [0], "lr": [1e-7], "loss": [1.0], "smoothed": [1.0]}
+    row = {"step": [0], "lr": [1e-7], "loss": [1.0], "smoothed": [1.0]}
     f.curve.push(row)
-    f.curve.push({**row, "iteration": [1]})
-    for event in (ColumnsStreamedEvent(source.document, source, "data", {**row, "iteration": [1]}, None),
+    f.curve.push({**row, "step": [1]})
+    for event in (ColumnsStreamedEvent(source.document, source, "data", {**row, "step": [1]}, None),
                   ModelChangedEvent(source.document, source, "data", row)):
         f.plot._sync_model(f.plot, {**Serializer().encode(event), "event": "jsevent"}, [])
-    assert list(source.data["iteration"]) == [0, 1]
+    assert list(source.data["step"]) == [0, 1]
 
 
 def test_optimizer_settings_go_into_the_config(task):
-    f = finder(task, optimizer_kwargs={"momentum": 0.9, "dampening": 0.1}, accum_steps=2)
+    f = finder(task, optimizer_kwargs={"momentum": 0.9, "dampening": 0.1}, grad_accum=2)
     f.lr = 0.05
     cfg = f.config()
     assert (cfg.lr, cfg.momentum, cfg.optimizer_kwargs, cfg.grad_accum) == (0.05, 0.9, {"dampening": 0.1}, 2)

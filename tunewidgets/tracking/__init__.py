@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from tunewidgets.engine.env import collect_env
 from tunewidgets.tracking._schema import SCHEMA_VERSION, StoreVersionError
-from tunewidgets.tracking.sink import StoreSink, attach_store
+from tunewidgets.tracking.sink import Sink, StoreSink, attach_store, metric_name, metric_rows
 from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store
 
 __all__ = [
-    "Store", "StoreSink", "attach_store", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
+    "Store", "Sink", "StoreSink", "attach_store", "metric_name", "metric_rows", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
     "SCHEMA_VERSION", "collect_env",
 ]

@@ -170,8 +170,8 @@ class LRFinder(BackgroundWidget):
             raise TypeError(f"base: expected a TrainConfig, got {type(base).__name__}")
         fields = {k: self.test_kwargs[k] for k in ("device", "seed", "batch_size", "amp")
                   if self.test_kwargs.get(k) is not None}
-        if self.test_kwargs.get("accum_steps") is not None:
-            fields["grad_accum"] = self.test_kwargs["accum_steps"]
+        if self.test_kwargs.get("grad_accum") is not None:
+            fields["grad_accum"] = self.test_kwargs["grad_accum"]
         extra = dict(self.test_kwargs.get("optimizer_kwargs") or {})
         fields.update({k: extra.pop(k) for k in list(extra) if k in _CONFIG_FIELDS})
         if extra:
@@ -207,7 +207,7 @@ class LRFinder(BackgroundWidget):
             rows[name] = finite_or_nan(rows[name])
         self.curve.push(rows)
         last = records[-1]
-        done = int(last.get("iteration", self.session.records_seen - 1)) + 1
+        done = int(last.get("step", self.session.records_seen - 1)) + 1
         self.run_bar.set_progress(done, self._total, f"{done} / {self._total} · lr {fmt_lr(last.get('lr'))}"
                                                      f" · loss {_fmt_loss(last.get('smoothed'))}")
 
@@ -341,8 +341,8 @@ def _summary(session: BackgroundSession, result: Any) -> str:
     reason = result.stop_reason
     if session.status == "stopped":
         text = f"stopped at step {n}"
-    elif reason in ("diverged", "nonfinite"):
-        text = f"{n} steps; ended early ({'loss diverged' if reason == 'diverged' else 'loss not finite'})"
+    elif reason == "diverged":
+        text = f"{n} steps; ended early ({'loss not finite' if result.nonfinite else 'loss diverged'})"
     else:
         text = f"{n} steps"
     text += f" in {session.elapsed:.1f} s"
