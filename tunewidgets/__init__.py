@@ -27,13 +27,14 @@ __all__ = [
     "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train", "RunStop", "StopRun",
     "Store", "lr_range_test", "LRRangeTestResult",
     "tasks", "schedules", "lr", "tracking", "plots", "widgets",
-    "presets", "space",
+    "search", "presets", "space",
 ]
 
 _SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine"}
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
+    "search": ("tunewidgets._search_api", "search"),
     "presets": ("tunewidgets.hpo", "presets"),
     "space": ("tunewidgets.hpo", "space"),
 }

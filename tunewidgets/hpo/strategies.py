@@ -26,7 +26,7 @@ Example:
     >>> for n in range(strategy.size):
     ...     trial = strategy.ask(study, n)
     ...     seen.append(strategy.params(trial)["batch_size"])
-    ...     study.tell(trial, 1.0)
+    ...     _ = study.tell(trial, 1.0)
     >>> sorted(seen), strategy.exhausted(study)
     ([32, 64, 128], True)
 """
