@@ -143,10 +143,11 @@ class Trainer:
         self.step, self.epoch = 0, 0
         n_params = sum(p.numel() for p in model.parameters())
         reset_peak_memory(self._device)
-        self.bus.fire(Events.START, {"config": cfg, "params": self.params, "trainer": self,
-                                     "run_id": self.run_id, "trial": self.trial, "kind": self.kind,
-                                     "env": environment(self._device), "total_steps": self.total_steps,
-                                     "n_params": n_params})
+        if self.bus.has(Events.START):
+            self.bus.fire(Events.START, {"config": cfg, "params": self.params, "trainer": self,
+                                         "run_id": self.run_id, "trial": self.trial, "kind": self.kind,
+                                         "env": environment(self._device), "total_steps": self.total_steps,
+                                         "n_params": n_params})
         model.train()
         self._opt.zero_grad(set_to_none=True)
         try:
@@ -184,7 +185,7 @@ class Trainer:
         pending, stop, group = self._pending, self.stop_event, opt.param_groups[0]
         for i, batch in enumerate(batches):
             if plain is not None:
-                acc_loss = plain(batch)
+                acc_loss = plain(batch).detach()
             else:
                 loss = micro_fn(batch)
                 acc_loss = loss if acc_loss is None else acc_loss + loss
