@@ -122,9 +122,7 @@ class Trainer:
                 _check_lr(optimizer.param_groups[0]["lr"], cfg.schedule, 0)
                 # built once: a TensorDataset moves to the device once per run, not once per evaluation
                 self._val = self.task.val_batches(cfg.batch_size, device)
-                if self._val is not None and hasattr(self._val, "__len__") and len(self._val) == 0:
-                    raise ValueError("val: the validation data is empty; give it at least one sample, or "
-                                     "Task(val=None) to train without validation")
+                _check_not_empty(self._val)
                 on_device = getattr(batches, "device", None) == device  # TensorBatches already moved
                 self._step = TrainStep(model, optimizer, self.task.loss_fn, device=device, move=not on_device,
                                        unpack=self.task.unpack_batch, amp_dtype=self._amp_dtype, scaler=scaler,
@@ -143,10 +141,11 @@ class Trainer:
         self.step, self.epoch = 0, 0
         n_params = sum(p.numel() for p in model.parameters())
         reset_peak_memory(self._device)
-        self.bus.fire(Events.START, {"config": cfg, "params": self.params, "trainer": self,
-                                     "run_id": self.run_id, "trial": self.trial, "kind": self.kind,
-                                     "env": environment(self._device), "total_steps": self.total_steps,
-                                     "n_params": n_params})
+        if self.bus.has(Events.START):
+            self.bus.fire(Events.START, {"config": cfg, "params": self.params, "trainer": self,
+                                         "run_id": self.run_id, "trial": self.trial, "kind": self.kind,
+                                         "env": environment(self._device), "total_steps": self.total_steps,
+                                         "n_params": n_params})
         model.train()
         self._opt.zero_grad(set_to_none=True)
         try:
@@ -184,7 +183,7 @@ class Trainer:
         pending, stop, group = self._pending, self.stop_event, opt.param_groups[0]
         for i, batch in enumerate(batches):
             if plain is not None:
-                acc_loss = plain(batch)
+                acc_loss = plain(batch).detach()
             else:
                 loss = micro_fn(batch)
                 acc_loss = loss if acc_loss is None else acc_loss + loss
@@ -332,6 +331,20 @@ def _check_lr(lr: Any, schedule: Any, step: int) -> None:
         name = getattr(schedule, "__name__", None) or type(schedule).__name__
         raise ValueError(f"schedule: {name} gave lr={value!r} at step {step}; a learning rate must be finite "
                          "and >= 0, so fix the schedule (a callable returns the factor of the base lr)")
+
+
+def _check_not_empty(val: Any) -> None:
+    """Empty validation data would read as a perfect loss of 0: refuse it before the first step.
+    A loader of unknown length is asked for its first batch (one batch, once)."""
+    if val is None:
+        return
+    try:
+        empty = len(val) == 0
+    except TypeError:  # an iterable-style loader: its length is unknown
+        empty = next(iter(val), None) is None
+    if empty:
+        raise ValueError("val: the validation data is empty (it yields no batches); give it at least one "
+                         "sample, or Task(val=None) to train without validation")
 
 
 def _amp_setup(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, Any]:
