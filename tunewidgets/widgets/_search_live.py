@@ -1,0 +1,361 @@
+"""The live side of the ``Search`` widget: slim records, the trials they build, the sources they fill.
+
+In the search's thread a :class:`Relay` (one of ``tw.search``'s ``callbacks``) turns each trial
+record into a small tuple and puts it on the widget's queue: ``("start", n)``, ``("eval", n,
+epoch, value)`` and ``("end", n, status, value, error)``; LOG and EPOCH records are dropped
+there. Once a tick the widget hands the tuples to :meth:`LiveTrials.ingest`, which keeps every
+trial as a :class:`~tunewidgets.plots.search.TrialData`, then to :meth:`LiveSources.update`,
+which makes at most one ``stream``, one ``patch`` or one ``data`` assignment per source: new
+curves are streamed, curves that grew are patched in place, and a source is re-sent whole only
+when the set of rows it shows changes otherwise (the curve cap, top-k, hide-pruned, a new
+colour range for the parallel coordinates).
+
+Example:
+    >>> from tunewidgets.widgets._search_live import LiveTrials
+    >>> trials = LiveTrials()
+    >>> changes = trials.ingest([("start", 0), ("eval", 0, 1, 0.5), ("eval", 0, 2, 0.7),
+    ...                          ("end", 0, "finished", 0.7, None)])
+    >>> t = trials.by_number[0]
+    >>> t.state, t.epochs, t.values, t.value, sorted(changes.ended)
+    ('finished', [1, 2], [0.5, 0.7], 0.7, [0])
+"""
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from tunewidgets.plots.search import (
+    CURVE_COLUMNS, CURVE_ENDS, CURVES, ENDED, HIGHLIGHT, IMPORTANCE, PARALLEL, PARALLEL_AXES, SLICE, TABLE, Axis,
+    TrialData, curve_row, end_columns, importance_columns, parallel_axis_columns, parallel_row, pick_trials,
+    set_color_range, slice_row, table_columns, value_range,
+)
+
+__all__ = ["Relay", "LiveTrials", "Changes", "LiveSources", "RowSync"]
+
+
+def _number(v: Any) -> float:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return math.nan
+    return f
+
+
+class Relay:
+    """``fn(event, record)`` for ``tw.search(callbacks=[...])``: slim tuples, in order, to ``emit``.
+
+    Records that come before :meth:`connect` (the search starts before the widget's worker) wait
+    in a buffer. ``finished`` counts finished trials (read by the worker to pace importance).
+    """
+
+    def __init__(self, metric: str) -> None:
+        self.metric = metric
+        self.finished = 0
+        self._lock = threading.Lock()
+        self._buffer: list[tuple[Any, ...]] = []
+        self._emit: Callable[[Any], None] | None = None
+
+    def __call__(self, event: str, record: Mapping[str, Any]) -> None:
+        trial = record.get("trial")
+        if trial is None:
+            return
+        if event == "eval":
+            item: tuple[Any, ...] = ("eval", trial, int(record.get("epoch", 0)) + 1, _number(record.get(self.metric)))
+        elif event == "start":
+            item = ("start", trial)
+        elif event == "end":
+            status = record.get("status") or "failed"
+            final = record.get("final") or {}
+            error = record.get("error") or record.get("reason") if status in ("failed", "diverged") else None
+            item = ("end", trial, status, _number(final.get(self.metric)), error)
+            if status == "finished":
+                self.finished += 1
+        else:
+            return
+        self.put(item)
+
+    def put(self, item: Any) -> None:
+        emit = self._emit
+        if emit is None:
+            with self._lock:
+                if self._emit is None:
+                    self._buffer.append(item)
+                    return
+                emit = self._emit
+        emit(item)
+
+    def connect(self, emit: Callable[[Any], None]) -> None:
+        """Send what waited, then every later record, to ``emit``."""
+        with self._lock:
+            for item in self._buffer:
+                emit(item)
+            self._buffer.clear()
+            self._emit = emit
+
+
+@dataclass
+class Changes:
+    """What one tick changed: trials that are new, that changed, that ended; a new importance."""
+
+    new: set[int] = field(default_factory=set)
+    dirty: set[int] = field(default_factory=set)
+    ended: set[int] = field(default_factory=set)
+    importance: Any = None
+
+    def __bool__(self) -> bool:
+        return bool(self.dirty or self.importance is not None)
+
+
+class LiveTrials:
+    """Every trial of the search the widget shows, by number (resumed ones included)."""
+
+    def __init__(self) -> None:
+        self.by_number: dict[int, TrialData] = {}
+        self.need_params: set[int] = set()
+
+    def clear(self) -> None:
+        self.by_number.clear()
+        self.need_params.clear()
+
+    def load(self, trials: Iterable[TrialData]) -> None:
+        """Trials that ended before this search started (read back from the store)."""
+        for t in trials:
+            if t.state != "running":
+                self.by_number[t.trial] = t
+
+    def sorted(self) -> list[TrialData]:
+        return [self.by_number[n] for n in sorted(self.by_number)]
+
+    def counts(self) -> dict[str, int]:
+        out = dict.fromkeys(("running", *ENDED), 0)
+        for t in self.by_number.values():
+            out[t.state] = out.get(t.state, 0) + 1
+        return out
+
+    def _get(self, n: int, changes: Changes) -> TrialData:
+        t = self.by_number.get(n)
+        if t is None:
+            t = self.by_number[n] = TrialData(n, "running")
+            self.need_params.add(n)
+            changes.new.add(n)
+        return t
+
+    def ingest(self, records: Iterable[Any]) -> Changes:
+        changes = Changes()
+        for rec in records:
+            kind = rec[0]
+            if kind == "importance":
+                changes.importance = rec[1]
+                continue
+            n = rec[1]
+            if kind == "start":  # a trial that starts again (resumed after a stop) starts afresh
+                self.by_number.pop(n, None)
+                t = self._get(n, changes)
+            elif kind == "eval":
+                t = self._get(n, changes)
+                t.epochs.append(rec[2])
+                t.values.append(rec[3])
+                if math.isfinite(rec[3]):
+                    t.value = rec[3]
+            else:  # end
+                t = self._get(n, changes)
+                t.state = rec[2]
+                if math.isfinite(rec[3]) or t.state in ("failed", "diverged"):
+                    t.value = rec[3]
+                t.error = rec[4]
+                changes.ended.add(n)
+                self.need_params.add(n)  # its duration comes from the study
+            changes.dirty.add(n)
+        return changes
+
+    def fill(self, frame_rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> set[int]:
+        """Values and durations of the trials waiting for them, from ``study.trials`` rows."""
+        filled = set()
+        for row in frame_rows:
+            n = int(row["trial"])
+            if n not in self.need_params or n not in self.by_number:
+                continue
+            t = self.by_number[n]
+            t.params = {k: row[k] for k in keys if not _missing(row.get(k))}
+            if t.state != "running":
+                t.duration = _number(row.get("duration"))
+            filled.add(n)
+        self.need_params -= filled
+        return filled
+
+
+def _missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+class RowSync:
+    """Keeps a source's rows equal to ``build(trial)`` of a list of trials, with few sends.
+
+    ``sync(desired, dirty)``: when the rows shown are a prefix of ``desired``, the dirty ones among
+    them are patched (one ``patch``) and the rest are streamed (one ``stream``); otherwise the
+    source is re-sent whole (one assignment). ``sends`` counts the messages.
+    """
+
+    def __init__(self, source: Any, columns: Sequence[str], build: Callable[[int], Mapping[str, Any]]) -> None:
+        self.source, self.columns, self.build = source, tuple(columns), build
+        self.shown: list[int] = []
+        self.resends = self.sends = 0
+
+    def reset(self) -> None:
+        self.shown = []
+        self.source.data = {c: [] for c in self.columns}
+
+    def _cols(self, trials: Iterable[int]) -> dict[str, list[Any]]:
+        cols: dict[str, list[Any]] = {c: [] for c in self.columns}
+        for n in trials:
+            row = self.build(n)
+            for c in self.columns:
+                cols[c].append(row[c])
+        return cols
+
+    def sync(self, desired: list[int], dirty: set[int], force: bool = False) -> None:
+        k = len(self.shown)
+        if force or desired[:k] != self.shown:
+            self.source.data = self._cols(desired)
+            self.shown = list(desired)
+            self.resends += 1
+            self.sends += 1
+            return
+        patches: dict[str, list[tuple[int, Any]]] = {}
+        for i, n in enumerate(self.shown):
+            if n in dirty:
+                row = self.build(n)
+                for c in self.columns:
+                    patches.setdefault(c, []).append((i, row[c]))
+        if patches:
+            self.source.patch(patches)
+            self.sends += 1
+        if len(desired) > k:
+            self.source.stream(self._cols(desired[k:]))
+            self.shown = list(desired)
+            self.sends += 1
+
+
+class LiveSources:
+    """The search figures' sources kept in step with :class:`LiveTrials` (see the module docstring)."""
+
+    def __init__(self, parts: Mapping[str, Any], axes: Sequence[Axis], metric: str, direction: str, *,
+                 max_curves: int, max_rows: int) -> None:
+        self.parts, self.axes, self.metric, self.direction = parts, list(axes), metric, direction
+        self.max_curves, self.max_rows = max_curves, max_rows
+        self.hide_pruned = False
+        self.top_k = 0
+        self.selected: int | None = None
+        self.trials = LiveTrials()
+        self.vrange = (0.0, 1.0)
+        by = self.trials.by_number
+        self.curves = RowSync(parts[CURVES], CURVE_COLUMNS, lambda n: curve_row(by[n]))
+        self.slice = RowSync(parts[SLICE], tuple(parts[SLICE].data), lambda n: slice_row(by[n], self.axes))
+        self.parallel = RowSync(parts[PARALLEL], tuple(parts[PARALLEL].data),
+                                lambda n: parallel_row(by[n], self.axes, self.vrange))
+        self._table_order: list[int] = []
+
+    def reset(self) -> None:
+        self.trials.clear()
+        for sync in (self.curves, self.slice, self.parallel):
+            sync.reset()
+        self.parts[CURVE_ENDS].data = {c: [] for c in self.parts[CURVE_ENDS].data}
+        self.parts[HIGHLIGHT].data = {"xs": [], "ys": [], "trial": []}
+        self.parts[IMPORTANCE].data = importance_columns(None)
+        self.parts[TABLE].data = table_columns([], self.axes, self.direction)
+        self._table_order = []
+        self.vrange = (0.0, 1.0)
+        self.parts[PARALLEL_AXES].data = parallel_axis_columns(self.axes, self.metric, self.vrange)
+        self.selected = None
+
+    # -- what is shown ----------------------------------------------------------------------
+    def shown_curves(self) -> list[int]:
+        """The trials whose curves to show: :func:`pick_trials`, trimmed to ``max_curves`` only when
+        the rows shown pass it by a quarter, so that new curves are streamed, not re-sent whole."""
+        trials = self.trials.by_number.values()
+        wanted = pick_trials(trials, self.direction, hide_pruned=self.hide_pruned, top_k=self.top_k or None)
+        if len(wanted) <= self.max_curves:
+            return wanted
+        shown, allowed = self.curves.shown, set(wanted)
+        last = shown[-1] if shown else -1
+        grown = shown + [n for n in wanted if n > last]
+        if all(n in allowed for n in shown) and len(grown) <= self.max_curves + max(1, self.max_curves // 4):
+            return grown
+        return pick_trials(trials, self.direction, hide_pruned=self.hide_pruned, top_k=self.top_k or None,
+                           max_curves=self.max_curves)
+
+    def update(self, changes: Changes, force: bool = False) -> None:
+        """Apply one tick's changes to every source (``force``: re-send them all)."""
+        by = self.trials.by_number
+        if changes.importance is not None and isinstance(changes.importance, Mapping):
+            self.parts[IMPORTANCE].data = importance_columns(changes.importance)
+        if not (changes.dirty or force):
+            return
+        ordered = self.trials.sorted()
+        vrange = value_range(t for t in ordered if t.state in ENDED)
+        new_range = vrange != self.vrange
+        if new_range:
+            self.vrange = vrange
+            set_color_range(self.parts, vrange)
+            self.parts[PARALLEL_AXES].data = parallel_axis_columns(self.axes, self.metric, vrange)
+        dirty = changes.dirty
+        shown = self.shown_curves()
+        before = list(self.curves.shown)
+        self.curves.sync(shown, dirty, force)
+        if force or changes.ended or before != self.curves.shown:
+            self.parts[CURVE_ENDS].data = end_columns(by[n] for n in shown)
+        in_slices = [t.trial for t in ordered if t.state in ENDED and math.isfinite(t.value)
+                     and not (self.hide_pruned and t.state == "pruned")]
+        self.slice.sync(in_slices, dirty, force)
+        lines = [n for n in shown if by[n].state in ENDED and math.isfinite(by[n].value)]
+        self.parallel.sync(lines, dirty, force or new_range)
+        self._update_table(ordered, changes, force)
+        if self.selected is not None and (self.selected in dirty or force):
+            self._show_highlight()
+
+    def _update_table(self, ordered: list[TrialData], changes: Changes, force: bool) -> None:
+        source = self.parts[TABLE]
+        if force or changes.new or changes.ended or not self._table_order:
+            cols = table_columns(ordered, self.axes, self.direction, max_rows=self.max_rows)
+            self._table_order = list(cols["trial"])
+            source.data = cols
+            self._reselect()
+            return
+        rows = {n: i for i, n in enumerate(self._table_order)}
+        patches: dict[str, list[tuple[int, Any]]] = {}
+        for n in changes.dirty:
+            i = rows.get(n)
+            if i is None:
+                continue
+            t = self.trials.by_number[n]
+            patches.setdefault("value", []).append((i, t.value if math.isfinite(t.value) else math.nan))
+            patches.setdefault("epochs", []).append((i, len(t.epochs)))
+        if patches:
+            source.patch(patches)
+
+    # -- selection --------------------------------------------------------------------------
+    def select(self, trial: int | None) -> None:
+        """Draw ``trial``'s curve on top (None: no highlight) and select its row in the table."""
+        self.selected = trial
+        self._show_highlight()
+        self._reselect()
+
+    def _reselect(self) -> None:
+        selected = self.parts[TABLE].selected
+        want = [self._table_order.index(self.selected)] if self.selected in self._table_order else []
+        if list(selected.indices) != want:
+            selected.indices = want
+
+    def _show_highlight(self) -> None:
+        t = self.trials.by_number.get(self.selected) if self.selected is not None else None
+        if t is None:
+            self.parts[HIGHLIGHT].data = {"xs": [], "ys": [], "trial": []}
+        else:
+            self.parts[HIGHLIGHT].data = {"xs": [list(t.epochs)], "ys": [list(t.values)], "trial": [t.trial]}
+
+    def table_trial(self, index: int) -> int | None:
+        """The trial shown in row ``index`` of the table."""
+        return self._table_order[index] if 0 <= index < len(self._table_order) else None
