@@ -43,16 +43,17 @@ from typing import Any, NamedTuple
 from bokeh.layouts import gridplot
 from bokeh.models import (
     ColorBar, ColumnDataSource, DataTable, FactorRange, FixedTicker, HTMLTemplateFormatter,
-    LabelSet, LinearColorMapper, NumberFormatter, Range1d, TableColumn,
+    LabelSet, LinearColorMapper, NumberFormatter, Range1d, ScientificFormatter, TableColumn,
 )
 from bokeh.palettes import Viridis256
+from bokeh.transform import jitter
 
 from tunewidgets.plots._common import add_hover, new_figure
 
 __all__ = [
     "CURVES", "CURVE_ENDS", "HIGHLIGHT", "SLICE", "PARALLEL", "PARALLEL_AXES", "IMPORTANCE", "TABLE",
     "ENDED", "TrialData", "Axis", "SearchFigures", "axes_of", "pick_trials", "value_range",
-    "curve_row", "curve_columns", "end_columns", "slice_row", "slice_columns", "parallel_row",
+    "curve_row", "curve_columns", "end_row", "end_columns", "slice_row", "slice_columns", "parallel_row",
     "parallel_columns", "parallel_axis_columns", "importance_columns", "table_columns",
     "live_search_figures", "search_parts", "set_color_range", "search_figures", "trials_of_study",
 ]
@@ -224,16 +225,19 @@ def curve_columns(trials: Iterable[TrialData]) -> dict[str, list[Any]]:
     return _columns((curve_row(t) for t in trials), CURVE_COLUMNS)
 
 
+def end_row(t: TrialData) -> dict[str, Any] | None:
+    """The marker of a pruned, failed, diverged or stopped trial at its last finite point (None: no marker)."""
+    if t.state not in _MARKER:
+        return None
+    for x, y in zip(reversed(t.epochs), reversed(t.values)):
+        if math.isfinite(y):
+            return {"trial": t.trial, "x": x, "y": y, "state": t.state, "marker": _MARKER[t.state]}
+    return None
+
+
 def end_columns(trials: Iterable[TrialData]) -> dict[str, list[Any]]:
     """The last point of each pruned, failed, diverged or stopped trial, marked by state."""
-    rows = []
-    for t in trials:
-        if t.state in _MARKER:
-            ok = [(x, y) for x, y in zip(t.epochs, t.values) if math.isfinite(y)]
-            if ok:
-                rows.append({"trial": t.trial, "x": ok[-1][0], "y": ok[-1][1], "state": t.state,
-                             "marker": _MARKER[t.state]})
-    return _columns(rows, END_COLUMNS)
+    return _columns((r for r in map(end_row, trials) if r is not None), END_COLUMNS)
 
 
 def _in_slices(t: TrialData, hide_pruned: bool) -> bool:
@@ -361,13 +365,17 @@ def live_search_figures(axes: Sequence[Axis], metric: str, direction: str, *, wi
     figs = []
     for a in axes:
         kwargs: dict[str, Any] = {}
-        if a.kind == "choice":
+        x: Any = a.column
+        if a.kind == "choice":  # a category axis; points spread a little so that they do not hide each other
             kwargs["x_range"] = FactorRange(*a.factors)
+            x = jitter(a.column, width=0.5, range=kwargs["x_range"])
         f = new_figure(a.key + (" (log scale)" if a.kind == "log" else ""),
-                       x_axis_type="log" if a.kind == "log" else "linear",
+                       x_axis_type={"log": "log", "linear": "linear"}.get(a.kind, "auto"),
                        y_label=metric_label if not figs else "", height=220, width=260, **kwargs)
         f.sizing_mode = "fixed"
-        r = f.scatter(a.column, "value", source=slice_src, marker="marker", size=8, fill_alpha="alpha",
+        if a.kind != "choice":
+            f.xaxis.ticker.desired_num_ticks = 4
+        r = f.scatter(x, "value", source=slice_src, marker="marker", size=8, fill_alpha="alpha",
                       line_alpha="alpha", color={"field": "value", "transform": slice_colors})
         add_hover(f, [r], [("trial", "@trial"), ("state", "@state"), (a.key, f"@{a.column}"),
                            (metric_label, "@value{0.0000}")], mode="mouse")
@@ -418,8 +426,9 @@ def live_search_figures(axes: Sequence[Axis], metric: str, direction: str, *, wi
                TableColumn(field="state", title="state", width=70),
                TableColumn(field="value", title=metric_label, formatter=number, width=90)]
     for a in axes:
-        fmt = None if a.kind == "choice" else NumberFormatter(format="0.[000]e+0" if a.kind == "log" else "0.[0000]",
-                                                              nan_format="-")
+        fmt = None if a.kind == "choice" else (
+            ScientificFormatter(precision=3, power_limit_low=-2, nan_format="-") if a.kind == "log"
+            else NumberFormatter(format="0.[0000]", nan_format="-"))
         columns.append(TableColumn(field=a.column, title=a.key, width=90, **({"formatter": fmt} if fmt else {})))
     columns += [TableColumn(field="epochs", title="epochs", width=50),
                 TableColumn(field="duration", title="s", width=50, formatter=NumberFormatter(format="0.0",

@@ -232,7 +232,7 @@ class SearchSettings(widgets.VBox):
                  epochs: int, study: str | None) -> None:
         style = {"description_width": "70px"}
         self.strategy = widgets.ToggleButtons(options=list(STRATEGIES), value=strategy, description="strategy",
-                                              style={"description_width": "70px", "button_width": "70px"},
+                                              style={"description_width": "70px", "button_width": "80px"},
                                               tooltips=["every grid point once", "random points",
                                                         "TPE: learns from the finished trials"])
         self.n_trials = widgets.BoundedIntText(value=n_trials, min=1, max=1_000_000, description="trials",

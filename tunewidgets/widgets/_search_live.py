@@ -1,9 +1,11 @@
 """The live side of the ``Search`` widget: slim records, the trials they build, the sources they fill.
 
 In the search's thread a :class:`Relay` (one of ``tw.search``'s ``callbacks``) turns each trial
-record into a small tuple and puts it on the widget's queue: ``("start", n)``, ``("eval", n,
-epoch, value)`` and ``("end", n, status, value, error)``; LOG and EPOCH records are dropped
-there. Once a tick the widget hands the tuples to :meth:`LiveTrials.ingest`, which keeps every
+record into a small tuple and puts it on the widget's queue: ``("start", n, time)``, ``("eval",
+n, epoch, value)`` and ``("end", n, status, value, error, time)``; LOG and EPOCH records are
+dropped there. A trial's values are read once, when it starts, from its config
+(``study.config(n)``, see :func:`params_from_config`), never from ``study.trials``, whose
+DataFrame costs milliseconds per call at a few hundred trials. Once a tick the widget hands the tuples to :meth:`LiveTrials.ingest`, which keeps every
 trial as a :class:`~tunewidgets.plots.search.TrialData`, then to :meth:`LiveSources.update`,
 which makes at most one ``stream``, one ``patch`` or one ``data`` assignment per source: new
 curves are streamed, curves that grew are patched in place, and a source is re-sent whole only
@@ -13,27 +15,30 @@ colour range for the parallel coordinates).
 Example:
     >>> from tunewidgets.widgets._search_live import LiveTrials
     >>> trials = LiveTrials()
-    >>> changes = trials.ingest([("start", 0), ("eval", 0, 1, 0.5), ("eval", 0, 2, 0.7),
-    ...                          ("end", 0, "finished", 0.7, None)])
+    >>> changes = trials.ingest([("start", 0, 10.0), ("eval", 0, 1, 0.5), ("eval", 0, 2, 0.7),
+    ...                          ("end", 0, "finished", 0.7, None, 12.5)])
     >>> t = trials.by_number[0]
-    >>> t.state, t.epochs, t.values, t.value, sorted(changes.ended)
-    ('finished', [1, 2], [0.5, 0.7], 0.7, [0])
+    >>> t.state, t.epochs, t.values, t.value, t.duration, sorted(changes.ended)
+    ('finished', [1, 2], [0.5, 0.7], 0.7, 2.5, [0])
 """
 from __future__ import annotations
 
 import math
 import threading
+import time
+
+import numpy as np
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tunewidgets.plots.search import (
-    CURVE_COLUMNS, CURVE_ENDS, CURVES, ENDED, HIGHLIGHT, IMPORTANCE, PARALLEL, PARALLEL_AXES, SLICE, TABLE, Axis,
-    TrialData, curve_row, end_columns, importance_columns, parallel_axis_columns, parallel_row, pick_trials,
+    CURVE_COLUMNS, CURVE_ENDS, CURVES, END_COLUMNS, ENDED, HIGHLIGHT, IMPORTANCE, PARALLEL, PARALLEL_AXES, SLICE,
+    TABLE, Axis, TrialData, curve_row, end_row, importance_columns, parallel_axis_columns, parallel_row, pick_trials,
     set_color_range, slice_row, table_columns, value_range,
 )
 
-__all__ = ["Relay", "LiveTrials", "Changes", "LiveSources", "RowSync"]
+__all__ = ["Relay", "LiveTrials", "Changes", "LiveSources", "RowSync", "params_from_config", "expand_range"]
 
 
 def _number(v: Any) -> float:
@@ -65,12 +70,12 @@ class Relay:
         if event == "eval":
             item: tuple[Any, ...] = ("eval", trial, int(record.get("epoch", 0)) + 1, _number(record.get(self.metric)))
         elif event == "start":
-            item = ("start", trial)
+            item = ("start", trial, time.perf_counter())
         elif event == "end":
             status = record.get("status") or "failed"
             final = record.get("final") or {}
             error = record.get("error") or record.get("reason") if status in ("failed", "diverged") else None
-            item = ("end", trial, status, _number(final.get(self.metric)), error)
+            item = ("end", trial, status, _number(final.get(self.metric)), error, time.perf_counter())
             if status == "finished":
                 self.finished += 1
         else:
@@ -110,15 +115,19 @@ class Changes:
 
 
 class LiveTrials:
-    """Every trial of the search the widget shows, by number (resumed ones included)."""
+    """Every trial of the search the widget shows, by number (resumed ones included).
 
-    def __init__(self) -> None:
+    ``params_of(n)`` (set by the widget) gives a new trial's values when its START arrives.
+    """
+
+    def __init__(self, params_of: Callable[[int], dict[str, Any]] | None = None) -> None:
         self.by_number: dict[int, TrialData] = {}
-        self.need_params: set[int] = set()
+        self.params_of = params_of
+        self._started: dict[int, float] = {}
 
     def clear(self) -> None:
         self.by_number.clear()
-        self.need_params.clear()
+        self._started.clear()
 
     def load(self, trials: Iterable[TrialData]) -> None:
         """Trials that ended before this search started (read back from the store)."""
@@ -139,7 +148,8 @@ class LiveTrials:
         t = self.by_number.get(n)
         if t is None:
             t = self.by_number[n] = TrialData(n, "running")
-            self.need_params.add(n)
+            if self.params_of is not None:
+                t.params = self.params_of(n)
             changes.new.add(n)
         return t
 
@@ -154,6 +164,7 @@ class LiveTrials:
             if kind == "start":  # a trial that starts again (resumed after a stop) starts afresh
                 self.by_number.pop(n, None)
                 t = self._get(n, changes)
+                self._started[n] = rec[2]
             elif kind == "eval":
                 t = self._get(n, changes)
                 t.epochs.append(rec[2])
@@ -166,29 +177,51 @@ class LiveTrials:
                 if math.isfinite(rec[3]) or t.state in ("failed", "diverged"):
                     t.value = rec[3]
                 t.error = rec[4]
+                started = self._started.pop(n, None)
+                t.duration = rec[5] - started if started is not None else 0.0
                 changes.ended.add(n)
-                self.need_params.add(n)  # its duration comes from the study
             changes.dirty.add(n)
         return changes
 
-    def fill(self, frame_rows: Iterable[Mapping[str, Any]], keys: Sequence[str]) -> set[int]:
-        """Values and durations of the trials waiting for them, from ``study.trials`` rows."""
-        filled = set()
-        for row in frame_rows:
-            n = int(row["trial"])
-            if n not in self.need_params or n not in self.by_number:
-                continue
-            t = self.by_number[n]
-            t.params = {k: row[k] for k in keys if not _missing(row.get(k))}
-            if t.state != "running":
-                t.duration = _number(row.get("duration"))
-            filled.add(n)
-        self.need_params -= filled
-        return filled
+
+def params_from_config(config: Any, space: Any) -> dict[str, Any]:
+    """A trial's values by space key, read from the config it trains with; a key that does not
+    apply to it (``momentum`` with adam) is left out, as in ``study.trials``."""
+    out: dict[str, Any] = {}
+    for key in space.order:
+        if space.active(key, out):
+            out[key] = _value_at(config, key)
+    return {k: out[k] for k in space if k in out}
 
 
-def _missing(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
+def _value_at(config: Any, key: str) -> Any:
+    if key.startswith("model."):
+        return config.model_kwargs.get(key[len("model."):])
+    if key.startswith("schedule."):
+        node = config.schedule
+        for part in key[len("schedule."):].split("."):
+            node = getattr(node, part)
+        return node
+    return getattr(config, key)
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal, NaN equal to NaN (also inside lists)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return a == b or (a != a and b != b)
+
+
+def expand_range(shown: tuple[float, float] | None, data: tuple[float, float]) -> tuple[float, float]:
+    """The colour range: ``data`` padded by a tenth of its span the first time, then grown only when
+    a value falls outside it (so that colours and the parallel axes rarely need re-sending)."""
+    lo, hi = data
+    pad = (hi - lo) * 0.1
+    if shown is None:
+        return lo - pad, hi + pad
+    if shown[0] <= lo and hi <= shown[1]:
+        return shown
+    return (min(shown[0], lo - pad), max(shown[1], hi + pad))
 
 
 class RowSync:
@@ -225,11 +258,13 @@ class RowSync:
             self.sends += 1
             return
         patches: dict[str, list[tuple[int, Any]]] = {}
+        data = self.source.data
         for i, n in enumerate(self.shown):
             if n in dirty:
                 row = self.build(n)
-                for c in self.columns:
-                    patches.setdefault(c, []).append((i, row[c]))
+                for c in self.columns:  # only the cells that changed
+                    if not _same(data[c][i], row[c]):
+                        patches.setdefault(c, []).append((i, row[c]))
         if patches:
             self.source.patch(patches)
             self.sends += 1
@@ -250,25 +285,26 @@ class LiveSources:
         self.top_k = 0
         self.selected: int | None = None
         self.trials = LiveTrials()
-        self.vrange = (0.0, 1.0)
+        self.vrange: tuple[float, float] | None = None
         by = self.trials.by_number
         self.curves = RowSync(parts[CURVES], CURVE_COLUMNS, lambda n: curve_row(by[n]))
         self.slice = RowSync(parts[SLICE], tuple(parts[SLICE].data), lambda n: slice_row(by[n], self.axes))
         self.parallel = RowSync(parts[PARALLEL], tuple(parts[PARALLEL].data),
-                                lambda n: parallel_row(by[n], self.axes, self.vrange))
+                                lambda n: parallel_row(by[n], self.axes, self.vrange or (0.0, 1.0)))
+        self.ends = RowSync(parts[CURVE_ENDS], END_COLUMNS, lambda n: end_row(by[n]))
         self._table_order: list[int] = []
+        self._numeric = {"value", "duration", *(a.column for a in self.axes if a.kind != "choice")}
 
     def reset(self) -> None:
         self.trials.clear()
-        for sync in (self.curves, self.slice, self.parallel):
+        for sync in (self.curves, self.slice, self.parallel, self.ends):
             sync.reset()
-        self.parts[CURVE_ENDS].data = {c: [] for c in self.parts[CURVE_ENDS].data}
         self.parts[HIGHLIGHT].data = {"xs": [], "ys": [], "trial": []}
         self.parts[IMPORTANCE].data = importance_columns(None)
         self.parts[TABLE].data = table_columns([], self.axes, self.direction)
         self._table_order = []
-        self.vrange = (0.0, 1.0)
-        self.parts[PARALLEL_AXES].data = parallel_axis_columns(self.axes, self.metric, self.vrange)
+        self.vrange: tuple[float, float] | None = None
+        self.parts[PARALLEL_AXES].data = parallel_axis_columns(self.axes, self.metric, (0.0, 1.0))
         self.selected = None
 
     # -- what is shown ----------------------------------------------------------------------
@@ -295,18 +331,17 @@ class LiveSources:
         if not (changes.dirty or force):
             return
         ordered = self.trials.sorted()
-        vrange = value_range(t for t in ordered if t.state in ENDED)
-        new_range = vrange != self.vrange
+        values = [t for t in ordered if t.state in ENDED and math.isfinite(t.value)]
+        vrange = expand_range(self.vrange, value_range(values)) if values else (0.0, 1.0)
+        new_range = vrange != (self.vrange or (0.0, 1.0))
         if new_range:
             self.vrange = vrange
             set_color_range(self.parts, vrange)
             self.parts[PARALLEL_AXES].data = parallel_axis_columns(self.axes, self.metric, vrange)
         dirty = changes.dirty
         shown = self.shown_curves()
-        before = list(self.curves.shown)
         self.curves.sync(shown, dirty, force)
-        if force or changes.ended or before != self.curves.shown:
-            self.parts[CURVE_ENDS].data = end_columns(by[n] for n in shown)
+        self.ends.sync([n for n in shown if end_row(by[n]) is not None], dirty, force)
         in_slices = [t.trial for t in ordered if t.state in ENDED and math.isfinite(t.value)
                      and not (self.hide_pruned and t.state == "pruned")]
         self.slice.sync(in_slices, dirty, force)
@@ -317,22 +352,22 @@ class LiveSources:
             self._show_highlight()
 
     def _update_table(self, ordered: list[TrialData], changes: Changes, force: bool) -> None:
+        """Re-send the table when its rows change order; else patch the cells that changed."""
         source = self.parts[TABLE]
-        if force or changes.new or changes.ended or not self._table_order:
-            cols = table_columns(ordered, self.axes, self.direction, max_rows=self.max_rows)
+        cols = table_columns(ordered, self.axes, self.direction, max_rows=self.max_rows)
+        if force or cols["trial"] != self._table_order:
             self._table_order = list(cols["trial"])
-            source.data = cols
+            # numbers as arrays: sent to the page as bytes, not value by value
+            source.data = {k: np.asarray(v, dtype=float) if k in self._numeric else v for k, v in cols.items()}
             self._reselect()
             return
-        rows = {n: i for i, n in enumerate(self._table_order)}
         patches: dict[str, list[tuple[int, Any]]] = {}
-        for n in changes.dirty:
-            i = rows.get(n)
-            if i is None:
-                continue
-            t = self.trials.by_number[n]
-            patches.setdefault("value", []).append((i, t.value if math.isfinite(t.value) else math.nan))
-            patches.setdefault("epochs", []).append((i, len(t.epochs)))
+        now = source.data
+        for name, values in cols.items():
+            shown = now[name]
+            for i, (a, b) in enumerate(zip(shown, values)):
+                if a != b and not (a != a and b != b):  # NaN equals NaN here
+                    patches.setdefault(name, []).append((i, b))
         if patches:
             source.patch(patches)
 

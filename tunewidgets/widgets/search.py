@@ -48,14 +48,13 @@ from tunewidgets.widgets._bokeh import bokeh_widget, in_kernel, refresh
 from tunewidgets.widgets._search_controls import (
     NO_PRUNER, DimensionRow, SearchSettings, cycles_momentum, default_space, peak_key,
 )
-from tunewidgets.widgets._search_live import Changes, LiveSources, Relay
+from tunewidgets.widgets._search_live import Changes, LiveSources, Relay, params_from_config
 from tunewidgets.widgets._session import BackgroundSession, Worker
 
 __all__ = ["Search"]
 
 _STRATEGY_ALIASES = {"tpe": "bayes", "bayesian": "bayes"}
-# importance: first after this many finished trials, then each time their number grew by a fifth
-_IMPORTANCE_FROM = 5
+_IMPORTANCE_FROM = 5  # finished trials before the first importance
 _by_cell: dict[str, weakref.ref[Search]] = {}
 
 
@@ -252,11 +251,10 @@ class Search(BackgroundWidget):
         self._n_trials = int(study.n_trials or settings["n_trials"] or 0)
         self._axes_now = self._axes(study.space)
         interval = self.session.interval
-        n_keys = len(study.space.searched())
 
         def worker(emit: Any, stop: threading.Event) -> Any:
             relay.connect(emit)
-            shown = 0
+            importance = _Importance(study, emit)
             while True:
                 if stop.is_set():
                     study.stop()
@@ -265,8 +263,8 @@ class Search(BackgroundWidget):
                     break
                 except TimeoutError:
                     pass
-                shown = _importance(study, relay.finished, shown, n_keys, emit)
-            _importance(study, relay.finished, shown, n_keys, emit, final=True)
+                importance(relay.finished)
+            importance(relay.finished, final=True)
             return study
 
         return worker
@@ -282,6 +280,7 @@ class Search(BackgroundWidget):
         study = self._study
         self._build_figures(self._axes_now, study.metric, study.direction)
         self.live.reset()
+        self.live.trials.params_of = self._params_of
         ended = [t for t in (trials_of_study(study) if len(study.trials) else []) if t.state != "running"]
         self.live.trials.load(ended)
         self._ended_before = sum(t.state in _COUNTED for t in ended)
@@ -293,9 +292,6 @@ class Search(BackgroundWidget):
 
     def _on_records(self, records: list[Any]) -> None:
         changes = self.live.trials.ingest(records)
-        if self.live.trials.need_params and self._study is not None:
-            filled = self.live.trials.fill(self._study.trials.to_dict("records"), list(self._study.space))
-            changes.dirty |= filled
         self.live.update(changes)
         self._show_progress()
         if changes.ended:
@@ -304,19 +300,24 @@ class Search(BackgroundWidget):
     def _on_finish(self, session: BackgroundSession) -> None:
         self._disable_inputs(False)
         study = self._study
-        if study is not None and self.live.trials.need_params:
-            changes = Changes(dirty=self.live.trials.fill(study.trials.to_dict("records"), list(study.space)))
-            self.live.update(changes)
         self._update_best()
         self._show_progress()
+        if session.error is None and study is not None:  # before the plots' final render, which is larger
+            self._set_status(session.status, self._summary(session))
         for view in self.views:
             refresh(view)
-        if session.error is None and study is not None:
-            self._set_status(session.status, self._summary(session))
 
     def _refresh_views(self) -> None:
         for view in self.views:
             refresh(view, now=True)
+
+    def _params_of(self, trial: int) -> dict[str, Any]:
+        study = self._study
+        try:
+            return params_from_config(study.config(trial), study.space)
+        except ValueError:  # its values made no valid config (the trial failed before training)
+            row = study.trials.set_index("trial").loc[trial]
+            return {k: row[k] for k in study.space if row[k] is not None and row[k] == row[k]}
 
     # -- plots ----------------------------------------------------------------------------
     def _axes(self, space: Mapping[str, Any]) -> list[Axis]:
@@ -346,9 +347,9 @@ class Search(BackgroundWidget):
             self._signature = signature
             return
         curves, slices, parallel, importance, table = self.views = [
-            bokeh_widget(f.curves, width="100%", min_width="420px", flex="1 1 auto"), bokeh_widget(f.slices),
-            bokeh_widget(f.parallel, width="100%", min_width="420px", flex="1 1 auto"),
-            bokeh_widget(f.importance), bokeh_widget(f.table)]
+            bokeh_widget(f.curves, min_width="420px", flex="1 1 600px"), bokeh_widget(f.slices),
+            bokeh_widget(f.parallel, min_width="420px", flex="1 1 600px"), bokeh_widget(f.importance),
+            bokeh_widget(f.table)]
         wrap = widgets.Layout(flex_flow="row wrap", width="100%")
         self.plots.children = [widgets.HBox([curves, importance], layout=wrap), slices,
                                widgets.HBox([parallel, table], layout=wrap)]
@@ -480,17 +481,29 @@ class Search(BackgroundWidget):
 _COUNTED = ("finished", "pruned", "failed", "diverged")
 
 
-def _importance(study: Any, finished: int, shown: int, n_keys: int, emit: Any, final: bool = False) -> int:
-    """Send ``study.importance()`` when enough trials have finished since it was last sent."""
-    if n_keys < 1 or finished < max(_IMPORTANCE_FROM, 2) or finished == shown:
-        return shown
-    if not final and finished < shown * 1.2:
-        return shown
-    try:
-        emit(("importance", study.importance()))
-    except Exception as exc:  # noqa: BLE001 - e.g. too few distinct values; the search goes on
-        emit(("importance", f"{type(exc).__name__}: {exc}"))
-    return finished
+class _Importance:
+    """Sends ``study.importance()`` from the widget's worker thread (never the drain): first after
+    a few finished trials, then when their number grew by a fifth, and no more often than ten
+    times its own cost (it holds the GIL the training and the kernel also need), and at the end."""
+
+    def __init__(self, study: Any, emit: Any) -> None:
+        self.study, self.emit = study, emit
+        self.shown = 0
+        self.next_at = 0.0
+        self.keys = len(study.space.searched())
+
+    def __call__(self, finished: int, final: bool = False) -> None:
+        if self.keys < 1 or finished < _IMPORTANCE_FROM or finished == self.shown:
+            return
+        if not final and (finished < self.shown * 1.2 or time.monotonic() < self.next_at):
+            return
+        t0 = time.monotonic()
+        try:
+            self.emit(("importance", self.study.importance()))
+        except Exception as exc:  # noqa: BLE001 - e.g. too few distinct values; the search goes on
+            self.emit(("importance", f"{type(exc).__name__}: {exc}"))
+        self.shown = finished
+        self.next_at = time.monotonic() + 10 * (time.monotonic() - t0)
 
 
 def _fmt_seconds(s: float) -> str:
