@@ -32,6 +32,7 @@ _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "lr_range_test": ("tunewidgets.lr", "lr_range_test"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
+    "export_notebook": ("tunewidgets.export", "export_notebook"),
 }
 
 
