@@ -86,6 +86,13 @@ def export_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[str
         NotebookExecutionError: a cell raised while executing.
 
     Same as ``python -m tunewidgets.export NOTEBOOK.ipynb -o OUT.html [--execute]``.
+
+    Example:
+        >>> import nbformat, tunewidgets as tw
+        >>> nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Results")])
+        >>> nbformat.write(nb, "results.ipynb")
+        >>> tw.export_notebook("results.ipynb").name
+        'results.html'
     """
     import nbformat
 
