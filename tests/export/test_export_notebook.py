@@ -46,6 +46,7 @@ def _with_widget_view(path: Path, state: dict | None) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_unsaved_widget_state_is_refused_with_the_fix(tmp_path):
     nb = _with_widget_view(tmp_path / "lab_default.ipynb", None)
     with pytest.raises(MissingWidgetStateError) as err:
@@ -77,6 +78,7 @@ def test_widgets_with_state_of_some_outputs_missing_export_with_a_warning(tmp_pa
     assert set(_page_state(html)) == {"b" * 32}
 
 
+@pytest.mark.notebook
 def test_execute_runs_in_the_notebook_folder_and_saves_widget_state(tmp_path):
     nb = write_notebook(tmp_path / "live.ipynb", [
         "import pathlib, ipywidgets as w\npathlib.Path('ran-here.txt').write_text('yes')",
@@ -97,6 +99,8 @@ def test_execute_runs_in_the_notebook_folder_and_saves_widget_state(tmp_path):
     assert 'a.unshift("@bokeh/jupyter_bokeh")' not in html  # nor the jupyter_bokeh bundle
 
 
+@pytest.mark.notebook
+@pytest.mark.slow
 def test_a_failing_cell_stops_the_export_and_is_named(tmp_path):
     nb = write_notebook(tmp_path / "broken.ipynb", ["x = 1", "1 / 0"])
     with pytest.raises(NotebookExecutionError, match=r"broken.ipynb: cell 1 raised ZeroDivisionError"):
@@ -154,6 +158,7 @@ def test_bad_arguments_name_the_field_and_the_fix(tmp_path, monkeypatch, args, m
         tw.export_notebook(call.pop("notebook"), call.pop("out"), **call)
 
 
+@pytest.mark.slow
 def test_importing_the_export_loads_no_converter_and_no_ui_library():
     code = ("import sys, tunewidgets as tw, tunewidgets.export; f = tw.export_notebook; "
             "print(sorted(m for m in ('nbconvert', 'nbclient', 'bokeh', 'ipywidgets', 'jupyter_bokeh') "

@@ -14,6 +14,8 @@ from support.notebooks import saved_bokeh_sources
 from tunewidgets.export import external_references
 from tunewidgets.widgets._embed import write_widget_html
 
+pytestmark = pytest.mark.slow  # one LR range test, a few seconds on a CPU
+
 
 def _state(html: str) -> dict:
     found = re.search(r'<script type="application/vnd.jupyter.widget-state\+json">\s*(.*?)\s*</script>', html, re.S)
