@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import torch
 
+from tunewidgets.engine.checks import check_first_batch
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.devices import amp_mode, peak_memory, reset_peak_memory, resolve_device
 from tunewidgets.engine.env import environment
@@ -319,31 +320,6 @@ def train(task: Task, config: TrainConfig | None = None, store: Any = None,
         ('finished', ['epochs', 'steps', 'train_loss'])
     """
     return Trainer(task, config, store=store, callbacks=callbacks, stop=stop, **kwargs).fit()
-
-
-def check_first_batch(task: Task, model: torch.nn.Module, batches: Iterable[Any],
-                      device: torch.device, amp_dtype: torch.dtype | None = None) -> None:
-    """Run the loss once on the first batch (no update) so shape errors surface before training."""
-    source = batches
-    if hasattr(batches, "tensors"):  # TensorBatches: take rows without drawing a permutation
-        source = [tuple(t[: batches.batch_size] for t in batches.tensors)]
-    try:
-        batch = next(iter(source))
-    except StopIteration:
-        raise ValueError("train: the training data yields no batches; give it a non-empty dataset") from None
-    x, y = task.unpack_batch(batch)
-    x, y = to_device(x, device), to_device(y, device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
-                        else contextlib.nullcontext())
-            with autocast:
-                out = model(x)
-            task.loss_fn.check(out.float() if torch.is_tensor(out) else out, y)
-    finally:
-        model.train(was_training)
 
 
 def _amp_setup(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, Any]:
