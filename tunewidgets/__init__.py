@@ -37,6 +37,7 @@ _LAZY = {
     "search": ("tunewidgets._search_api", "search"),
     "presets": ("tunewidgets.hpo", "presets"),
     "space": ("tunewidgets.hpo", "space"),
+    "export_notebook": ("tunewidgets.export", "export_notebook"),
 }
 
 
