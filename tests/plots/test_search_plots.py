@@ -10,7 +10,7 @@ from bokeh.resources import INLINE
 
 import tunewidgets as tw
 from tunewidgets.plots.search import (
-    CURVE_ENDS, CURVES, PARALLEL, SLICE, TABLE, Axis, TrialData, axes_of, curve_columns, end_columns,
+    CURVE_ENDS, CURVES, PARALLEL, SLICE, TABLE, TrialData, axes_of, curve_columns, end_columns,
     importance_columns, live_search_figures, parallel_axis_columns, parallel_columns, pick_trials, search_figures,
     search_parts, slice_columns, table_columns, value_range,
 )

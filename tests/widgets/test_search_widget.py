@@ -54,6 +54,11 @@ def decode(column):
 
 def saved(view, name: str) -> dict:
     """Source ``name`` as the view's saved render (what a saved notebook shows) holds it."""
+    return in_docs(json.loads(view.get_state()["render_bundle"])["docs_json"], name)
+
+
+def in_docs(docs, name: str) -> dict | None:
+    """Source ``name`` in serialized Bokeh documents."""
     def find(node):
         if isinstance(node, dict):
             if node.get("name") == "ColumnDataSource" and node.get("attributes", {}).get("name") == name:
@@ -66,7 +71,7 @@ def saved(view, name: str) -> dict:
                 if (hit := find(v)) is not None:
                     return hit
         return None
-    return find(json.loads(view.get_state()["render_bundle"])["docs_json"])
+    return find(docs)
 
 
 def curves_of(study) -> dict[int, list[float]]:
@@ -252,6 +257,18 @@ def test_a_search_fills_every_source_as_the_study_says(searched):
     # the views were re-rendered from their figures: a saved notebook shows the final plots
     assert saved(w.views[0], CURVES)["trial"] == curves["trial"]
     assert saved(w.views[4], TABLE)["trial"] == table["trial"]
+
+
+def test_to_html_writes_the_widget_and_its_plots_as_one_offline_page(searched, tmp_path):
+    from tunewidgets.export import external_references
+    from tunewidgets.widgets._embed import widget_page_state
+
+    page = searched.to_html(tmp_path / "search.html").read_text()
+    assert external_references(page) == [] and "application/vnd.jupyter.widget-state+json" in page
+    _, _, docs = widget_page_state(searched)
+    assert len(docs) == 5  # curves, slices, parallel coordinates, importance, table
+    assert in_docs(docs, TABLE)["trial"] == searched.data[TABLE]["trial"]
+    assert in_docs(docs, CURVES)["state"] == searched.data[CURVES]["state"]
 
 
 def test_hide_pruned_and_top_k_change_what_is_shown(searched):

@@ -37,7 +37,8 @@ from tunewidgets.hpo.space import Choice, Dimension, Fixed, Int, LogUniform, Uni
 from tunewidgets.hpo.strategies import STRATEGIES
 from tunewidgets.plots._common import fmt_lr
 
-__all__ = ["DimensionRow", "SearchSettings", "default_space", "peak_key", "NO_PRUNER"]
+__all__ = ["DimensionRow", "SearchSettings", "default_space", "space_of", "peak_key", "cycles_momentum",
+           "progress_text", "fmt_seconds", "NO_PRUNER", "COUNTED"]
 
 NO_PRUNER = "none"
 _KNOWN_BOUNDS = {"momentum": (0.0, 0.999), "model.dropout": (0.0, 0.9), "schedule.pct_start": (0.01, 0.99),
@@ -303,3 +304,49 @@ def default_space(base: Any, model_kwargs: list[str] | None, lr: float | None = 
 
 def _schedule_peak(schedule: Any) -> float | None:
     return None if schedule is None else getattr(schedule, "_peak_lr", lambda: None)()
+
+
+def space_of(rows: list[DimensionRow], base: Any, grid: bool) -> tuple[dict[str, Dimension], dict[str, str]]:
+    """The space the rows describe for this base config, and a note for each row renamed or left out:
+    the lr row searches the schedule's own peak when the schedule sets the lr (``schedule.max_lr``),
+    and a momentum row is left out when the schedule cycles momentum."""
+    peak, cycles = peak_key(base.schedule), cycles_momentum(base.schedule)
+    schedule_keys = any(r.key.startswith("schedule.") and r.on for r in rows)
+    dims: dict[str, Dimension] = {}
+    notes: dict[str, str] = {}
+    for row in rows:
+        dim = row.dimension(grid)
+        if dim is None:
+            continue
+        key = row.key
+        if key == "lr" and peak is not None:
+            key = peak
+            notes[row.key] = f"searched as {peak}: the schedule sets the lr"
+        if key == "momentum" and cycles and not schedule_keys:
+            notes[row.key] = "not searched: the schedule cycles momentum"
+            continue
+        dims[key] = dim
+    return dims, notes
+
+
+COUNTED = ("finished", "pruned", "failed", "diverged")  # the states that count towards n_trials
+
+
+def progress_text(counts: dict[str, int], total: int, per_trial: float | None = None) -> str:
+    """``finished 3 · running 1 · pruned 2 · failed 0 · left 14 · about 40 s left``."""
+    ended = sum(counts.get(s, 0) for s in COUNTED)
+    left = max(0, total - ended - counts.get("running", 0))
+    text = (f"finished {counts.get('finished', 0)} · running {counts.get('running', 0)} · "
+            f"pruned {counts.get('pruned', 0)} · failed {counts.get('failed', 0) + counts.get('diverged', 0)} · "
+            f"left {left}")
+    if per_trial is not None and total > ended:
+        text += f" · about {fmt_seconds(per_trial * (total - ended))} left"
+    return text
+
+
+def fmt_seconds(s: float) -> str:
+    if s < 60:
+        return f"{s:.0f} s"
+    if s < 3600:
+        return f"{int(s // 60)} min {int(s % 60)} s"
+    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"

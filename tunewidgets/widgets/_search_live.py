@@ -1,6 +1,6 @@
 """The live side of the ``Search`` widget: slim records, the trials they build, the sources they fill.
 
-In the search's thread a :class:`Relay` (one of ``tw.search``'s ``callbacks``) turns each trial
+In the search's thread a ``Relay`` (:mod:`tunewidgets.widgets._search_worker`) turns each trial
 record into a small tuple and puts it on the widget's queue: ``("start", n, time)``, ``("eval",
 n, epoch, value)`` and ``("end", n, status, value, error, time)``; LOG and EPOCH records are
 dropped there. A trial's values are read once, when it starts, from its config
@@ -24,8 +24,6 @@ Example:
 from __future__ import annotations
 
 import math
-import threading
-import time
 
 import numpy as np
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -38,7 +36,7 @@ from tunewidgets.plots.search import (
     set_color_range, slice_row, table_columns, value_range,
 )
 
-__all__ = ["Relay", "LiveTrials", "Changes", "LiveSources", "RowSync", "params_from_config", "expand_range"]
+__all__ = ["LiveTrials", "Changes", "LiveSources", "RowSync", "params_from_config", "expand_range"]
 
 
 def _number(v: Any) -> float:
@@ -47,58 +45,6 @@ def _number(v: Any) -> float:
     except (TypeError, ValueError):
         return math.nan
     return f
-
-
-class Relay:
-    """``fn(event, record)`` for ``tw.search(callbacks=[...])``: slim tuples, in order, to ``emit``.
-
-    Records that come before :meth:`connect` (the search starts before the widget's worker) wait
-    in a buffer. ``finished`` counts finished trials (read by the worker to pace importance).
-    """
-
-    def __init__(self, metric: str) -> None:
-        self.metric = metric
-        self.finished = 0
-        self._lock = threading.Lock()
-        self._buffer: list[tuple[Any, ...]] = []
-        self._emit: Callable[[Any], None] | None = None
-
-    def __call__(self, event: str, record: Mapping[str, Any]) -> None:
-        trial = record.get("trial")
-        if trial is None:
-            return
-        if event == "eval":
-            item: tuple[Any, ...] = ("eval", trial, int(record.get("epoch", 0)) + 1, _number(record.get(self.metric)))
-        elif event == "start":
-            item = ("start", trial, time.perf_counter())
-        elif event == "end":
-            status = record.get("status") or "failed"
-            final = record.get("final") or {}
-            error = record.get("error") or record.get("reason") if status in ("failed", "diverged") else None
-            item = ("end", trial, status, _number(final.get(self.metric)), error, time.perf_counter())
-            if status == "finished":
-                self.finished += 1
-        else:
-            return
-        self.put(item)
-
-    def put(self, item: Any) -> None:
-        emit = self._emit
-        if emit is None:
-            with self._lock:
-                if self._emit is None:
-                    self._buffer.append(item)
-                    return
-                emit = self._emit
-        emit(item)
-
-    def connect(self, emit: Callable[[Any], None]) -> None:
-        """Send what waited, then every later record, to ``emit``."""
-        with self._lock:
-            for item in self._buffer:
-                emit(item)
-            self._buffer.clear()
-            self._emit = emit
 
 
 @dataclass

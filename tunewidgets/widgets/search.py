@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import time
 import weakref
 from collections.abc import Mapping
@@ -40,21 +39,20 @@ from tunewidgets.hpo.pruners import PRUNERS
 from tunewidgets.hpo.space import Space
 from tunewidgets.hpo.strategies import STRATEGIES
 from tunewidgets.hpo.targets import valid_keys
-from tunewidgets.plots.search import (
-    TABLE, Axis, SearchFigures, axes_of, live_search_figures, search_parts, trials_of_study,
-)
+from tunewidgets.plots.search import Axis, axes_of, trials_of_study
 from tunewidgets.widgets._base import BackgroundWidget
-from tunewidgets.widgets._bokeh import bokeh_widget, in_kernel, refresh
+from tunewidgets.widgets._bokeh import in_kernel, refresh
 from tunewidgets.widgets._search_controls import (
-    NO_PRUNER, DimensionRow, SearchSettings, cycles_momentum, default_space, peak_key,
+    COUNTED, NO_PRUNER, DimensionRow, SearchSettings, default_space, progress_text, space_of,
 )
-from tunewidgets.widgets._search_live import Changes, LiveSources, Relay, params_from_config
+from tunewidgets.widgets._search_live import Changes, LiveSources, params_from_config
+from tunewidgets.widgets._search_views import SearchPlots
+from tunewidgets.widgets._search_worker import Relay, search_worker
 from tunewidgets.widgets._session import BackgroundSession, Worker
 
 __all__ = ["Search"]
 
 _STRATEGY_ALIASES = {"tpe": "bayes", "bayesian": "bayes"}
-_IMPORTANCE_FROM = 5  # finished trials before the first importance
 _by_cell: dict[str, weakref.ref[Search]] = {}
 
 
@@ -148,10 +146,7 @@ class Search(BackgroundWidget):
             schedule.observe(lambda _c: self._show_grid(), names="spec")
 
         # -- plots --------------------------------------------------------------------------
-        self.figures: SearchFigures | None = None
-        self.views: list[Any] = []
-        self._signature: Any = None
-        self.plots = widgets.VBox()
+        self.plots = SearchPlots(max_curves=max_curves, max_rows=max_rows)
         try:
             first = self._axes(self.search_space(grid=False)[0])
         except (ValueError, TypeError):  # e.g. every key switched off: plots without keys for now
@@ -200,22 +195,7 @@ class Search(BackgroundWidget):
         """The space the controls describe (``{key: dimension}``) and a note per row left out or renamed."""
         if grid is None:
             grid = self.settings.strategy.value == "grid"
-        base = self._effective_base()
-        peak, cycles = peak_key(base.schedule), cycles_momentum(base.schedule)
-        dims: dict[str, Any] = {}
-        notes: dict[str, str] = {}
-        for row in self.rows:
-            dim = row.dimension(grid)
-            key = row.key
-            if dim is not None and key == "lr" and peak is not None:
-                key = peak
-                notes[row.key] = f"searched as {peak}: the schedule sets the lr"
-            if dim is not None and key == "momentum" and cycles and not self._has_schedule_key():
-                notes[row.key] = "not searched: the schedule cycles momentum"
-                continue
-            if dim is not None:
-                dims[key] = dim
-        return dims, notes
+        return space_of(self.rows, self._effective_base(), grid)
 
     def search_settings(self) -> dict[str, Any]:
         """The keyword arguments of ``tw.search`` the controls give now (raises ValueError if bad)."""
@@ -250,24 +230,7 @@ class Search(BackgroundWidget):
         self._study = study
         self._n_trials = int(study.n_trials or settings["n_trials"] or 0)
         self._axes_now = self._axes(study.space)
-        interval = self.session.interval
-
-        def worker(emit: Any, stop: threading.Event) -> Any:
-            relay.connect(emit)
-            importance = _Importance(study, emit)
-            while True:
-                if stop.is_set():
-                    study.stop()
-                try:
-                    study.wait(timeout=interval)
-                    break
-                except TimeoutError:
-                    pass
-                importance(relay.finished)
-            importance(relay.finished, final=True)
-            return study
-
-        return worker
+        return search_worker(study, relay, self.session.interval)
 
     def _on_start(self) -> None:
         try:
@@ -283,7 +246,7 @@ class Search(BackgroundWidget):
         self.live.trials.params_of = self._params_of
         ended = [t for t in (trials_of_study(study) if len(study.trials) else []) if t.state != "running"]
         self.live.trials.load(ended)
-        self._ended_before = sum(t.state in _COUNTED for t in ended)
+        self._ended_before = sum(t.state in COUNTED for t in ended)
         self.live.update(Changes(dirty={t.trial for t in ended}), force=True)
         self._launched = time.perf_counter()
         self.best = None
@@ -324,41 +287,23 @@ class Search(BackgroundWidget):
         return axes_of({k: d for k, d in space.items()})
 
     def _build_figures(self, axes: list[Axis], metric: str, direction: str | None = None) -> None:
-        """Make the figures for these axes unless the shown ones already fit them."""
-        if direction is None:  # before a Launch: the usual sense of the metric's name
-            direction = "minimize" if any(w in metric for w in ("loss", "error")) else "maximize"
-        signature = (tuple((a.key, a.kind, a.factors) for a in axes), metric, direction)
-        if signature == self._signature:
-            self.live.axes = list(axes)  # same figures; the numeric ranges may differ
-            return
-        self.figures = live_search_figures(axes, metric, direction)
-        self.parts = search_parts(self.figures)
-        self.live = LiveSources(self.parts, axes, metric, direction, max_curves=self.max_curves,
-                                max_rows=self.max_rows)
-        self.live.hide_pruned = bool(self.settings.hide_pruned.value)
-        self.live.top_k = int(self.settings.top_k.value)
-        self.parts[TABLE].selected.on_change("indices", self._on_table_select)
-        f = self.figures
-        if self.views:  # the same widgets show the new figures (the page re-renders them)
-            for view, fig in zip(self.views, f):
-                if view._document is not None:
-                    view._document.remove_on_change(view)
-                view.update_from_model(fig)
-            self._signature = signature
-            return
-        curves, slices, parallel, importance, table = self.views = [
-            bokeh_widget(f.curves, min_width="420px", flex="1 1 600px"), bokeh_widget(f.slices),
-            bokeh_widget(f.parallel, min_width="420px", flex="1 1 600px"), bokeh_widget(f.importance),
-            bokeh_widget(f.table)]
-        wrap = widgets.Layout(flex_flow="row wrap", width="100%")
-        self.plots.children = [widgets.HBox([curves, importance], layout=wrap), slices,
-                               widgets.HBox([parallel, table], layout=wrap)]
-        self._signature = signature
+        self.plots.show(axes, metric, direction, hide_pruned=bool(self.settings.hide_pruned.value),
+                        top_k=int(self.settings.top_k.value))
 
-    def _on_table_select(self, _attr: str, _old: Any, new: Any) -> None:
-        trial = self.live.table_trial(new[0]) if new else None
-        if trial != self.live.selected:
-            self.live.select(trial)
+    @property
+    def live(self) -> LiveSources:
+        """The sources of the plots and the trials they show."""
+        return self.plots.live
+
+    @property
+    def parts(self) -> dict[str, Any]:
+        """The plots' named sources (and ``"mappers"``, their colour mappers)."""
+        return self.plots.parts
+
+    @property
+    def views(self) -> list[Any]:
+        """The Bokeh views: curves, slices, parallel coordinates, importance, table."""
+        return self.plots.views
 
     def _on_view_change(self, _change: Any) -> None:
         self.live.hide_pruned = bool(self.settings.hide_pruned.value)
@@ -367,18 +312,13 @@ class Search(BackgroundWidget):
 
     # -- progress -------------------------------------------------------------------------
     def _show_progress(self) -> None:
-        c = self.live.trials.counts()
-        ended = sum(c[s] for s in _COUNTED)
-        total = self._n_trials
-        left = max(0, total - ended - c["running"])
-        text = (f"finished {c['finished']} · running {c['running']} · pruned {c['pruned']} · "
-                f"failed {c['failed'] + c['diverged']} · left {left}")
-        done_now = ended - self._ended_before
-        if self.session.running and done_now > 0 and total > ended:
-            per_trial = (time.perf_counter() - self._launched) / done_now
-            text += f" · about {_fmt_seconds(per_trial * (total - ended))} left"
+        counts, total = self.live.trials.counts(), self._n_trials
+        ended = sum(counts[s] for s in COUNTED)
+        per_trial = None
+        if self.session.running and ended > self._ended_before:
+            per_trial = (time.perf_counter() - self._launched) / (ended - self._ended_before)
         self.run_bar.set_progress(ended, total, f"{ended} / {total} trials")
-        self.progress_line.value = text
+        self.progress_line.value = progress_text(counts, total, per_trial)
 
     def _update_best(self) -> None:
         study = self._study
@@ -415,9 +355,6 @@ class Search(BackgroundWidget):
         if self.schedule is not None:
             cfg = cfg.replace(schedule=self.schedule.spec)
         return cfg
-
-    def _has_schedule_key(self) -> bool:
-        return any(r.key.startswith("schedule.") and r.on for r in self.rows)
 
     def _on_finder_lr(self, change: Any) -> None:
         lr = change["new"]
@@ -476,42 +413,6 @@ class Search(BackgroundWidget):
         if earlier is not None and earlier is not self and earlier.session.running:
             earlier.stop()
         _by_cell[cell] = weakref.ref(self)
-
-
-_COUNTED = ("finished", "pruned", "failed", "diverged")
-
-
-class _Importance:
-    """Sends ``study.importance()`` from the widget's worker thread (never the drain): first after
-    a few finished trials, then when their number grew by a fifth, and no more often than ten
-    times its own cost (it holds the GIL the training and the kernel also need), and at the end."""
-
-    def __init__(self, study: Any, emit: Any) -> None:
-        self.study, self.emit = study, emit
-        self.shown = 0
-        self.next_at = 0.0
-        self.keys = len(study.space.searched())
-
-    def __call__(self, finished: int, final: bool = False) -> None:
-        if self.keys < 1 or finished < _IMPORTANCE_FROM or finished == self.shown:
-            return
-        if not final and (finished < self.shown * 1.2 or time.monotonic() < self.next_at):
-            return
-        t0 = time.monotonic()
-        try:
-            self.emit(("importance", self.study.importance()))
-        except Exception as exc:  # noqa: BLE001 - e.g. too few distinct values; the search goes on
-            self.emit(("importance", f"{type(exc).__name__}: {exc}"))
-        self.shown = finished
-        self.next_at = time.monotonic() + 10 * (time.monotonic() - t0)
-
-
-def _fmt_seconds(s: float) -> str:
-    if s < 60:
-        return f"{s:.0f} s"
-    if s < 3600:
-        return f"{int(s // 60)} min {int(s % 60)} s"
-    return f"{int(s // 3600)} h {int(s % 3600 // 60)} min"
 
 
 def _escape(text: str) -> str:
