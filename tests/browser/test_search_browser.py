@@ -1,5 +1,6 @@
 """The Search widget in a real browser: Launch starts trials, the running trial's curve grows in the
-page, Stop halts the search, the table shows the trials' states and hiding pruned trials works.
+page, Stop halts the search, the table shows the trials' states, clicking a row highlights its
+curve and hiding pruned trials works.
 
 What the page holds is read from BokehJS (the browser's copy of each data source, and the live
 ranges of the curves plot), not from the kernel. Trials are slowed a little (a sleep in forward)
@@ -94,13 +95,42 @@ _RANGES_JS = r"""(name) => {
 }"""
 
 
+# One cheap poll: each curve's trial, state and length, and the table's states.
+_POLL_JS = r"""() => {
+  const docs = new Set([...window.Bokeh.index].map((view) => view.model.document).filter((d) => d != null));
+  let curves = null, states = null;
+  for (const doc of docs) {
+    for (const m of doc.all_models) {
+      if (m.name === 'search_curves' && m.data != null) {
+        const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;
+        curves = Array.from(d.trial, (t, i) => [t, d.state[i], d.xs[i].length]);
+      } else if (m.name === 'search_table' && m.data != null) {
+        const d = m.data instanceof Map ? Object.fromEntries(m.data) : m.data;
+        states = Array.from(d.state);
+      }
+    }
+  }
+  return {curves, states};
+}"""
+
+
 def source(page: Any, name: str) -> dict[str, list[Any]]:
     found = page.evaluate(_SOURCES_JS, name)
     assert found, f"the page shows no data source named {name!r}"
     return found[-1]
 
 
-def test_launch_grows_curves_stop_halts_and_hide_pruned_hides(jupyter_lab, browser_page):
+def ranges_cover(page: Any, curves: dict[str, list[Any]]) -> tuple[bool, Any]:
+    """Whether the ranges the page computed for the curves plot cover every point it holds."""
+    ranges = page.evaluate(_RANGES_JS, "search_curves")[-1]
+    xs = [x for row in curves["xs"] for x in row]
+    ys = [y for row in curves["ys"] for y in row if y is not None and math.isfinite(y)]
+    ok = (ranges["x"][0] <= min(xs) and max(xs) <= ranges["x"][1]
+          and ranges["y"][0] <= min(ys) and max(ys) <= ranges["y"][1])
+    return ok, (ranges, (min(xs), max(xs)), (min(ys), max(ys)))
+
+
+def test_launch_grows_curves_stop_halts_rows_highlight_and_hide_pruned_hides(jupyter_lab, browser_page):
     page = browser_page
     page_errors: list[str] = []
     page.on("pageerror", lambda exc: page_errors.append(str(exc)))
@@ -113,7 +143,7 @@ def test_launch_grows_curves_stop_halts_and_hide_pruned_hides(jupyter_lab, brows
     assert source(page, "search_curves")["trial"] == []
     shown_at = time.monotonic()
 
-    click_button(page, "Launch")
+    click_button(page, "Launch", timeout=30_000)
     expect(page.get_by_role("button", name=button_name("Stop"))).to_be_enabled(timeout=15_000)
     launched_at = time.monotonic()
 
@@ -122,29 +152,26 @@ def test_launch_grows_curves_stop_halts_and_hide_pruned_hides(jupyter_lab, brows
     deadline = time.monotonic() + 45
     ranges_ok = None
     while time.monotonic() < deadline:
-        curves = source(page, "search_curves")
-        for n, state, xs in zip(curves["trial"], curves["state"], curves["xs"]):
+        poll = page.evaluate(_POLL_JS)
+        for n, state, length in poll["curves"]:
             if state == "running":
-                growth.setdefault(n, set()).add(len(xs))
-        states = source(page, "search_table")["state"]
-        grew = any(len(lengths - {0}) >= 3 for lengths in growth.values())
+                growth.setdefault(n, set()).add(length)
+        states = poll["states"]
+        grew = any(len(lengths - {0}) >= 2 for lengths in growth.values())
         if grew and states.count("finished") >= 2 and states.count("pruned") >= 1:
             # the axes the page computed cover every point it holds
-            (ranges,) = page.evaluate(_RANGES_JS, "search_curves")
-            xs = [x for row in curves["xs"] for x in row]
-            ys = [y for row in curves["ys"] for y in row if y is not None and math.isfinite(y)]
-            ranges_ok = (ranges["x"][0] <= min(xs) and max(xs) <= ranges["x"][1]
-                         and ranges["y"][0] <= min(ys) and max(ys) <= ranges["y"][1], ranges, min(ys), max(ys))
+            ranges_ok = ranges_cover(page, source(page, "search_curves"))
             break
-        page.wait_for_timeout(150)
+        page.wait_for_timeout(100)
     watched = time.monotonic() - launched_at
-    assert any(len(lengths - {0}) >= 3 for lengths in growth.values()), f"no running curve grew: {growth}"
+    # a running trial's curve was seen with two lengths or more: it grew in the page as it trained
+    assert any(len(lengths - {0}) >= 2 for lengths in growth.values()), f"no running curve grew: {growth}"
     assert ranges_ok is not None, f"no pruned or too few finished trials in time: {states}"
     assert ranges_ok[0], f"the curves plot's ranges do not cover its data: {ranges_ok}"
     expect(page.get_by_text(re.compile(r"finished \d+ · running 1 · pruned \d+ · failed 0 · left \d+"))).to_be_visible()
 
     # Stop halts the search: the status says so, nothing runs any more, nothing grows
-    click_button(page, "Stop")
+    click_button(page, "Stop", timeout=30_000)
     stop_clicked = time.monotonic()
     expect(page.get_by_text(re.compile(r"stopped after [\d.]+ s: \d+ finished"))).to_be_visible(timeout=15_000)
     stopped_in = time.monotonic() - stop_clicked
@@ -158,13 +185,26 @@ def test_launch_grows_curves_stop_halts_and_hide_pruned_hides(jupyter_lab, brows
     page.wait_for_timeout(1000)
     curves = source(page, "search_curves")
     assert sum(len(xs) for xs in curves["xs"]) == points and "running" not in curves["state"]
+    covered = ranges_cover(page, curves)  # also in the final render, made after the search ended
+    assert covered[0], f"after Stop, the curves plot's ranges do not cover its data: {covered}"
     expect(page.get_by_role("button", name=button_name("Launch"))).to_be_enabled()
     expect(page.get_by_role("button", name=button_name("Stop"))).to_be_disabled()
 
+    # clicking a row of the table highlights that trial's curve (the kernel draws it on top)
+    output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
+    output.locator(".slick-row").nth(1).locator(".slick-cell").nth(1).click()
+    picked = table["trial"][1]
+    deadline = time.monotonic() + 10
+    while source(page, "search_highlight")["trial"] != [picked]:
+        assert time.monotonic() < deadline, f"trial {picked}'s curve was not highlighted"
+        page.wait_for_timeout(100)
+    highlighted = source(page, "search_highlight")
+    row = source(page, "search_curves")["trial"].index(picked)
+    assert highlighted["ys"][0] == source(page, "search_curves")["ys"][row]
+
     # hiding pruned trials takes them out of the curves and the slices, not out of the table
     pruned = table["state"].count("pruned")
-    page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").get_by_role(
-        "checkbox", name="hide pruned").check()
+    output.get_by_role("checkbox", name="hide pruned").check()
     deadline = time.monotonic() + 10
     while len(source(page, "search_curves")["trial"]) != len(table["trial"]) - pruned:
         assert time.monotonic() < deadline, "the pruned curves were not hidden"
