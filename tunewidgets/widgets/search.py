@@ -116,17 +116,16 @@ class Search(BackgroundWidget):
         self._launched = 0.0
         self._ended_before = 0
         self._n_trials = n_trials
-        super().__init__(interval=interval, run_label="Launch")
-
-        # -- controls -----------------------------------------------------------------------
         if space is None:
             kwargs = [k[len("model."):] for k in valid_keys(base_cfg, task) if k.startswith("model.")]
             dims, on = default_space(self._effective_base(), kwargs, self._finder_lr())
-            self._default_space = True
         else:
-            dims = dict(Space(space, task=task))  # checks the space's shape now; its keys at Launch
+            dims = dict(Space(space, task=task))  # its shape is checked now, its keys at Launch
             on = set(dims)
-            self._default_space = False
+        self._default_space = space is None
+        super().__init__(interval=interval, run_label="Launch")
+
+        # -- controls -----------------------------------------------------------------------
         self.rows = [DimensionRow(k, d, on=k in on) for k, d in dims.items()]
         metrics = (["val_loss", *(f"val_{m}" for m in task.metric_fns)] if task.val is not None else []) + [
             "train_loss"]
