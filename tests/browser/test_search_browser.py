@@ -132,8 +132,9 @@ def ranges_cover(page: Any, curves: dict[str, list[Any]]) -> tuple[bool, Any]:
 
 def test_launch_grows_curves_stop_halts_rows_highlight_and_hide_pruned_hides(jupyter_lab, browser_page):
     page = browser_page
-    page_errors: list[str] = []
-    page.on("pageerror", lambda exc: page_errors.append(str(exc)))
+    page_errors: list[str] = []  # uncaught errors and console errors: none is allowed
+    page.on("pageerror", lambda exc: page_errors.append(f"pageerror: {exc}"))
+    page.on("console", lambda m: page_errors.append(f"console error: {m.text}") if m.type == "error" else None)
     began = time.monotonic()
     write_notebook(jupyter_lab.root_dir / "search_widget.ipynb", CELLS)
     open_notebook(page, "search_widget.ipynb")
