@@ -33,6 +33,7 @@ _SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engi
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
+    "rerun": ("tunewidgets._rerun_api", "rerun"),
 }
 
 
