@@ -160,15 +160,15 @@ class StudyExperiment:
         return sorted(self.folder.glob(f"events.out.tfevents.*{EXPERIMENT_SUFFIX}"))
 
     def _write(self, union: dict[str, Any]) -> None:
-        from tensorboardX import SummaryWriter
+        from tunewidgets.tracking.tensorboard_sink import EventFile
 
         self.folder.mkdir(parents=True, exist_ok=True)
         old = self._experiment_files()
         # a name of its own (tensorboardX names files by the second): never the name of an old one
         suffix = f".{time.time_ns()}{EXPERIMENT_SUFFIX}"
-        writer = SummaryWriter(str(self.folder), filename_suffix=suffix, flush_secs=3600)
+        writer = EventFile(self.folder, suffix=suffix)
         try:
-            writer._get_file_writer().add_summary(_experiment(union["hparams"], union["metrics"]))
+            writer.add(_experiment(union["hparams"], union["metrics"]), 0)
         finally:
             writer.close()
         for path in old:  # only now: TensorBoard never sees a study without its Experiment

@@ -57,14 +57,14 @@ def _as_images(x: torch.Tensor, image_shape: Any) -> torch.Tensor | None:
     return x.float()
 
 
-def _to_rgb(img: torch.Tensor) -> np.ndarray:
-    """(C, H, W) float -> (H, W, 3) uint8, stretched to its own min..max."""
-    a = img.numpy().astype(np.float64)
-    lo, hi = np.nanmin(a), np.nanmax(a)
-    a = (a - lo) / (hi - lo) if hi > lo else np.zeros_like(a)
-    a = np.nan_to_num(a).transpose(1, 2, 0)
-    if a.shape[2] == 1:
-        a = np.repeat(a, 3, axis=2)
+def _to_rgb(images: torch.Tensor) -> np.ndarray:
+    """(N, C, H, W) float -> (N, H, W, 3) uint8, each image stretched to its own min..max."""
+    a = np.nan_to_num(images.numpy().astype(np.float64))
+    lo = a.min(axis=(1, 2, 3), keepdims=True)
+    span = a.max(axis=(1, 2, 3), keepdims=True) - lo
+    a = np.where(span > 0, (a - lo) / np.where(span > 0, span, 1.0), 0.0).transpose(0, 2, 3, 1)
+    if a.shape[3] == 1:
+        a = np.repeat(a, 3, axis=3)
     return (a * 255).round().astype(np.uint8)
 
 
@@ -85,27 +85,40 @@ def cell_box(i: int, n: int, h: int, w: int) -> tuple[int, int, int, int]:
     return left, top, left + cw, top + ch
 
 
-def _classification(images: torch.Tensor, pred: list[int], true: list[int]) -> np.ndarray:
-    from PIL import Image, ImageDraw
+_FONT: Any = None
 
+
+def _texts(canvas: np.ndarray, texts: list[tuple[int, int, str, tuple[int, int, int]]]) -> np.ndarray:
+    """``canvas`` with the texts written on it (PIL's default font, loaded once)."""
+    global _FONT
+    from PIL import Image, ImageDraw, ImageFont
+
+    if _FONT is None:
+        _FONT = ImageFont.load_default()
+    image = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(image)
+    for x, y, text, colour in texts:
+        draw.text((x, y), text, fill=colour, font=_FONT)
+    return np.asarray(image)
+
+
+def _classification(images: torch.Tensor, pred: list[int], true: list[int]) -> np.ndarray:
     n, _, h, w = images.shape
     cols, rows = math.ceil(math.sqrt(n)), math.ceil(n / math.ceil(math.sqrt(n)))
     right, bottom = cell_box(cols * rows - 1, cols * rows, h, w)[2:]
-    canvas = Image.new("RGB", (right + _GAP, bottom + _GAP), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
+    canvas = np.full((bottom + _GAP, right + _GAP, 3), 255, dtype=np.uint8)
     s = _scale(h, w)
+    rgb = _to_rgb(images)
+    texts = []
     for i in range(n):
         left, top, r, b = cell_box(i, n, h, w)
-        colour = RIGHT if pred[i] == true[i] else WRONG
-        draw.rectangle((left, top, r - 1, b - 1), fill=colour)
-        canvas.paste(Image.fromarray(_up(_to_rgb(images[i]), s)), (left + _BORDER, top + _BORDER))
-        draw.text((left + _BORDER + 1, b - _CAPTION), f"p={pred[i]} t={true[i]}", fill=(255, 255, 255))
-    return np.asarray(canvas)
+        canvas[top:b, left:r] = RIGHT if pred[i] == true[i] else WRONG
+        canvas[top + _BORDER:top + _BORDER + h * s, left + _BORDER:left + _BORDER + w * s] = _up(rgb[i], s)
+        texts.append((left + _BORDER + 1, b - _CAPTION, f"p={pred[i]} t={true[i]}", (255, 255, 255)))
+    return _texts(canvas, texts)
 
 
 def _segmentation(images: torch.Tensor, pred: np.ndarray, true: np.ndarray) -> np.ndarray:
-    from PIL import Image, ImageDraw
-
     n, _, h, w = images.shape
     s = _scale(h, w)
     ph, pw = h * s, w * s
@@ -113,19 +126,20 @@ def _segmentation(images: torch.Tensor, pred: np.ndarray, true: np.ndarray) -> n
     rows = math.ceil(n / per_row)
     group = 3 * pw + 2 * _BORDER
     width = _GAP + per_row * (group + 3 * _GAP)
-    canvas = Image.new("RGB", (width, _CAPTION + _GAP + rows * (ph + _GAP)), (255, 255, 255))
-    draw = ImageDraw.Draw(canvas)
+    canvas = np.full((_CAPTION + _GAP + rows * (ph + _GAP), width, 3), 255, dtype=np.uint8)
+    rgb = _to_rgb(images)
+    texts = []
     for g in range(per_row):
         x0 = _GAP + g * (group + 3 * _GAP)
-        for k, label in enumerate(("input", "true", "pred")):
-            draw.text((x0 + k * (pw + _BORDER) + 2, 1), label, fill=(0, 0, 0))
+        texts += [(x0 + k * (pw + _BORDER) + 2, 1, label, (0, 0, 0)) for k, label in enumerate(("input", "true", "pred"))]
     for i in range(n):
         x0 = _GAP + (i % per_row) * (group + 3 * _GAP)
         y0 = _CAPTION + _GAP + (i // per_row) * (ph + _GAP)
-        panels = (_to_rgb(images[i]), _mask_rgb(true[i]), _mask_rgb(pred[i]))
+        panels = (rgb[i], _mask_rgb(true[i]), _mask_rgb(pred[i]))
         for k, panel in enumerate(panels):
-            canvas.paste(Image.fromarray(_up(panel, s)), (x0 + k * (pw + _BORDER), y0))
-    return np.asarray(canvas)
+            x = x0 + k * (pw + _BORDER)
+            canvas[y0:y0 + ph, x:x + pw] = _up(panel, s)
+    return _texts(canvas, texts)
 
 
 def prediction_grid(examples: dict[str, Any], image_shape: Any = None, limit: int = 16) -> np.ndarray | None:

@@ -12,8 +12,8 @@ Runs go to the experiment ``tunewidgets`` (``experiment=``) of a tracking URI; t
   ``tw.study``, ``tw.trial``, ``tw.run_id`` (the store's id);
 - status FINISHED, KILLED (stopped, pruned) or FAILED (failed, diverged).
 
-Metrics are buffered and written in batches (every ``flush_secs`` seconds, at each evaluation
-and at the end). A tracking store that cannot be written does not stop training: the error is
+Metrics are buffered and written in batches (when ``flush_secs`` seconds have passed since the
+last batch, checked at each record, and at the end). A tracking store that cannot be written does not stop training: the error is
 kept in ``errors`` and a warning says so once. MLflow is imported when the sink is made; the
 light client ``mlflow-skinny`` is enough (``pip install 'tunewidgets[mlflow]'``). The MLflow UI
 needs the full package: ``pip install mlflow``, then ``mlflow ui --backend-store-uri <uri>``.
@@ -261,7 +261,6 @@ class MLflowSink(Sink):
 
     def on_eval(self, record: dict[str, Any]) -> None:
         self._add(Events.EVAL, record)
-        self.flush()
 
     def on_end(self, record: dict[str, Any]) -> None:
         if self.mlflow_run_id is None:
@@ -270,13 +269,17 @@ class MLflowSink(Sink):
         perf = record.get("perf") if isinstance(record.get("perf"), Mapping) else {}
         self._buffer.extend(self._metric(f"perf/{k}", float(v), now, self._last_step) for k, v in perf.items()
                             if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v))
-        self.flush()
         state = str(record.get("status") or "failed")
         tags = [self._tag("state", state)]
         for key in ("reason", "error"):
             if record.get(key):
                 tags.append(self._tag(f"tw.{key}", _text(record[key])))
-        self.client.log_batch(self.mlflow_run_id, tags=tags)
+        buffer, self._buffer = self._buffer, []
+        size = _MAX_METRICS - len(tags)
+        chunks = [buffer[i:i + size] for i in range(0, len(buffer), size)] or [[]]
+        for chunk in chunks[:-1]:
+            self.client.log_batch(self.mlflow_run_id, metrics=chunk)
+        self.client.log_batch(self.mlflow_run_id, metrics=chunks[-1], tags=tags)  # one write: the last metrics and tags
         self.client.set_terminated(self.mlflow_run_id, MLFLOW_STATUS.get(state, "FAILED"))
 
     def close(self) -> None:

@@ -220,9 +220,9 @@ def differences(before: Mapping[str, Any] | None, now: Mapping[str, Any] | None)
     old_task, new_task = before.get("task") or {}, now.get("task") or {}
     label = f"task {old_task.get('name', '?')!r}"
     old_spec, new_spec = old_task.get("spec") or {}, new_task.get("spec") or {}
-    if old_spec.get("name") != new_spec.get("name"):
+    if old_task.get("name") != new_task.get("name"):
         out.append(f"the task changed: {old_task.get('name')!r} then, {new_task.get('name')!r} now")
-    elif old_spec.get("kwargs") != new_spec.get("kwargs"):
+    elif old_spec and new_spec and old_spec.get("kwargs") != new_spec.get("kwargs"):
         a, b = old_spec.get("kwargs") or {}, new_spec.get("kwargs") or {}
         changed = ", ".join(f"{k}={a.get(k)!r} then, {b.get(k)!r} now" for k in sorted(set(a) | set(b))
                             if a.get(k) != b.get(k))

@@ -52,7 +52,7 @@ from tunewidgets.tracking._tb_hparams import StudyExperiment, session_end, sessi
 from tunewidgets.tracking._tb_images import prediction_grid
 from tunewidgets.tracking.sink import Sink, metric_rows
 
-__all__ = ["TensorBoardSink", "import_tensorboardx", "LR_AXIS_SCALE"]
+__all__ = ["TensorBoardSink", "EventFile", "import_tensorboardx", "LR_AXIS_SCALE"]
 
 #: the step of ``lr_range/*`` scalars is ``round(LR_AXIS_SCALE * log10(lr))``
 LR_AXIS_SCALE = 1000
@@ -101,7 +101,7 @@ class TensorBoardSink(Sink):
             raise ValueError(f"images: must be a whole number >= 0 (0 shows none), got {images!r}; e.g. 16")
         if params is not None and not isinstance(params, Mapping):
             raise TypeError(f"params: expected a dict or None, got {params!r}")
-        self._tbx = import_tensorboardx()
+        import_tensorboardx()
         self.logdir = Path(os.fspath(logdir)).expanduser()
         self.study, self.name, self.kind = study, name, kind
         self.params = dict(params or {})
@@ -109,8 +109,7 @@ class TensorBoardSink(Sink):
         self.flush_secs = flush_secs
         self.run_dir: Path | None = None
         self.errors: list[str] = []
-        self._writer: Any = None
-        self._fw: Any = None
+        self._fw: EventFile | None = None
         self._summary: Any = None
         self._tags: set[str] = set()
         self._last_step = 0
@@ -156,8 +155,7 @@ class TensorBoardSink(Sink):
             folder = base / f"{name}-{n}"
         folder.mkdir(parents=True)
         self.run_dir = folder
-        self._writer = self._tbx.SummaryWriter(str(folder), flush_secs=self.flush_secs)
-        self._fw = self._writer._get_file_writer()
+        self._fw = EventFile(folder, flush_secs=self.flush_secs)
         from tensorboardX.proto.summary_pb2 import Summary
 
         self._summary = Summary
@@ -187,10 +185,12 @@ class TensorBoardSink(Sink):
         self._run_kind = self._kind(record)
         self._open(record)
         if self._run_kind == _RANGE_TEST:
-            self._writer.add_custom_scalars({"LR range test": {
+            from tensorboardX.summary import custom_scalars
+
+            self._fw.add(custom_scalars({"LR range test": {
                 "loss by lr (step = 1000 log10 lr)": ["Multiline", ["lr_range/loss", "lr_range/smoothed"]],
                 "loss by step": ["Multiline", ["train/loss", "train/smoothed"]],
-                "lr by step": ["Multiline", ["lr"]]}})
+                "lr by step": ["Multiline", ["lr"]]}}), 0)
 
     def _scalars(self, step: int, values: list[tuple[str, Any]], description: str = "") -> None:
         summary, value_cls = self._summary(), self._summary.Value
@@ -200,7 +200,7 @@ class TensorBoardSink(Sink):
                 v.metadata.summary_description = description
             self._tags.add(tag)
             summary.value.append(v)
-        self._fw.add_summary(summary, int(step))
+        self._fw.add(summary, int(step))
         self._last_step = max(self._last_step, int(step))
 
     def _rows(self, event: Events, record: Mapping[str, Any]) -> None:
@@ -210,6 +210,7 @@ class TensorBoardSink(Sink):
                 by_step.setdefault(int(step), []).append((name, value))
         for step, values in by_step.items():
             self._scalars(step, values)
+        self._fw.maybe_flush()
 
     def on_log(self, record: dict[str, Any]) -> None:
         if self._fw is None:
@@ -236,7 +237,9 @@ class TensorBoardSink(Sink):
         if self.images and isinstance(examples, Mapping):
             grid = prediction_grid(examples, self.image_shape, limit=self.images)
             if grid is not None:
-                self._writer.add_image("val/predictions", grid, int(record.get("step") or 0), dataformats="HWC")
+                from tensorboardX.summary import image
+
+                self._fw.add(image("val/predictions", grid, dataformats="HWC"), int(record.get("step") or 0))
 
     def on_end(self, record: dict[str, Any]) -> None:
         if self._fw is None:
@@ -249,8 +252,8 @@ class TensorBoardSink(Sink):
         if self.hparams and self._run_kind != _RANGE_TEST:
             state = str(record.get("status") or "failed")
             hparams = {**flat_params(self._run_params), "state": state}
-            self._fw.add_summary(session_start(hparams, self._started), self._last_step)
-            self._fw.add_summary(session_end(state, time.time()), self._last_step)
+            self._fw.add(session_start(hparams, self._started), self._last_step)
+            self._fw.add(session_end(state, time.time()), self._last_step)
             if self.study_dir is not None:
                 metrics = sorted(t for t in self._tags if t not in _PER_STEP and not t.startswith("lr_range/"))
                 StudyExperiment(self.study_dir).update(hparams, metrics)
@@ -258,7 +261,7 @@ class TensorBoardSink(Sink):
 
     # ------------------------------------------------------------ closing
     def _close_writer(self) -> None:
-        writer, self._writer, self._fw = self._writer, None, None
+        writer, self._fw = self._fw, None
         if writer is not None:
             try:
                 writer.close()
@@ -270,6 +273,40 @@ class TensorBoardSink(Sink):
         """Detach and close the event file (flushes what is buffered)."""
         super().close()
         self._close_writer()
+
+
+class EventFile:
+    """One TensorBoard event file, written in the calling thread (tensorboardX's ``EventsWriter``).
+
+    tensorboardX's ``SummaryWriter`` hands every event to a worker through a
+    ``multiprocessing.Queue`` of ten (a pickle and often a wait per event: about a millisecond);
+    writing the few small events of a LOG record directly costs tens of microseconds. The file
+    is flushed (and synced) at most every ``flush_secs`` seconds and when closed.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], *, suffix: str = "", flush_secs: float = 5.0) -> None:
+        from tensorboardX.event_file_writer import EventsWriter
+        from tensorboardX.proto.event_pb2 import Event
+
+        self._writer = EventsWriter(os.path.join(os.fspath(folder), "events"), suffix)
+        self._event = Event
+        self.flush_secs = flush_secs
+        self._flushed = time.monotonic()
+
+    def add(self, summary: Any, step: int, walltime: float | None = None) -> None:
+        self._writer.write_event(self._event(summary=summary, step=int(step),
+                                             wall_time=time.time() if walltime is None else walltime))
+
+    def maybe_flush(self) -> None:
+        if time.monotonic() - self._flushed >= self.flush_secs:
+            self.flush()
+
+    def flush(self) -> None:
+        self._writer.flush()
+        self._flushed = time.monotonic()
+
+    def close(self) -> None:
+        self._writer.close()
 
 
 def _maybe_images(task: Any) -> bool:
