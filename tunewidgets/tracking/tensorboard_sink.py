@@ -235,11 +235,14 @@ class TensorBoardSink(Sink):
         self._rows(Events.EVAL, record)
         examples = record.get("examples")
         if self.images and isinstance(examples, Mapping):
-            grid = prediction_grid(examples, self.image_shape, limit=self.images)
+            try:
+                grid = prediction_grid(examples, self.image_shape, limit=self.images)
+            except Exception as exc:  # noqa: BLE001 - inputs or outputs of a shape the grid cannot draw
+                warnings.warn(f"tensorboard: no prediction images for this run ({type(exc).__name__}: {exc})",
+                              RuntimeWarning, stacklevel=4)
+                self.images, grid = 0, None
             if grid is not None:
-                from tensorboardX.summary import image
-
-                self._fw.add(image("val/predictions", grid, dataformats="HWC"), int(record.get("step") or 0))
+                self._fw.add(_image_summary(self._summary, "val/predictions", grid), int(record.get("step") or 0))
 
     def on_end(self, record: dict[str, Any]) -> None:
         if self._fw is None:
@@ -307,6 +310,19 @@ class EventFile:
 
     def close(self) -> None:
         self._writer.close()
+
+
+def _image_summary(summary: Any, tag: str, grid: Any) -> Any:
+    """An image summary of an ``(H, W, 3)`` uint8 array, as a quickly compressed PNG."""
+    import io
+
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.fromarray(grid).save(buffer, format="PNG", compress_level=1)
+    image = summary.Image(height=grid.shape[0], width=grid.shape[1], colorspace=3,
+                          encoded_image_string=buffer.getvalue())
+    return summary(value=[summary.Value(tag=tag, image=image)])
 
 
 def _maybe_images(task: Any) -> bool:
