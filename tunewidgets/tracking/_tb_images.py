@@ -89,12 +89,13 @@ _FONT: Any = None
 
 
 def _texts(canvas: np.ndarray, texts: list[tuple[int, int, str, tuple[int, int, int]]]) -> np.ndarray:
-    """``canvas`` with the texts written on it (PIL's default font, loaded once)."""
+    """``canvas`` with the texts written on it (PIL's small bitmap font, loaded once: quick to draw)."""
     global _FONT
     from PIL import Image, ImageDraw, ImageFont
 
     if _FONT is None:
-        _FONT = ImageFont.load_default()
+        bitmap = getattr(ImageFont, "load_default_imagefont", None)  # Pillow >= 10.1
+        _FONT = bitmap() if bitmap is not None else ImageFont.load_default()
     image = Image.fromarray(canvas)
     draw = ImageDraw.Draw(image)
     for x, y, text, colour in texts:

@@ -319,7 +319,7 @@ def _image_summary(summary: Any, tag: str, grid: Any) -> Any:
     from PIL import Image
 
     buffer = io.BytesIO()
-    Image.fromarray(grid).save(buffer, format="PNG", compress_level=1)
+    Image.fromarray(grid).save(buffer, format="PNG", compress_level=3)
     image = summary.Image(height=grid.shape[0], width=grid.shape[1], colorspace=3,
                           encoded_image_string=buffer.getvalue())
     return summary(value=[summary.Value(tag=tag, image=image)])
