@@ -100,7 +100,8 @@ def tensorboard_dir(tensorboard: Any, store: Any = None) -> Path | None:
         return None
     if tensorboard is True:
         folder = runs_folder(store) / "tensorboard"
-    elif isinstance(tensorboard, (str, os.PathLike)) and not isinstance(tensorboard, bytes) and str(tensorboard).strip():
+    elif (isinstance(tensorboard, (str, os.PathLike)) and not isinstance(tensorboard, bytes)
+          and str(tensorboard).strip()):
         folder = Path(os.fspath(tensorboard)).expanduser()
     else:
         raise TypeError(f"tensorboard: expected True, False or a folder such as 'runs/tensorboard', got "

@@ -19,7 +19,8 @@ from tunewidgets.tracking.tensorboard_sink import TensorBoardSink
 
 __all__ = [
     "Store", "Sink", "StoreSink", "attach_store", "metric_name", "metric_rows", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
-    "SCHEMA_VERSION", "collect_env", "TensorBoardSink", "MLflowSink", "StudyLog",
+    "SCHEMA_VERSION", "collect_env",
+    "TensorBoardSink", "MLflowSink", "StudyLog",
 ]
 
 

@@ -132,7 +132,8 @@ def _segmentation(images: torch.Tensor, pred: np.ndarray, true: np.ndarray) -> n
     texts = []
     for g in range(per_row):
         x0 = _GAP + g * (group + 3 * _GAP)
-        texts += [(x0 + k * (pw + _BORDER) + 2, 1, label, (0, 0, 0)) for k, label in enumerate(("input", "true", "pred"))]
+        for k, label in enumerate(("input", "true", "pred")):
+            texts.append((x0 + k * (pw + _BORDER) + 2, 1, label, (0, 0, 0)))
     for i in range(n):
         x0 = _GAP + (i % per_row) * (group + 3 * _GAP)
         y0 = _CAPTION + _GAP + (i // per_row) * (ph + _GAP)

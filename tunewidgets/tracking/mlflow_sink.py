@@ -13,8 +13,8 @@ Runs go to the experiment ``tunewidgets`` (``experiment=``) of a tracking URI; t
 - status FINISHED, KILLED (stopped, pruned) or FAILED (failed, diverged).
 
 Metrics are buffered and written in batches (when ``flush_secs`` seconds have passed since the
-last batch, checked at each record, and at the end). A tracking store that cannot be written does not stop training: the error is
-kept in ``errors`` and a warning says so once. MLflow is imported when the sink is made; the
+last batch, checked at each record, and at the end). A tracking store that cannot be written
+does not stop training: the error is kept in ``errors`` and a warning says so once. MLflow is imported when the sink is made; the
 light client ``mlflow-skinny`` is enough (``pip install 'tunewidgets[mlflow]'``). The MLflow UI
 needs the full package: ``pip install mlflow``, then ``mlflow ui --backend-store-uri <uri>``.
 

@@ -24,8 +24,10 @@ Example:
     >>> from tunewidgets.tracking.records import differences, train_record
     >>> cfg = tw.TrainConfig(epochs=1, device="cpu")
     >>> a = train_record(tw.tasks.digits(), cfg)
-    >>> a["task"]["spec"], a["config"]["epochs"], sorted(a["versions"])
-    ({'name': 'digits', 'kwargs': {'val_fraction': 0.2, 'seed': 0, 'batch_size': 64}}, 1, ['numpy', 'python', 'torch', 'tunewidgets'])
+    >>> a["task"]["spec"]
+    {'name': 'digits', 'kwargs': {'val_fraction': 0.2, 'seed': 0, 'batch_size': 64}}
+    >>> a["config"]["epochs"], sorted(a["versions"])
+    (1, ['numpy', 'python', 'torch', 'tunewidgets'])
     >>> for line in differences(a, train_record(tw.tasks.digits(seed=1), cfg)):
     ...     print(line)
     the arguments of task 'digits' changed: seed=0 then, 1 now
@@ -240,7 +242,8 @@ def differences(before: Mapping[str, Any] | None, now: Mapping[str, Any] | None)
     a, b = old_task.get("model") or {}, new_task.get("model") or {}
     if a.get("sha256") != b.get("sha256"):
         same = a.get("name") == b.get("name")
-        out.append(f"the model factory changed: {a.get('name')} {'has another source' if same else 'then, ' + str(b.get('name')) + ' now'}")
+        now_text = "has another source" if same else f"then, {b.get('name')} now"
+        out.append(f"the model factory changed: {a.get('name')} {now_text}")
     for key, what in (("model_kwargs", "the task's model_kwargs"), ("loss", "the loss"), ("metrics", "the metrics"),
                       ("batch_size", "the task's batch_size")):
         if old_task.get(key) != new_task.get(key):
