@@ -33,6 +33,7 @@ _SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engi
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
+    "export_notebook": ("tunewidgets.export", "export_notebook"),
     "rerun": ("tunewidgets._rerun_api", "rerun"),
 }
 

@@ -191,12 +191,29 @@ def _as_list(callbacks: Any) -> list[Any]:
     return list(callbacks)
 
 
-def _finish(result: Any, sinks: list[Sink], uri: str | None) -> None:
+def _store_errors(store: Store | None, before: int, sink: StoreSink | None) -> list[str]:
+    """What could not be written while the run trained: the sink's own errors and the store's unresolved writes."""
+    if store is None:
+        return []
+    found = list(sink.errors) if sink is not None else []
+    for failure in store.errors[before:]:
+        if not failure.resolved:
+            found.append(f"store: {failure.op} of {failure.path} failed ({failure.error}); kept in memory and "
+                         "retried until the store is closed")
+    return found
+
+
+def _finish(result: Any, sinks: list[Sink], uri: str | None, store: Store | None, before: int) -> None:
+    """Close the sinks; put what they could not record in ``sink_errors``, and where they logged."""
+    store_sink = next((s for s in sinks if isinstance(s, StoreSink)), None)
+    errors = _store_errors(store, before, store_sink)
     for sink in sinks:
         sink.close()
-        result.sink_errors.extend(getattr(sink, "errors", ()))
+        if sink is not store_sink:
+            errors.extend(getattr(sink, "errors", ()))
         if isinstance(sink, TensorBoardSink) and sink.run_dir is not None:
             result.tensorboard_dir = str(sink.run_dir)
+    result.sink_errors.extend(errors)
     result.mlflow_uri = uri
 
 
@@ -227,6 +244,7 @@ def train(task: Task, config: TrainConfig | None = None, store: Any = None, call
     callbacks = _as_list(callbacks)
     tb, uri = tensorboard_dir(tensorboard, store), mlflow_uri(mlflow, store)  # bad values fail before training
     with open_store(store) as opened:
+        before = len(opened.errors) if opened is not None else 0
         sinks = sinks_for(store=opened, tensorboard=tb, mlflow=uri, kind=kind, study=study, name=name,
                           run_id=run_id)
         try:
@@ -235,7 +253,7 @@ def train(task: Task, config: TrainConfig | None = None, store: Any = None, call
             for sink in sinks:
                 sink.close()
             raise
-        _finish(run, sinks, uri)
+        _finish(run, sinks, uri, opened, before)
     return run
 
 
@@ -259,6 +277,7 @@ def lr_range_test(task: Any = None, *, store: Any = None, callbacks: Iterable[An
     callbacks = _as_list(callbacks)
     tb, uri = tensorboard_dir(tensorboard, store), mlflow_uri(mlflow, store)
     with open_store(store) as opened:
+        before = len(opened.errors) if opened is not None else 0
         sinks: list[Sink] = []
         if opened is not None:
             name = getattr(task, "name", None) if task is not None else None
@@ -270,5 +289,5 @@ def lr_range_test(task: Any = None, *, store: Any = None, callbacks: Iterable[An
             for sink in sinks:
                 sink.close()
             raise
-        _finish(result, sinks, uri)
+        _finish(result, sinks, uri, opened, before)
     return result
