@@ -24,7 +24,9 @@ import torch
 import tunewidgets as tw
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # no usage reports from MLflow during timing
-from tunewidgets.tracking import TensorBoardSink
+from tunewidgets.engine.events import EventBus, Events
+from tunewidgets.tracking import Store, StoreSink, TensorBoardSink
+from tunewidgets.tracking.mlflow_sink import MLflowSink
 
 
 def timed(task: tw.Task, cfg: tw.TrainConfig, **kwargs: Any) -> tuple[int, float, float]:
@@ -34,6 +36,55 @@ def timed(task: tw.Task, cfg: tw.TrainConfig, **kwargs: Any) -> tuple[int, float
     seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert run.status == "finished" and not run.sink_errors, (run.status, run.sink_errors)
     return run.final["steps"], seconds, cpu
+
+
+def digits_records() -> dict[str, Any]:
+    """The START, one LOG (25 steps), one EVAL (with 16 examples) and the END records of a digits run."""
+    got: dict[str, Any] = {}
+    trainer = tw.Trainer(tw.tasks.digits(), tw.TrainConfig(epochs=2, device="cpu"), eval_examples=16)
+    for event in ("start", "log", "eval", "end"):
+        trainer.on(event, lambda record, _e=event: got.setdefault(_e, dict(record)))
+    trainer.fit()
+    got["start"] = {k: v for k, v in got["start"].items() if k not in ("trainer", "config")}
+    return got
+
+
+def per_record(root: Path, repeats: int) -> None:
+    """Median CPU milliseconds of each sink's handling of one record, on a bare bus."""
+    records = digits_records()
+    steps = len(records["log"]["rows"])
+    makers = {
+        "store": lambda: StoreSink(store),
+        "tensorboard": lambda: TensorBoardSink(root / "tb-records", image_shape=(1, 8, 8)),
+        "mlflow": lambda: MLflowSink(f"sqlite:///{root / 'mlflow.db'}"),
+    }
+    store = Store(root / "records")
+    print(f"one record, median CPU ms over {repeats} runs of 20 LOG and 2 EVAL records each (LOG = {steps} steps; "
+          "MLflow buffers metrics and writes them at its END here)")
+    for name, make in makers.items():
+        costs: dict[str, list[float]] = {"log": [], "eval": [], "start+end": []}
+        for _ in range(repeats):
+            bus, sink = EventBus(), make()
+            sink.attach(bus)
+            c0 = time.process_time()
+            bus.fire(Events.START, dict(records["start"]))
+            c1 = time.process_time()
+            for _ in range(20):
+                bus.fire(Events.LOG, records["log"])
+            c2 = time.process_time()
+            for _ in range(2):
+                bus.fire(Events.EVAL, records["eval"])
+            c3 = time.process_time()
+            bus.fire(Events.END, dict(records["end"]))
+            sink.close()
+            c4 = time.process_time()
+            costs["log"].append((c2 - c1) / 20 * 1e3)
+            costs["eval"].append((c3 - c2) / 2 * 1e3)
+            costs["start+end"].append((c1 - c0 + c4 - c3) * 1e3)
+        log = statistics.median(costs["log"])
+        print(f"{name:>13}: LOG {log:6.2f} ms ({log / steps:5.3f} ms per step), EVAL "
+              f"{statistics.median(costs['eval']):6.2f} ms, START+END {statistics.median(costs['start+end']):7.1f} ms")
+    store.close()
 
 
 def main(argv: list[str] | None = None) -> float:
@@ -59,6 +110,7 @@ def main(argv: list[str] | None = None) -> float:
     }
     for fn in variants.values():  # warm-up (MLflow creates its database here)
         fn()
+    per_record(root, args.repeats)
     seconds: dict[str, list[float]] = {k: [] for k in variants}
     cpu: dict[str, list[float]] = {k: [] for k in variants}
     steps = 0
