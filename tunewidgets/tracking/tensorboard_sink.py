@@ -115,6 +115,7 @@ class TensorBoardSink(Sink):
         self._last_step = 0
         self._started = math.nan
         self._run_params: dict[str, Any] = {}
+        self._run_kind = "train"
 
     # ------------------------------------------------------------ setup
     @property
