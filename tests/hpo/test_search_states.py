@@ -8,7 +8,7 @@ import threading
 import pytest
 
 import tunewidgets as tw
-from hpo_helpers import BASE, Net, blob_task
+from hpo_helpers import BASE, Net, blob_task, one_thread  # noqa: F401 (autouse)
 from tunewidgets.hpo.space import Choice, LogUniform
 from tunewidgets.tracking import studies
 

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 import tunewidgets as tw
-from hpo_helpers import BASE, blob_task
+from hpo_helpers import BASE, blob_task, one_thread  # noqa: F401 (autouse)
 from tunewidgets.hpo.space import Choice, Int, LogUniform, Space, SpaceError, Uniform
 from tunewidgets.hpo.strategies import make_strategy
 
