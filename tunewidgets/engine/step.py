@@ -29,6 +29,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -160,7 +161,7 @@ class TrainStep:
         zero_grad, opt_step, move = self.optimizer.zero_grad, self.optimizer.step, self._move
         fast_pairs = unpack is unpack_default
         tensor, pair_types = torch.Tensor, (tuple, list)
-        step = self
+        step = weakref.proxy(self)  # not self: a closure holding its owner is a cycle that keeps the model
 
         def plain(batch: Any) -> torch.Tensor:
             if fast_pairs and batch.__class__ in pair_types and len(batch) == 2:
