@@ -49,7 +49,9 @@ def test_memory_is_flat_over_50_trials(tmp_path):
     # some freed memory, so single readings jump by tens of MB); 30 kept models would add 180 MB
     early = max(rss[n] for n in range(10, 20))
     late = max(rss[n] for n in range(40, 50))
-    assert late - early < 30 * 2**20, f"resident memory grew {(late - early) / 2**20:.1f} MB"
+    print(f"resident memory: peak of trials 10-19 {early / 2**20:.0f} MB, of trials 40-49 {late / 2**20:.0f} MB")
+    assert late - early < 50 * 2**20, f"resident memory grew {(late - early) / 2**20:.1f} MB"
     # Python objects: what a study keeps per trial (its record, Optuna's trial) is a few dozen
     per_trial = (objects[49] - objects[10]) / 39
+    print(f"Python objects kept per trial: {per_trial:.1f}")
     assert per_trial < 100, f"{per_trial:.0f} objects kept per trial"
