@@ -97,3 +97,22 @@ def test_tpe_uses_the_history():
 def test_unknown_strategy():
     with pytest.raises(ValueError, match=r"strategy: unknown strategy 'grdi' \(did you mean 'grid'\?\)"):
         tw.search(blob_task(), {"lr": Choice([0.1])}, strategy="grdi", n_trials=1, store=None)
+
+
+@pytest.mark.parametrize("name, cls", [("random", optuna.samplers.RandomSampler),
+                                       ("bayes", optuna.samplers.TPESampler)])
+def test_reseeded_sampler_draws_what_a_fresh_one_would(name, cls):
+    from tunewidgets.hpo.strategies import _reseed, trial_seed
+
+    space = Space({"x": Uniform(-1.0, 1.0), "k": Choice(["a", "b", "c"])})
+    strategy = make_strategy(name, space, seed=9)
+    mine, fresh = optuna.create_study(), optuna.create_study()
+    for n in range(14):  # TPE: 10 start-up trials, then its model
+        a = strategy.ask(mine, n)
+        fresh.sampler = cls(seed=trial_seed(9, n))
+        b = fresh.ask()
+        pa, pb = strategy.params(a), space.suggest(b)
+        assert pa == pb, n
+        mine.tell(a, pa["x"] ** 2)
+        fresh.tell(b, pb["x"] ** 2)
+    assert _reseed(strategy.sampler(20), 1)  # the fast path is the one in use with this Optuna
