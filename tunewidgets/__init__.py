@@ -34,6 +34,7 @@ _SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engi
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
+    "export_notebook": ("tunewidgets.export", "export_notebook"),
     "search": ("tunewidgets._search_api", "search"),
     "presets": ("tunewidgets.hpo", "presets"),
     "space": ("tunewidgets.hpo", "space"),

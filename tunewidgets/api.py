@@ -60,6 +60,18 @@ def _as_list(callbacks: Any) -> list[Any]:
     return list(callbacks)
 
 
+def _store_errors(store: Store | None, before: int, sink: StoreSink | None) -> list[str]:
+    """What could not be written while the run trained: the sink's own errors and the store's unresolved writes."""
+    if store is None:
+        return []
+    found = list(sink.errors) if sink is not None else []
+    for failure in store.errors[before:]:
+        if not failure.resolved:
+            found.append(f"store: {failure.op} of {failure.path} failed ({failure.error}); kept in memory and "
+                         "retried until the store is closed")
+    return found
+
+
 def train(task: Task, config: TrainConfig | None = None, store: Any = None, callbacks: Iterable[Any] = (), *,
           stop: Any = None, run_id: int | None = None, trial: int | None = None, kind: str = "train",
           study: str | None = None, name: str | None = None) -> Run:
@@ -82,13 +94,12 @@ def train(task: Task, config: TrainConfig | None = None, store: Any = None, call
     """
     callbacks = _as_list(callbacks)
     with open_store(store) as opened:
-        sink = None
+        sink, before = None, len(opened.errors) if opened is not None else 0
         if opened is not None:
             sink = StoreSink(opened, run_id, kind=kind, study=study, name=name)
             callbacks.insert(0, sink)
         run = Trainer(task, config, callbacks=callbacks, stop=stop, run_id=run_id, trial=trial).fit()
-        if sink is not None:
-            run.sink_errors.extend(sink.errors)
+        run.sink_errors.extend(_store_errors(opened, before, sink))
     return run
 
 
@@ -109,13 +120,12 @@ def lr_range_test(task: Any = None, *, store: Any = None, callbacks: Iterable[An
     """
     callbacks = _as_list(callbacks)
     with open_store(store) as opened:
-        sink = None
+        sink, before = None, len(opened.errors) if opened is not None else 0
         if opened is not None:
             name = getattr(task, "name", None) if task is not None else None
             sink = StoreSink(opened, kwargs.get("run_id"), kind="lr_range_test", name=name)
             callbacks.insert(0, sink)
         result = _lr_range_test(task, callbacks=callbacks, **kwargs)
-        if sink is not None:
-            result.sink_errors = list(sink.errors)
+        result.sink_errors = _store_errors(opened, before, sink)
     return result
 

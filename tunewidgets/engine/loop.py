@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 import torch
 
-from tunewidgets.engine.checks import check_first_batch
+from tunewidgets.engine.checks import check_first_batch, check_lr
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.control import RunStop, StopRun, run_slot
 from tunewidgets.engine.devices import amp_mode, peak_memory, reset_peak_memory, resolve_device
@@ -119,12 +119,9 @@ class Trainer:
                 self._setup_counts(batches)
                 scheduler, self._sched_kind = _build_schedule(cfg.schedule, optimizer, self.total_steps,
                                                               self.steps_per_epoch)
-                _check_lr(optimizer.param_groups[0]["lr"], cfg.schedule, 0)
+                check_lr(optimizer.param_groups[0]["lr"], cfg.schedule, step=0)
                 # built once: a TensorDataset moves to the device once per run, not once per evaluation
                 self._val = self.task.val_batches(cfg.batch_size, device)
-                if self._val is not None and hasattr(self._val, "__len__") and len(self._val) == 0:
-                    raise ValueError("val: the validation data is empty; give it at least one sample, or "
-                                     "Task(val=None) to train without validation")
                 on_device = getattr(batches, "device", None) == device  # TensorBatches already moved
                 self._step = TrainStep(model, optimizer, self.task.loss_fn, device=device, move=not on_device,
                                        unpack=self.task.unpack_batch, amp_dtype=self._amp_dtype, scaler=scaler,
@@ -143,10 +140,11 @@ class Trainer:
         self.step, self.epoch = 0, 0
         n_params = sum(p.numel() for p in model.parameters())
         reset_peak_memory(self._device)
-        self.bus.fire(Events.START, {"config": cfg, "params": self.params, "trainer": self,
-                                     "run_id": self.run_id, "trial": self.trial, "kind": self.kind,
-                                     "env": environment(self._device), "total_steps": self.total_steps,
-                                     "n_params": n_params})
+        if self.bus.has(Events.START):
+            self.bus.fire(Events.START, {"config": cfg, "params": self.params, "trainer": self,
+                                         "run_id": self.run_id, "trial": self.trial, "kind": self.kind,
+                                         "env": environment(self._device), "total_steps": self.total_steps,
+                                         "n_params": n_params})
         model.train()
         self._opt.zero_grad(set_to_none=True)
         try:
@@ -163,7 +161,7 @@ class Trainer:
                     self._evaluate(epoch, epoch_loss)
                 if self._sched_kind == "epoch":
                     self._sched.step()
-                    _check_lr(self._opt.param_groups[0]["lr"], cfg.schedule, self.step)
+                    check_lr(self._opt.param_groups[0]["lr"], cfg.schedule, step=self.step)
                 if self.step >= self.total_steps:
                     break
             if self.status == "running":
@@ -184,7 +182,7 @@ class Trainer:
         pending, stop, group = self._pending, self.stop_event, opt.param_groups[0]
         for i, batch in enumerate(batches):
             if plain is not None:
-                acc_loss = plain(batch)
+                acc_loss = plain(batch).detach()
             else:
                 loss = micro_fn(batch)
                 acc_loss = loss if acc_loss is None else acc_loss + loss
@@ -195,9 +193,8 @@ class Trainer:
             lr = group["lr"]
             if sched is not None:
                 sched.step()
-                new_lr = group["lr"]
-                if not 0.0 <= new_lr < math.inf:
-                    _check_lr(new_lr, cfg.schedule, self.step + 1)
+                if not group["lr"] >= 0.0:  # one compare; NaN fails it too
+                    check_lr(group["lr"], cfg.schedule, step=self.step + 1)
             self.step += 1
             pending.append((self.step, self.epoch, lr, acc_loss))
             if fire_step:
@@ -323,15 +320,6 @@ def train(task: Task, config: TrainConfig | None = None, callbacks: Iterable[Any
         ('finished', ['epochs', 'steps', 'train_loss'])
     """
     return Trainer(task, config, callbacks=callbacks, stop=stop, run_id=run_id, trial=trial).fit()
-
-
-def _check_lr(lr: Any, schedule: Any, step: int) -> None:
-    """A schedule must give an lr >= 0 and finite: a NaN or negative lr would train on silently."""
-    value = float(lr)
-    if not 0.0 <= value < math.inf:
-        name = getattr(schedule, "__name__", None) or type(schedule).__name__
-        raise ValueError(f"schedule: {name} gave lr={value!r} at step {step}; a learning rate must be finite "
-                         "and >= 0, so fix the schedule (a callable returns the factor of the base lr)")
 
 
 def _amp_setup(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, Any]:

@@ -10,7 +10,8 @@ scheduler, events). A fused (vmap) executor plugs in here later with the same in
   then ``zero_grad(set_to_none=True)``.
 - ``step.plain``: for the common case (no accumulation, no amp, no clipping, one call per
   step) one flat function ``batch -> loss`` doing both, since every layer of calls shows in
-  the time of a small model's step; None otherwise.
+  the time of a small model's step; None otherwise. Its loss is not detached (``.item()`` it,
+  or ``.detach()`` it to keep it).
 
 The first mini-batch runs the loss's own shape checks (``loss_fn.check``) before any update,
 so a mismatch names the shapes and the fix instead of raising deep inside torch.
@@ -182,7 +183,7 @@ class TrainStep:
             opt_step()
             zero_grad(set_to_none=True)
             count[0] += x.shape[0] if x.__class__ is tensor and x.dim() else batch_len(x)
-            return loss.detach()
+            return loss
         return plain
 
 

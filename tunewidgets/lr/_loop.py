@@ -23,24 +23,45 @@ __all__ = ["RangeTestLoop"]
 class _Cycle:
     """Batches of ``data`` without end: ``next_batch()``, starting a new pass when it runs out.
 
-    ``passes`` counts the passes started over the data.
+    ``first`` is the first batch, drawn up front (to see where the data lives); ``passes``
+    counts the passes started over the data.
     """
 
     def __init__(self, data: Any) -> None:
         self.data = data
         self.it: Iterator[Any] = iter(data)
         self.passes = 1
+        try:
+            self.first: Any = next(self.it)
+        except StopIteration:
+            raise ValueError("data: yields no batches; give it at least one batch") from None
+        self._pending = [self.first]
 
     def next_batch(self) -> Any:
+        if self._pending:
+            return self._pending.pop()
         try:
             return next(self.it)
         except StopIteration:
-            self.it = iter(self.data)
-            self.passes += 1
-            try:
-                return next(self.it)
-            except StopIteration:
-                raise ValueError("data: yields no batches; give it at least one batch") from None
+            return self.restart()
+
+    def restart(self) -> Any:
+        """Start the next pass and return its first batch."""
+        self.it = iter(self.data)
+        self.passes += 1
+        try:
+            return next(self.it)
+        except StopIteration:
+            raise ValueError("data: yields no batches; give it at least one batch") from None
+
+
+def _on_device(batch: Any, device: torch.device, unpack: Callable[[Any], Any]) -> bool:
+    """True when the batch's inputs and targets are tensors already on ``device`` (no move needed)."""
+    try:
+        x, y = unpack(batch)
+    except Exception:  # noqa: BLE001 - the step reports a batch it cannot split, with its own message
+        return False
+    return all(isinstance(t, torch.Tensor) and t.device == device for t in (x, y))
 
 
 def _lr_setter(optimizer: torch.optim.Optimizer) -> Callable[[float], None]:
@@ -109,11 +130,27 @@ class RangeTestLoop:
                          amp_dtype=src.amp_dtype, scaler=scaler, grad_accum=accum, batch_loss=src.batch_loss)
         set_lr, next_batch = _lr_setter(optimizer), cycle.next_batch
         plain = step.plain
+        groups = optimizer.param_groups
+        if plain is not None and len(groups) == 1 and not isinstance(groups[0]["lr"], torch.Tensor):
+            group, pending, restart, it = groups[0], cycle._pending, cycle.restart, [cycle.it]
+
+            def plain_step(lr: float) -> float:  # one flat function: every call shows at 100 us a step
+                if pending:
+                    batch = pending.pop()
+                else:
+                    try:
+                        batch = next(it[0])
+                    except StopIteration:
+                        batch = restart()
+                        it[0] = cycle.it
+                group["lr"] = lr
+                return plain(batch).item()
+            return plain_step
         if plain is not None:
-            def plain_step(lr: float) -> float:
+            def plain_groups(lr: float) -> float:
                 set_lr(lr)
                 return plain(next_batch()).item()
-            return plain_step
+            return plain_groups
         micro, update = step.micro, step.update
 
         def general(lr: float) -> float:
@@ -167,8 +204,10 @@ class RangeTestLoop:
     # -- the test -----------------------------------------------------------------------
     def run(self, model: nn.Module, optimizer: torch.optim.Optimizer, data: Any, val: Any) -> None:
         src = self.sources
-        move = not (isinstance(data, TensorBatches) and data.tensors[0].device == src.device)
         cycle = self.cycle = _Cycle(data)
+        move = not (isinstance(data, TensorBatches) and data.tensors[0].device == src.device)
+        if move and src.batch_loss is None and _on_device(cycle.first, src.device, src.unpack):
+            move = False  # a loader already on the model's device: no per-step move
         step = self._step_fn(model, optimizer, cycle, move)
         beta, one_minus_beta, beta_power, avg = self.beta, 1.0 - self.beta, 1.0, 0.0
         margin = self.diverge - 1.0

@@ -179,9 +179,10 @@ class RangeTest:
         with run_slot(self.stop_event) as got:
             try:
                 if got:
-                    self._fire(Events.START, {"params": self.params, "kind": self.kind, "trainer": self,
-                                              "total_steps": settings["num_iter"],
-                                              "env": environment(sources.device)})
+                    if self.bus.has(Events.START):
+                        self._fire(Events.START, {"params": self.params, "kind": self.kind, "trainer": self,
+                                                  "total_steps": settings["num_iter"],
+                                                  "env": environment(sources.device)})
                     try:
                         _run_restoring(loop, sources, settings["start_lr"])
                     except StopRun as halt:

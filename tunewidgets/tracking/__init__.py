@@ -14,9 +14,9 @@ from __future__ import annotations
 from tunewidgets.engine.env import collect_env
 from tunewidgets.tracking._schema import SCHEMA_VERSION, StoreVersionError
 from tunewidgets.tracking.sink import Sink, StoreSink, attach_store, metric_name, metric_rows
-from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store
+from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store, StoreWarning, WriteFailure
 
 __all__ = [
-    "Store", "Sink", "StoreSink", "attach_store", "metric_name", "metric_rows", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
+    "Store", "StoreWarning", "WriteFailure", "Sink", "StoreSink", "attach_store", "metric_name", "metric_rows", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
     "SCHEMA_VERSION", "collect_env",
 ]

@@ -18,14 +18,16 @@ import ipywidgets as widgets
 from traitlets import Unicode
 
 from tunewidgets.widgets._bokeh import ensure_bokehjs, in_kernel
+from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._session import BackgroundSession, Worker
 from tunewidgets.widgets._ui import ErrorArea, RunBar, status_html
 
 __all__ = ["BackgroundWidget"]
 
 
-class BackgroundWidget(widgets.VBox):
-    """Base of the widgets that train: run/stop/wait, one status, errors shown inline."""
+class BackgroundWidget(HTMLExport, widgets.VBox):
+    """Base of the widgets that train: run/stop/wait, one status, errors shown inline;
+    ``to_html(path)`` writes the widget as it is now as one offline HTML page."""
 
     status = Unicode("idle", help="idle, running, stopping, finished, stopped, failed, or invalid "
                                   "(bad settings: nothing started)")

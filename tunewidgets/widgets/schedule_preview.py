@@ -36,6 +36,7 @@ from tunewidgets.plots.schedule import (
 from tunewidgets.schedules import CATALOGUE, ScheduleSpec
 from tunewidgets.schedules._preview import OPTIMIZER_KINDS
 from tunewidgets.widgets._bokeh import bokeh_widget, ensure_bokehjs
+from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._spec_controls import FieldControl, SpecEditor, SpecInputError, fit_to_run
 from tunewidgets.widgets._ui import ErrorArea
 
@@ -49,7 +50,7 @@ _METRIC_NOTE = ("This schedule follows the validation metric; the plot assumes a
                 "without steps_per_epoch).")
 
 
-class SchedulePreview(widgets.VBox):
+class SchedulePreview(HTMLExport, widgets.VBox):
     """A schedule picker: shape selector, generated controls, live lr plot, pin, code to copy.
 
     Args:
