@@ -27,6 +27,7 @@ __all__ = [
     "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train", "RunStop", "StopRun",
     "Store", "lr_range_test", "LRRangeTestResult",
     "tasks", "schedules", "lr", "tracking", "plots", "widgets",
+    "search", "presets", "space",
 ]
 
 _SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine"}
@@ -35,6 +36,9 @@ _LAZY = {
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
     "export_notebook": ("tunewidgets.export", "export_notebook"),
     "rerun": ("tunewidgets._rerun_api", "rerun"),
+    "search": ("tunewidgets._search_api", "search"),
+    "presets": ("tunewidgets.hpo", "presets"),
+    "space": ("tunewidgets.hpo", "space"),
 }
 
 
