@@ -34,10 +34,11 @@ _SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engi
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
+    "export_notebook": ("tunewidgets.export", "export_notebook"),
+    "rerun": ("tunewidgets._rerun_api", "rerun"),
     "search": ("tunewidgets._search_api", "search"),
     "presets": ("tunewidgets.hpo", "presets"),
     "space": ("tunewidgets.hpo", "space"),
-    "export_notebook": ("tunewidgets.export", "export_notebook"),
 }
 
 

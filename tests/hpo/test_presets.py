@@ -68,6 +68,8 @@ def test_space_options():
 def test_with_epochs_scales_epoch_milestones():
     p = tw.presets.get("sgd-resnet-cifar").with_epochs(8)
     assert p.config.epochs == 8 and p.config.schedule.milestones == (4, 6)
+    assert tw.presets.get("sgd-resnet-cifar").with_epochs(2).config.schedule.milestones == (1,)
+    assert tw.presets.get("sgd-resnet-cifar").with_epochs(1).config.schedule is None
     assert tw.presets.get("adam").with_epochs(3).config.epochs == 3
 
 

@@ -98,12 +98,20 @@ class TrainStep:
         self.device, self.move, self.unpack = device, move, unpack
         self.amp_dtype, self.scaler = amp_dtype, scaler
         self.grad_accum, self.grad_clip, self.batch_loss = int(grad_accum), grad_clip, batch_loss
-        self.samples = 0
+        self._count = [0]  # samples seen, shared with the fast path's closure (which must not hold self)
         self._loss = self._checked_loss()
         self._move = _mover(device) if move else None
         self.plain: Callable[[Any], torch.Tensor] | None = (
             self._plain() if (self.grad_accum == 1 and scaler is None and amp_dtype is None
                               and grad_clip is None and batch_loss is None) else None)
+
+    @property
+    def samples(self) -> int:
+        return self._count[0]
+
+    @samples.setter
+    def samples(self, value: int) -> None:
+        self._count[0] = value
 
     # -- the loss, checked on its first call ----------------------------------------------
     def _checked_loss(self) -> list[Callable[..., torch.Tensor]]:
@@ -161,7 +169,7 @@ class TrainStep:
         zero_grad, opt_step, move = self.optimizer.zero_grad, self.optimizer.step, self._move
         fast_pairs = unpack is unpack_default
         tensor, pair_types = torch.Tensor, (tuple, list)
-        step = self
+        count = self._count  # not self: a closure holding its owner is a cycle that keeps the model
 
         def plain(batch: Any) -> torch.Tensor:
             if fast_pairs and batch.__class__ in pair_types and len(batch) == 2:
@@ -174,7 +182,7 @@ class TrainStep:
             loss.backward()
             opt_step()
             zero_grad(set_to_none=True)
-            step.samples += x.shape[0] if x.__class__ is tensor and x.dim() else batch_len(x)
+            count[0] += x.shape[0] if x.__class__ is tensor and x.dim() else batch_len(x)
             return loss
         return plain
 

@@ -16,7 +16,19 @@ study in their numbers' order (ended ones with their values and per-epoch metric
 and the pruner know them); trials that were interrupted or stopped wait at their own number
 with their own values and run first. New trials continue the numbering, so a seeded sampler
 does not replay earlier points. ``n_trials`` counts trials that ended (finished, pruned, failed,
-diverged).
+diverged). The settings a study was made with are stored with it; others under the same name
+are refused.
+
+Example:
+    >>> import tempfile, tunewidgets as tw
+    >>> runs, base = tempfile.mkdtemp(), tw.TrainConfig(epochs=1, device="cpu")
+    >>> space = {"lr": tw.space.Choice([0.05, 0.1])}
+    >>> tw.search(tw.tasks.spirals(), space, base=base, strategy="grid", store=runs, study="s").status
+    'finished'
+    >>> tw.search(tw.tasks.spirals(), space, base=base, strategy="random", n_trials=2, store=runs, study="s")
+    Traceback (most recent call last):
+    ...
+    tunewidgets.hpo.driver.StudyMismatchError: study: 's' in ... was made with strategy='grid' (now 'random'); resume it with the same settings, or pass a new study= name to start another
 """
 from __future__ import annotations
 

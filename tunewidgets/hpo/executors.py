@@ -150,26 +150,22 @@ class LocalExecutor(Executor):
                 record = {**record, "status": "stopped", "reason": "interrupted (KeyboardInterrupt)"}
             report(spec, event, record)
 
+        trainer = None
         try:
             trainer = Trainer(self.task, spec.config, stop=spec.stop, run_id=spec.run_id, trial=spec.number)
             emit(trainer, forward)
             run = trainer.fit()
-            outcome = TrialOutcome(spec, run.status, dict(run.final), run.error, run.reason, dict(run.perf),
-                                   time.perf_counter() - t0)
-            del run, trainer
-            return outcome
-        except torch.cuda.OutOfMemoryError as exc:
-            error = "".join(traceback.format_exception(exc))
-            del exc
-            _free_memory()
-            return TrialOutcome(spec, "failed", error=error, reason="CUDA out of memory",
-                                seconds=time.perf_counter() - t0)
+            return TrialOutcome(spec, run.status, dict(run.final), run.error, run.reason, dict(run.perf),
+                                time.perf_counter() - t0)
         except Exception as exc:  # noqa: BLE001 - a failing trial never ends the search
+            oom = isinstance(exc, torch.cuda.OutOfMemoryError)
             error = "".join(traceback.format_exception(exc))
-            reason = f"{type(exc).__name__}: {exc}"
-            del exc
-            gc.collect()
-            return TrialOutcome(spec, "failed", error=error, reason=reason, seconds=time.perf_counter() - t0)
+            reason = "CUDA out of memory" if oom else f"{type(exc).__name__}: {exc}"
+        # out of the except block, so that the exception (whose frames hold the model, optimizer
+        # and activations) is no longer referenced; then collect, and empty the CUDA cache
+        trainer = None
+        _free_memory()
+        return TrialOutcome(spec, "failed", error=error, reason=reason, seconds=time.perf_counter() - t0)
 
 
 def _free_memory() -> None:

@@ -66,12 +66,16 @@ class Preset:
     notes: str
 
     def with_epochs(self, epochs: int) -> "Preset":
-        """The same recipe for ``epochs`` epochs; epoch milestones of the schedule scale along."""
+        """The same recipe for ``epochs`` epochs; epoch milestones of the schedule scale along
+        (each kept inside the run; a one-epoch run has no room for a decay, so none)."""
         cfg = self.config
         schedule = cfg.schedule
         if isinstance(schedule, MultiStep) and schedule.interval == "epoch":
-            scaled = sorted({max(1, round(m * epochs / cfg.epochs)) for m in schedule.milestones})
-            schedule = schedule.replace(milestones=tuple(scaled))
+            if epochs < 2:
+                schedule = None
+            else:
+                scaled = sorted({min(max(1, round(m * epochs / cfg.epochs)), epochs - 1) for m in schedule.milestones})
+                schedule = schedule.replace(milestones=tuple(scaled))
         return dataclasses.replace(self, config=cfg.replace(epochs=epochs, schedule=schedule))
 
     def space(self, keys: tuple[str, ...] | None = None, *, factor: float = 10.0,
