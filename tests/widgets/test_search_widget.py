@@ -389,3 +389,20 @@ def test_many_trials_keep_the_sources_bounded_with_one_send_per_source_a_tick():
     mapper = parts["mappers"][0]  # the colours span every value (the range only grows, with a margin)
     assert mapper.low <= min(values) and mapper.high >= max(values)
     assert mapper.high - mapper.low <= 1.5 * (max(values) - min(values))
+
+
+def test_the_table_is_rebuilt_at_most_once_a_period_and_flushed_at_the_end():
+    axes = axes_of({"lr": tw.space.LogUniform(1e-4, 1e-1)})
+    parts = search_parts(live_search_figures(axes, "val_accuracy", "maximize"))
+    live = LiveSources(parts, axes, "val_accuracy", "maximize", max_curves=20, max_rows=15)
+    live.table_every = 3600.0
+    live.update(live.trials.ingest([("start", 0, 0.0), ("eval", 0, 1, 0.5)]))
+    assert parts[TABLE].data["trial"] == [0] and list(parts[TABLE].data["value"]) == [0.5]  # the first rebuild
+    live.update(live.trials.ingest([("eval", 0, 2, 0.6), ("end", 0, "finished", 0.6, None, 1.0),
+                                    ("start", 1, 1.0), ("eval", 1, 1, 0.9)]))
+    # within the period the rows shown are patched in place; trial 1 waits for the next rebuild
+    assert parts[TABLE].data["trial"] == [0] and list(parts[TABLE].data["value"]) == [0.6]
+    assert parts[TABLE].data["state"] == ["finished"] and parts[TABLE].data["epochs"] == [2]
+    live.flush_table()
+    assert parts[TABLE].data["trial"] == [1, 0] and parts[TABLE].data["state"] == ["running", "finished"]
+    assert parts[TABLE].data["best"] == ["", "\u2605"]

@@ -24,6 +24,7 @@ Example:
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -239,6 +240,9 @@ class LiveSources:
                                 lambda n: parallel_row(by[n], self.axes, self.vrange or (0.0, 1.0)))
         self.ends = RowSync(parts[CURVE_ENDS], END_COLUMNS, lambda n: end_row(by[n]))
         self._table_order: list[int] = []
+        self.table_every = 1.0  # seconds between two rebuilds of the table
+        self._table_at = -math.inf
+        self._table_stale = False
         self._numeric = {"value", "duration", *(a.column for a in self.axes if a.kind != "choice")}
 
     def reset(self) -> None:
@@ -249,6 +253,7 @@ class LiveSources:
         self.parts[IMPORTANCE].data = importance_columns(None)
         self.parts[TABLE].data = table_columns([], self.axes, self.direction)
         self._table_order = []
+        self._table_at, self._table_stale = -math.inf, False
         self.vrange: tuple[float, float] | None = None
         self.parts[PARALLEL_AXES].data = parallel_axis_columns(self.axes, self.metric, (0.0, 1.0))
         self.selected = None
@@ -298,24 +303,60 @@ class LiveSources:
             self._show_highlight()
 
     def _update_table(self, ordered: list[TrialData], changes: Changes, force: bool) -> None:
-        """Re-send the table when its rows change order; else patch the cells that changed."""
-        source = self.parts[TABLE]
-        cols = table_columns(ordered, self.axes, self.direction, max_rows=self.max_rows)
-        if force or cols["trial"] != self._table_order:
-            self._table_order = list(cols["trial"])
-            # numbers as arrays: sent to the page as bytes, not value by value
-            source.data = {k: np.asarray(v, dtype=float) if k in self._numeric else v for k, v in cols.items()}
-            self._reselect()
+        """Rebuild the table at most every ``table_every`` seconds (sorting every trial is the
+        drain's largest cost in a long search); in between, patch the rows it shows that changed."""
+        now = time.monotonic()
+        if not force and now - self._table_at < self.table_every:
+            self._table_stale = True
+            rows = {n: i for i, n in enumerate(self._table_order)}
+            shown = [n for n in changes.dirty if n in rows]
+            if shown:
+                by = self.trials.by_number
+                self._patch_table({i: table_columns([by[n]], self.axes, self.direction) for n, i in
+                                   ((n, rows[n]) for n in shown)})
             return
-        patches: dict[str, list[tuple[int, Any]]] = {}
-        now = source.data
+        self._table_at, self._table_stale = now, False
+        cols = table_columns(ordered, self.axes, self.direction, max_rows=self.max_rows)
+        source = self.parts[TABLE]
+        if force or len(cols["trial"]) != len(self._table_order):
+            self._send_table(cols)
+            return
+        # the same number of rows: patch the cells that differ, unless most of them do
+        changed = {}
         for name, values in cols.items():
-            shown = now[name]
-            for i, (a, b) in enumerate(zip(shown, values)):
-                if a != b and not (a != a and b != b):  # NaN equals NaN here
-                    patches.setdefault(name, []).append((i, b))
+            shown_values = source.data[name]
+            cells = [(i, b) for i, (a, b) in enumerate(zip(shown_values, values)) if not _same(a, b)]
+            if cells:
+                changed[name] = cells
+        if sum(map(len, changed.values())) * 3 > len(cols["trial"]) * len(cols):
+            self._send_table(cols)
+        elif changed:
+            source.patch(changed)
+            if "trial" in changed:
+                self._table_order = list(cols["trial"])
+                self._reselect()
+
+    def flush_table(self) -> None:
+        """Rebuild the table now if a rebuild was put off (at the end of a search)."""
+        if self._table_stale:
+            self._table_at = -math.inf
+            self._update_table(self.trials.sorted(), Changes(), False)
+
+    def _send_table(self, cols: dict[str, list[Any]]) -> None:
+        self._table_order = list(cols["trial"])
+        # numbers as arrays: sent to the page as bytes, not value by value
+        self.parts[TABLE].data = {k: np.asarray(v, dtype=float) if k in self._numeric else v for k, v in cols.items()}
+        self._reselect()
+
+    def _patch_table(self, rows: Mapping[int, dict[str, list[Any]]]) -> None:
+        data = self.parts[TABLE].data
+        patches: dict[str, list[tuple[int, Any]]] = {}
+        for i, one in rows.items():
+            for name, (value,) in one.items():
+                if name != "best" and not _same(data[name][i], value):
+                    patches.setdefault(name, []).append((i, value))
         if patches:
-            source.patch(patches)
+            self.parts[TABLE].patch(patches)
 
     # -- selection --------------------------------------------------------------------------
     def select(self, trial: int | None) -> None:

@@ -260,6 +260,7 @@ class Search(BackgroundWidget):
             self._update_best()
 
     def _on_finish(self, session: BackgroundSession) -> None:
+        self.live.flush_table()
         self._disable_inputs(False)
         study = self._study
         self._update_best()
