@@ -1,5 +1,5 @@
 """The core never imports the UI stack: ``import tunewidgets`` and every module outside
-``tunewidgets/widgets/``, ``tunewidgets/plots/`` and ``tunewidgets/report.py`` leave ipywidgets,
+``tunewidgets/widgets/``, ``tunewidgets/plots/`` and ``tunewidgets/reports/`` leave ipywidgets,
 bokeh and jupyter_bokeh unimported (scripts, tests and Ray workers stay light).
 
 Each check runs in a fresh interpreter, since this test process may have imported them already.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "tunewidgets"
 UI_LIBRARIES = ("ipywidgets", "bokeh", "jupyter_bokeh")
-UI_MODULES = ("tunewidgets.widgets", "tunewidgets.plots", "tunewidgets.report")
+UI_MODULES = ("tunewidgets.widgets", "tunewidgets.plots", "tunewidgets.report", "tunewidgets.reports")
 # Optional extras the core may reference; a module may import them only where used, but a
 # machine without the extra must still be able to import the rest.
 OPTIONAL_EXTRAS = ("mlflow", "ray")
