@@ -40,6 +40,7 @@ __all__ = ["Study", "TrialRecord", "ENDED_STATES", "STATES"]
 STATES = ("running", "finished", "pruned", "failed", "diverged", "stopped")
 # states that count towards n_trials: the trial ran its course (a stopped or interrupted one runs again)
 ENDED_STATES = ("finished", "pruned", "failed", "diverged")
+_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class TrialRecord:
@@ -48,17 +49,29 @@ class TrialRecord:
     Its curve, final metrics and model are not kept (the store has the first two).
     """
 
-    __slots__ = ("number", "state", "params", "value", "best", "epochs", "duration", "run_id", "error",
+    __slots__ = ("number", "state", "_keys", "_values", "value", "best", "epochs", "duration", "run_id", "error",
                  "reason")
 
-    def __init__(self, number: int, params: dict[str, Any], run_id: int | None, state: str = "running") -> None:
-        self.number, self.params, self.run_id, self.state = number, params, run_id, state
+    def __init__(self, number: int, params: Mapping[str, Any], run_id: int | None, state: str = "running") -> None:
+        self.number, self.run_id, self.state = number, run_id, state
+        self.params = params
         self.value: float = math.nan
         self.best: float = math.nan
         self.epochs = 0
         self.duration: float = math.nan
         self.error: str | None = None
         self.reason: str | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The trial's values by key (a key that did not apply is absent)."""
+        return dict(zip(self._keys, self._values))
+
+    @params.setter
+    def params(self, params: Mapping[str, Any]) -> None:
+        keys = tuple(params)
+        self._keys = _KEYS.setdefault(keys, keys)  # one tuple of keys shared by all trials alike
+        self._values = tuple(params.values())
 
 
 class Study:
@@ -133,8 +146,9 @@ class Study:
         with self._lock:
             for r in self._snapshot():
                 row: dict[str, Any] = {"trial": r.number, "state": r.state}
+                params = r.params
                 for k in keys:
-                    row[k] = r.params.get(k)
+                    row[k] = params.get(k)
                 row.update({m: r.value, f"best_{m}": r.best, "epochs": r.epochs, "duration": r.duration,
                             "run_id": r.run_id, "error": r.error})
                 rows.append(row)
