@@ -1,5 +1,5 @@
 """The core never imports the UI stack: ``import tunewidgets`` and every module outside
-``tunewidgets/widgets/``, ``tunewidgets/plots/`` and ``tunewidgets/report.py`` leave ipywidgets,
+``tunewidgets/widgets/``, ``tunewidgets/plots/`` and ``tunewidgets/reports/`` leave ipywidgets,
 bokeh and jupyter_bokeh unimported (scripts, tests and Ray workers stay light).
 
 Each check runs in a fresh interpreter, since this test process may have imported them already.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "tunewidgets"
 UI_LIBRARIES = ("ipywidgets", "bokeh", "jupyter_bokeh")
-UI_MODULES = ("tunewidgets.widgets", "tunewidgets.plots", "tunewidgets.report")
+UI_MODULES = ("tunewidgets.widgets", "tunewidgets.plots", "tunewidgets.report", "tunewidgets.reports")
 # Optional extras the core may reference; a module may import them only where used, but a
 # machine without the extra must still be able to import the rest.
 OPTIONAL_EXTRAS = ("mlflow", "ray")
@@ -102,6 +102,29 @@ LAYERS = {
 TOP_LEVEL = {"_version"}  # modules of the package root a layer may import
 # The one documented way up from the core: a "module:function" path resolved when called.
 HOOKS = {("lr/result.py", "PLOT_HOOK")}
+# Optional packages a core module may import, only inside the functions that use them (never
+# at import time): the TensorBoard and MLflow sinks.
+OPTIONAL_USERS = {
+    "tracking/tensorboard_sink.py": {"tensorboardX"},
+    "tracking/_tb_hparams.py": {"tensorboardX"},
+    "tracking/mlflow_sink.py": {"mlflow"},
+    "tracking/study_log.py": {"mlflow"},
+}
+
+
+def _import_time_lines(tree: ast.Module) -> set[int]:
+    """Lines of the imports that run when the module is imported (module level, also under if/try)."""
+    lines, todo = set(), list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            lines.add(node.lineno)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                todo.extend(getattr(node, field, ()))
+        elif isinstance(node, ast.ExceptHandler):
+            todo.extend(node.body)
+    return lines
 
 
 def _imports(tree: ast.AST) -> list[tuple[int, str]]:
@@ -140,12 +163,18 @@ def layer_violations(package_dir: Path = PACKAGE_DIR) -> list[str]:
         for path in sorted((package_dir / layer).rglob("*.py")):
             rel = path.relative_to(package_dir).as_posix()
             tree = ast.parse(path.read_text(), filename=str(path))
+            at_import = _import_time_lines(tree)
             for lineno, name in _imports(tree):
                 if name.startswith("."):
                     bad.append(f"{rel}:{lineno}: relative import {name!r}; use the absolute name")
                     continue
-                if name.split(".")[0] in UI_LIBRARIES + OPTIONAL_EXTRAS + ("tensorboardX", "optuna"):
-                    bad.append(f"{rel}:{lineno}: imports {name}")
+                top = name.split(".")[0]
+                if top in UI_LIBRARIES + OPTIONAL_EXTRAS + ("tensorboardX", "optuna"):
+                    if top not in OPTIONAL_USERS.get(rel, ()):
+                        bad.append(f"{rel}:{lineno}: imports {name}")
+                    elif lineno in at_import:
+                        bad.append(f"{rel}:{lineno}: imports {name} when the module is imported; import it "
+                                   "inside the function that uses it")
                 if name == "tunewidgets" or not name.startswith("tunewidgets."):
                     if name == "tunewidgets":
                         bad.append(f"{rel}:{lineno}: imports the whole package; import the module it needs")
@@ -173,8 +202,14 @@ def test_the_layer_check_catches_lazy_imports_and_module_strings(tmp_path):
         "def h():\n    import tunewidgets.widgets\n")
     for layer in LAYERS:
         (tmp_path / layer).mkdir(exist_ok=True)
+    (tmp_path / "tracking").mkdir(exist_ok=True)
+    (tmp_path / "tracking" / "mlflow_sink.py").write_text(
+        "import mlflow\ndef f():\n    import mlflow.entities\n    import tensorboardX\n")
     bad = layer_violations(tmp_path)
     assert any("sneaky.py:3: the engine layer imports tunewidgets.tracking" in b for b in bad)
     assert any("sneaky.py:7: names 'tunewidgets.plots.lr'" in b for b in bad)
     assert any("sneaky.py:9: the engine layer imports tunewidgets.widgets" in b for b in bad)
-    assert len(bad) == 3
+    # an optional package: only in the module allowed it, and only inside a function
+    assert any("mlflow_sink.py:1: imports mlflow when the module is imported" in b for b in bad)
+    assert any("mlflow_sink.py:4: imports tensorboardX" in b for b in bad)
+    assert len(bad) == 5

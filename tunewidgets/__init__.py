@@ -27,15 +27,17 @@ __all__ = [
     "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train", "RunStop", "StopRun",
     "Store", "lr_range_test", "LRRangeTestResult",
     "tasks", "schedules", "lr", "tracking", "plots", "widgets",
-    "search", "presets", "space",
+    "search", "presets", "space", "report", "reports",
 ]
 
-_SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine"}
+_SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine", "reports"}
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
     "export_notebook": ("tunewidgets.export", "export_notebook"),
+    "rerun": ("tunewidgets._rerun_api", "rerun"),
     "search": ("tunewidgets._search_api", "search"),
+    "report": ("tunewidgets.reports", "report"),
     "presets": ("tunewidgets.hpo", "presets"),
     "space": ("tunewidgets.hpo", "space"),
 }

@@ -27,7 +27,7 @@ from tunewidgets.engine.events import EventBus, Events, Handle
 from tunewidgets.engine.optimizers import build_from_config
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.seeding import seeded
-from tunewidgets.engine.step import TrainStep, evaluate
+from tunewidgets.engine.step import TrainStep, autocast_for, evaluate
 from tunewidgets.engine.task import Task
 
 __all__ = ["Trainer", "train", "check_first_batch"]
@@ -43,6 +43,11 @@ class Trainer:
             halts within one step of it or of its own ``stop()``.
         run_id: the id this run has in a store (a sink attached to the trainer may set it).
         trial: the trial number when the run is a search's trial.
+        eval_examples: put the first this many validation samples, with the model's outputs,
+            on every EVAL record as ``record["examples"]`` (``inputs``, ``outputs``, ``targets``:
+            CPU tensors, the same samples each time), for sinks that show predictions (a
+            TensorBoard image grid). 0 (default): none; a sink may raise it when it attaches.
+            Costs one forward pass of that many samples per evaluation.
 
     Every record the run fires carries ``run_id`` and ``trial``.
 
@@ -58,7 +63,8 @@ class Trainer:
     kind = "train"
 
     def __init__(self, task: Task, config: TrainConfig | None = None, *, callbacks: Iterable[Any] = (),
-                 stop: Any = None, run_id: int | None = None, trial: int | None = None) -> None:
+                 stop: Any = None, run_id: int | None = None, trial: int | None = None,
+                 eval_examples: int = 0) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tw.Task, got {type(task).__name__}; build one with tw.Task(...)")
         config = TrainConfig() if config is None else config
@@ -67,6 +73,10 @@ class Trainer:
         for field, value in (("run_id", run_id), ("trial", trial)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
                 raise TypeError(f"{field}: expected a whole number or None, got {value!r}")
+        if isinstance(eval_examples, bool) or not isinstance(eval_examples, int) or eval_examples < 0:
+            raise ValueError(f"eval_examples: must be a whole number >= 0, got {eval_examples!r}; e.g. 16, or 0 "
+                             "for none")
+        self.eval_examples = eval_examples
         self.task = task
         self.config = config
         self.bus = EventBus()
@@ -106,6 +116,7 @@ class Trainer:
         self._step_rows: list[dict[str, Any]] = []
         self._eval_rows: list[dict[str, Any]] = []
         self._last_eval: dict[str, Any] = {}
+        self._example_batch: Any = None
         self._pending: list[tuple[int, int, float, torch.Tensor]] = []
         self.status = "running"
         try:
@@ -241,7 +252,33 @@ class Trainer:
         self._last_eval = record
         if self._sched_kind == "metric":
             self._sched.step(record.get("val_loss", train_loss))
-        self._fire(Events.EVAL, dict(record))
+        fired = dict(record)
+        if self.eval_examples and val is not None:
+            examples = self._examples()
+            if examples is not None:
+                fired["examples"] = examples
+        self._fire(Events.EVAL, fired)
+
+    def _examples(self) -> dict[str, torch.Tensor] | None:
+        """The first ``eval_examples`` validation samples and the model's outputs on them, on the CPU."""
+        if self._example_batch is None:  # taken once per run: the same samples at every evaluation
+            x, y = self.task.unpack_batch(next(iter(self._val)))
+            tensors = isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() > 0
+            k = self.eval_examples
+            self._example_batch = (x[:k].to(self._device), y[:k].detach().cpu()) if tensors else False
+        if self._example_batch is False:  # inputs that are not one tensor: nothing to show
+            return None
+        x, y = self._example_batch
+        model, was_training = self._model, self._model.training
+        model.eval()
+        try:
+            with torch.no_grad(), autocast_for(self._device, self._amp_dtype):
+                out = model(x)
+        finally:
+            model.train(was_training)
+        if not isinstance(out, torch.Tensor):
+            return None
+        return {"inputs": x.detach().cpu(), "outputs": out.detach().float().cpu(), "targets": y}
 
     def _end(self, n_params: int, error: str | None, started: bool = True) -> Run:
         if started:

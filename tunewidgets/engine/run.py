@@ -29,6 +29,10 @@ class Run:
         reason: why a run ended early (a pruner's or a stop's reason), else None.
         sink_errors: what sinks could not record without stopping training (a store on a full
             disk): the model and the curves here are complete, the record may not be.
+        tensorboard_dir: the run's TensorBoard folder when ``tensorboard=`` logged it, else None.
+        mlflow_uri: the MLflow tracking URI the run was logged to (``mlflow=``), else None.
+        matches, mismatch: set by ``tw.rerun``: whether this repeat gave the recorded curve, and
+            if not, why (a changed dataset, model factory, config or version); else None.
     """
 
     config: Any
@@ -43,6 +47,10 @@ class Run:
     trial: int | None = None
     reason: str | None = None
     sink_errors: list[str] = field(default_factory=list)
+    tensorboard_dir: str | None = None
+    mlflow_uri: str | None = None
+    matches: bool | None = None
+    mismatch: str | None = None
 
     def steps(self) -> pd.DataFrame:
         """The per-step rows of the history (step, epoch, lr, loss)."""

@@ -47,7 +47,7 @@ from tunewidgets.hpo.plan import Plan
 from tunewidgets.hpo.strategies import GridStrategy, _optuna
 from tunewidgets.hpo.study import ENDED_STATES, Study, TrialRecord, fill_record
 from tunewidgets.hpo.targets import apply_params
-from tunewidgets.tracking import studies
+from tunewidgets.tracking import records, studies
 from tunewidgets.tracking.sink import StoreSink, metric_name
 from tunewidgets.tracking.store import Store
 
@@ -244,8 +244,15 @@ class SearchDriver:
             config = apply_params(plan.base, params)
         except (ValueError, TypeError) as exc:  # a combination of values the config rejects
             config, problem = None, f"{type(exc).__name__}: {exc}"
+        repro = None
+        if config is not None:
+            try:
+                repro = {"repro": records.train_record(plan.task, config)}
+            except Exception as exc:  # noqa: BLE001 - the trial still trains; tw.rerun says why it cannot
+                repro = {"repro": {"error": f"{type(exc).__name__}: {exc}"}}
         run_id = studies.start_trial(self.store, self.name, number, space.to_internal(params),
-                                     config=(config or plan.base).to_dict(), seed=(config or plan.base).seed)
+                                     config=(config or plan.base).to_dict(), seed=(config or plan.base).seed,
+                                     env=repro)
         record.run_id = run_id
         with self.study._lock:
             self.study._records[number] = record

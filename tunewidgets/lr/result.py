@@ -45,6 +45,9 @@ class LRRangeTestResult:
         run_id: the store's run id when a store recorded the test.
         nonfinite: True when the test stopped on a NaN or infinite loss.
         sink_errors: what sinks could not record (a store on a full disk); the curves here are complete.
+        tensorboard_dir, mlflow_uri: where ``tensorboard=`` and ``mlflow=`` logged the test, else None.
+        matches, mismatch: set by ``tw.rerun``: whether this repeat gave the recorded curve, and
+            if not, why; else None.
     """
 
     lrs: np.ndarray
@@ -66,6 +69,10 @@ class LRRangeTestResult:
     run_id: int | None = None
     nonfinite: bool = False
     sink_errors: list[str] = field(default_factory=list)
+    tensorboard_dir: str | None = None
+    mlflow_uri: str | None = None
+    matches: bool | None = None
+    mismatch: str | None = None
 
     def __len__(self) -> int:
         return len(self.lrs)

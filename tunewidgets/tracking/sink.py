@@ -38,6 +38,7 @@ from typing import Any
 from tunewidgets.engine.devices import resolve_device
 from tunewidgets.engine.env import environment
 from tunewidgets.engine.events import EventBus, Events, Handle, HOST_EVENTS
+from tunewidgets.tracking.records import repro_record
 from tunewidgets.tracking.store import Store
 
 __all__ = ["Sink", "StoreSink", "attach_store", "metric_name", "metric_rows"]
@@ -147,6 +148,9 @@ class StoreSink(Sink):
             (every later START on that bus adds another one).
         kind, study, name, params, seed: fields of the run it adds; ``params`` are merged over
             the run's own (its config), ``seed`` defaults to the config's seed.
+        repro: what the run needs to be repeated (see ``tunewidgets.tracking.records``), kept in
+            the run's ``env["repro"]``; by default made from the Trainer or range test the sink is
+            attached to (its config, seed, versions, device, data and model fingerprints).
 
     A store that cannot be written (a full disk, a read-only file) does not stop training: the
     error is kept in ``errors``, a warning says so once, and the sink stops writing that run.
@@ -154,7 +158,8 @@ class StoreSink(Sink):
 
     def __init__(self, store: Store, run_id: int | None = None, *, kind: str = "train",
                  study: str | None = None, name: str | None = None,
-                 params: Mapping[str, Any] | None = None, seed: int | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, seed: int | None = None,
+                 repro: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if not isinstance(store, Store):
             raise TypeError(f"store: expected a tunewidgets Store, got {type(store).__name__}; "
@@ -169,6 +174,7 @@ class StoreSink(Sink):
         self.run_id: int | None = run_id
         self.kind, self.study, self.name, self.seed = kind, study, name, seed
         self.params = dict(params or {})
+        self.repro = dict(repro) if repro is not None else None
         self.errors: list[str] = []
         self._preset = run_id
         self._active = run_id is not None
@@ -187,6 +193,8 @@ class StoreSink(Sink):
                 device = getattr(getattr(trainer, "config", None), "device", None)
                 device = resolve_device(device) if isinstance(device, str) else None
             env = environment(device) if device is not None else None
+            if self.repro is None:
+                self.repro = _repro_of(trainer)
             self.run_id = self._preset = self._add_run(params, params.get("seed"), env)
         trainer.run_id = self.run_id
         self._active = True
@@ -195,8 +203,12 @@ class StoreSink(Sink):
         seed = self.seed if self.seed is not None else seed
         if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
             seed = None
+        env = dict(env) if isinstance(env, Mapping) else {}
+        if self.repro is not None:
+            env["numpy"] = (self.repro.get("versions") or {}).get("numpy")
+            env["repro"] = self.repro
         return self.store.start_run(kind=self.kind, study=self.study, name=self.name, params=params,
-                                    seed=seed, env=env if isinstance(env, Mapping) else None)
+                                    seed=seed, env=env or None)
 
     # ------------------------------------------------------------ events
     def handle(self, event: Events | str, record: dict[str, Any]) -> None:
@@ -265,6 +277,14 @@ class StoreSink(Sink):
     def _write(self, rows: list[tuple[Any, Any, str, Any]]) -> None:
         if rows and self.run_id is not None:
             self.store.log_metrics(self.run_id, rows)
+
+
+def _repro_of(target: Any) -> dict[str, Any] | None:
+    """The repro record of a Trainer or range test; a fingerprint that fails is recorded, not raised."""
+    try:
+        return repro_record(target)
+    except Exception as exc:  # noqa: BLE001 - an odd dataset must not stop the run from training
+        return {"error": f"could not describe the run for repeating it: {type(exc).__name__}: {exc}"}
 
 
 def attach_store(bus: EventBus, store: Store, *, kind: str = "train", study: str | None = None,

@@ -58,10 +58,14 @@ def study_names(store: Store) -> list[str]:
 
 
 def start_trial(store: Store, name: str, number: int, search: Mapping[str, Any], *,
-                config: Mapping[str, Any], seed: int | None = None) -> int:
-    """Add a ``running`` row for attempt of trial ``number`` and return its run id."""
+                config: Mapping[str, Any], seed: int | None = None, env: Mapping[str, Any] | None = None) -> int:
+    """Add a ``running`` row for attempt of trial ``number`` and return its run id.
+
+    ``env`` is merged into the row's environment (``{"repro": ...}``: what ``tw.rerun`` repeats).
+    """
     params = {**dict(config), "trial": int(number), "search": dict(search)}
-    return store.start_run(kind=TRIAL_KIND, study=name, name=f"trial {int(number)}", params=params, seed=seed)
+    return store.start_run(kind=TRIAL_KIND, study=name, name=f"trial {int(number)}", params=params, seed=seed,
+                           env=env)
 
 
 def trial_runs(store: Store, name: str) -> list[dict[str, Any]]:
