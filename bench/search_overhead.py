@@ -156,12 +156,15 @@ def memory(n: int) -> dict[str, dict[str, float]]:
 
 def main(argv: list[str] | None = None) -> float:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--trials", type=int, default=100, help="random trials per repeat (timing)")
+    ap.add_argument("--trials", type=int, default=100, help="random trials per repeat (timing; 0: skip)")
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--memory-trials", type=int, default=1000, help="TPE trials for the memory figure (0: skip)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
 
+    if args.trials <= 0:
+        mem = memory(args.memory_trials)
+        return _report_memory(mem, args.memory_trials)
     per_trial, cpu = timing(args.trials, args.repeats)
     med = {k: statistics.median(v) for k, v in per_trial.items()}
     cpu_med = {k: statistics.median(v) for k, v in cpu.items()}
@@ -174,13 +177,16 @@ def main(argv: list[str] | None = None) -> float:
     print(f"extra overhead of tw.search per trial: {extra:.2f} ms wall (goal <= 3 ms)")
     if args.memory_trials <= 0:
         return extra
-    mem = memory(args.memory_trials)
+    return _report_memory(memory(args.memory_trials), args.memory_trials)
+
+
+def _report_memory(mem: dict[str, dict[str, float]], n: int) -> float:
     for name in ("optuna", "tw"):
         m = mem[name]
-        print(f"{name:>7}: {args.memory_trials} TPE trials: peak resident memory +{m['grown_kb'] / 1024:.1f} MB "
+        print(f"{name:>7}: {n} TPE trials: peak resident memory +{m['grown_kb'] / 1024:.1f} MB "
               f"over the warmed-up process; overhead per trial {m['overhead_ms']:.2f} ms")
     ratio = max(mem["tw"]["grown_kb"], 1) / max(mem["optuna"]["grown_kb"], 1)
-    print(f"ratio tw/optuna peak memory growth at {args.memory_trials} TPE trials: {ratio:.2f} (goal <= 1)")
+    print(f"ratio tw/optuna peak memory growth at {n} TPE trials: {ratio:.2f} (goal <= 1)")
     return ratio
 
 

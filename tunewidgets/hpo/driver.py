@@ -171,16 +171,16 @@ class SearchDriver:
                 continue
             record = TrialRecord(number, params, int(r["id"]), state=r["status"])
             fill_record(record, r, plan.metric)
-            record.curve = curves[int(r["id"])]
+            curve = curves[int(r["id"])]
             record.epochs = epochs[int(r["id"])]
-            record.best = _best(record.curve, plan.direction)
+            record.best = _best([v for _, v in curve], plan.direction)
             state = states.get(r["status"], TrialState.FAIL)
             if state is TrialState.COMPLETE and not math.isfinite(record.value):
                 state = TrialState.FAIL
             self.ostudy.add_trial(create_trial(
                 state=state, value=record.value if state is TrialState.COMPLETE else None,
                 params=internal, distributions=dists, system_attrs=attrs,
-                intermediate_values=dict(record.curve)))
+                intermediate_values=dict(curve)))
             with self.study._lock:
                 self.study._records[number] = record
             self.ended += 1
@@ -279,9 +279,8 @@ class SearchDriver:
             value = record.get(self.plan.metric)
             if isinstance(value, (int, float)) and math.isfinite(value):
                 with self.study._lock:
-                    rec.curve.append((rec.epochs, float(value)))
                     rec.value = float(value)
-                    rec.best = _best(rec.curve, self.plan.direction)
+                    rec.best = _best([rec.best, rec.value], self.plan.direction)
             self._call(event, record)
             self._prune(live, value, record)
             return
@@ -309,7 +308,6 @@ class SearchDriver:
                       seconds: float) -> None:
         with self.study._lock:
             rec.state = status
-            rec.final = dict(final)
             value = final.get(self.plan.metric)
             rec.value = float(value) if isinstance(value, (int, float)) else math.nan
             rec.error = error
@@ -373,8 +371,8 @@ class SearchDriver:
                 _ACTIVE.discard(self._key)
 
 
-def _best(curve: list[tuple[int, float]], direction: str) -> float:
-    values = [v for _, v in curve if math.isfinite(v)]
+def _best(values: list[float], direction: str) -> float:
+    values = [v for v in values if math.isfinite(v)]
     if not values:
         return math.nan
     return max(values) if direction == "maximize" else min(values)

@@ -10,7 +10,7 @@ Example:
     >>> make_plan(tw.tasks.digits(), {"lr": tw.space.LogUniform(1e-3, 1e-1)}, strategy="grid")
     Traceback (most recent call last):
     ...
-    tunewidgets.hpo.space.SpaceError: lr: a grid search needs the values of each dimension, but LogUniform(0.001, 0.1) is continuous; give it points with LogUniform(0.001, 0.1, grid=4), list them with Choice([...]), or use strategy='random'
+    tunewidgets.hpo.dimensions.SpaceError: lr: a grid search needs the values of each dimension, but LogUniform(0.001, 0.1) is continuous; give it points with LogUniform(0.001, 0.1, grid=4), list them with Choice([...]), or use strategy='random'
 """
 from __future__ import annotations
 

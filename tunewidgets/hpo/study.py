@@ -40,24 +40,38 @@ __all__ = ["Study", "TrialRecord", "ENDED_STATES", "STATES"]
 STATES = ("running", "finished", "pruned", "failed", "diverged", "stopped")
 # states that count towards n_trials: the trial ran its course (a stopped or interrupted one runs again)
 ENDED_STATES = ("finished", "pruned", "failed", "diverged")
+_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
 class TrialRecord:
-    """What the study keeps of one trial in memory (its curve points and results, not its model)."""
+    """What the study keeps of one trial in memory: its values and results, a few hundred bytes.
 
-    __slots__ = ("number", "state", "params", "value", "best", "epochs", "duration", "run_id", "error",
-                 "reason", "final", "curve")
+    Its curve, final metrics and model are not kept (the store has the first two).
+    """
 
-    def __init__(self, number: int, params: dict[str, Any], run_id: int | None, state: str = "running") -> None:
-        self.number, self.params, self.run_id, self.state = number, params, run_id, state
+    __slots__ = ("number", "state", "_keys", "_values", "value", "best", "epochs", "duration", "run_id", "error",
+                 "reason")
+
+    def __init__(self, number: int, params: Mapping[str, Any], run_id: int | None, state: str = "running") -> None:
+        self.number, self.run_id, self.state = number, run_id, state
+        self.params = params
         self.value: float = math.nan
         self.best: float = math.nan
         self.epochs = 0
         self.duration: float = math.nan
         self.error: str | None = None
         self.reason: str | None = None
-        self.final: dict[str, Any] = {}
-        self.curve: list[tuple[int, float]] = []  # (epochs done, metric)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The trial's values by key (a key that did not apply is absent)."""
+        return dict(zip(self._keys, self._values))
+
+    @params.setter
+    def params(self, params: Mapping[str, Any]) -> None:
+        keys = tuple(params)
+        self._keys = _KEYS.setdefault(keys, keys)  # one tuple of keys shared by all trials alike
+        self._values = tuple(params.values())
 
 
 class Study:
@@ -132,8 +146,9 @@ class Study:
         with self._lock:
             for r in self._snapshot():
                 row: dict[str, Any] = {"trial": r.number, "state": r.state}
+                params = r.params
                 for k in keys:
-                    row[k] = r.params.get(k)
+                    row[k] = params.get(k)
                 row.update({m: r.value, f"best_{m}": r.best, "epochs": r.epochs, "duration": r.duration,
                             "run_id": r.run_id, "error": r.error})
                 rows.append(row)
@@ -165,8 +180,9 @@ class Study:
         r = self._best_record()
         if r is None:
             return None
+        final = self._with_store(lambda store: store.run(r.run_id)["final"]) or {}
         return {"trial": r.number, "params": dict(r.params), self.metric: r.value, f"best_{self.metric}": r.best,
-                "epochs": r.epochs, "run_id": r.run_id, "final": dict(r.final)}
+                "epochs": r.epochs, "run_id": r.run_id, "final": dict(final)}
 
     @property
     def best_config(self) -> TrainConfig:
@@ -189,24 +205,26 @@ class Study:
         """Per-epoch metrics of every trial, long form: ``trial``, ``run_id``, ``epoch`` (0-based),
         ``step``, ``name`` (``val_loss``, ``val_<metric>``, ``train_loss``) and ``value``; read from the store."""
         from tunewidgets.tracking import studies
-        from tunewidgets.tracking.store import Store
 
         records = self._snapshot()
         by_run = {r.run_id: r.number for r in records if r.run_id is not None}
-        store, opened = self._store, None
-        if store is None or store.closed:
-            store = opened = Store(self.store_path)
-        try:
-            frame = studies.trial_metrics(store, list(by_run))
-        finally:
-            if opened is not None:
-                opened.close()
+        frame = self._with_store(lambda store: studies.trial_metrics(store, list(by_run)))
         frame = frame[frame["name"].str.startswith("val/") | (frame["name"] == "train/epoch_loss")]
         frame = frame.assign(trial=frame["run"].map(by_run).astype("int64"),
                              name=frame["name"].map(_record_key), epoch=frame["epoch"].astype("int64"))
         frame = frame.rename(columns={"run": "run_id"})
         return frame[["trial", "run_id", "epoch", "step", "name", "value"]].sort_values(
             ["trial", "name", "epoch"], kind="stable").reset_index(drop=True)
+
+    def _with_store(self, fn: Any) -> Any:
+        """``fn(store)`` with the search's open store, or the store file opened for the call."""
+        from tunewidgets.tracking.store import Store
+
+        store = self._store
+        if store is not None and not store.closed:
+            return fn(store)
+        with Store(self.store_path) as opened:
+            return fn(opened)
 
     # ---------------------------------------------------------------- Optuna views
     def to_optuna(self) -> Any:
@@ -218,6 +236,9 @@ class Study:
         optuna = _optuna()
         study = optuna.create_study(direction=self.direction)
         states = {"finished": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
+        curves = self.curves()
+        curves = curves[curves["name"] == self.metric]
+        steps = {t: dict(zip(g["epoch"] + 1, g["value"])) for t, g in curves.groupby("trial")}
         for r in self._snapshot():
             if r.state not in ENDED_STATES:
                 continue
@@ -227,7 +248,7 @@ class Study:
             params = self.space.to_internal(r.params)
             study.add_trial(create_trial(
                 state=state, value=r.value if state is TrialState.COMPLETE else None, params=params,
-                distributions=self.space.distributions(r.params), intermediate_values=dict(r.curve),
+                distributions=self.space.distributions(r.params), intermediate_values=steps.get(r.number, {}),
                 user_attrs={"trial": r.number, "run_id": r.run_id}))
         return study
 
@@ -272,7 +293,6 @@ def _number(value: Any) -> float:
 def fill_record(record: TrialRecord, row: Mapping[str, Any], metric: str) -> None:
     """Fill a record of a trial read back from the store (its run row)."""
     final = row.get("final") or {}
-    record.final = dict(final)
     record.value = _number(final.get(metric))
     record.duration = _number(row.get("duration"))
     record.error = row.get("error")

@@ -27,9 +27,11 @@ from typing import TYPE_CHECKING, Any
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.optimizers import OPTIMIZERS
 
+from tunewidgets.hpo.dimensions import Choice, Dimension, Fixed, SpaceError
+
 if TYPE_CHECKING:
     from tunewidgets.engine.task import Task
-    from tunewidgets.hpo.space import Dimension, Space
+    from tunewidgets.hpo.space import Space
 
 __all__ = ["FIELD_KEYS", "OPTIMIZER_SETTINGS", "implicit_condition", "check_target", "apply_params",
            "valid_keys"]
@@ -93,8 +95,6 @@ def valid_keys(base: TrainConfig, task: Task | None = None) -> list[str]:
 
 
 def _unknown(key: str, base: TrainConfig, task: Task | None, why: str) -> Exception:
-    from tunewidgets.hpo.space import SpaceError
-
     keys = valid_keys(base, task)
     prefixed = [p + key for p in (MODEL_PREFIX, SCHEDULE_PREFIX) if p + key in keys]
     close = prefixed or difflib.get_close_matches(key, keys, n=1, cutoff=0.7)
@@ -112,8 +112,6 @@ def _unknown(key: str, base: TrainConfig, task: Task | None, why: str) -> Except
 def check_target(key: str, dim: Dimension, space: Space, base: TrainConfig, task: Task | None) -> None:
     """Raise a SpaceError naming ``key`` if it does not map onto ``base`` (and ``task``) or
     if one of its values (its ends, every choice) is not a valid value there."""
-    from tunewidgets.hpo.space import Choice, Fixed, SpaceError
-
     if key.startswith(MODEL_PREFIX):
         name = key[len(MODEL_PREFIX):]
         kwargs = _factory_kwargs(task)
@@ -151,8 +149,6 @@ def check_target(key: str, dim: Dimension, space: Space, base: TrainConfig, task
 
 
 def _schedule_target(key: str, spec: Any) -> None:
-    from tunewidgets.hpo.space import SpaceError
-
     path = key[len(SCHEDULE_PREFIX):].split(".")
     node = spec
     for i, part in enumerate(path):
@@ -169,8 +165,6 @@ def _schedule_target(key: str, spec: Any) -> None:
 
 def _field_rules(key: str, dim: Dimension, space: Space, base: TrainConfig) -> None:
     """Keys that would have no effect on any trial fail here, with the reason."""
-    from tunewidgets.hpo.space import SpaceError
-
     cond = implicit_condition(key)
     if cond is not None and "optimizer" not in space and base.optimizer not in cond[1]:
         raise SpaceError(f"{key}: applies only to optimizers {', '.join(cond[1])}, but the base optimizer is "
