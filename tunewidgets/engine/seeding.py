@@ -51,9 +51,12 @@ class RNGState:
 
 def seed_all(seed: int, device: torch.device | None = None) -> None:
     """Seed torch (CPU, and CUDA when ``device`` is CUDA), ``random`` and numpy with ``seed``."""
-    torch.manual_seed(seed)  # also seeds every CUDA device that is initialised
+    # the CPU generator directly: torch.manual_seed also walks every other backend (~0.2 ms)
+    torch.default_generator.manual_seed(seed)
     if device is not None and device.type == "cuda":
         torch.cuda.manual_seed_all(seed)
+    elif device is not None and device.type == "mps":
+        torch.mps.manual_seed(seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
 
