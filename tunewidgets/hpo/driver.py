@@ -38,7 +38,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tunewidgets.engine.control import RunStop, StopRun
@@ -72,6 +72,7 @@ class _Live:
     sink: StoreSink
     record: TrialRecord
     ended: bool = False
+    extra: list[Any] = field(default_factory=list)  # the trial's TensorBoard/MLflow sinks
     started: float = math.nan  # perf_counter at the trial's START
 
 
@@ -79,8 +80,9 @@ class SearchDriver:
     """Runs one search: ``prepare()`` (checks, resume; raises before any training) then ``run()``."""
 
     def __init__(self, plan: Plan, name: str, store: Store, owns_store: bool, executor: Executor, study: Study,
-                 callbacks: Iterable[Callback] = ()) -> None:
+                 callbacks: Iterable[Callback] = (), log: Any = None) -> None:
         self.plan, self.name, self.store, self.owns_store = plan, name, store, owns_store
+        self.log = log  # a StudyLog (TensorBoard/MLflow of the study), or None
         self.executor, self.study = executor, study
         self.callbacks = list(callbacks)
         self.stop = study._stop
@@ -192,6 +194,8 @@ class SearchDriver:
         study._store = self.store
         t0 = time.monotonic()
         try:
+            if self.log is not None:
+                self.log.start()
             self.executor.open(self.plan.task, self._report)
             while True:
                 self._fill(t0)
@@ -256,22 +260,30 @@ class SearchDriver:
         record.run_id = run_id
         with self.study._lock:
             self.study._records[number] = record
+        extra = self._trial_sinks(number, params)
         if config is None:
             self.store.finish_run(run_id, "failed", error=problem)
             self._ended_record(record, "failed", {}, problem, 0.0)
+            end = {"status": "failed", "error": problem, "final": {}, "run_id": run_id, "trial": number}
+            self._feed(extra, "start", {"run_id": run_id, "trial": number, "study": self.name, "params": params})
+            self._feed(extra, "end", end)
+            self._close_sinks(extra)
             self.ostudy.tell(otrial, state=_optuna().trial.TrialState.FAIL)
             self._call("end", {"status": "failed", "error": problem, "final": {}, "run_id": run_id,
                                "trial": number, "reason": problem})
             return
         spec = TrialSpec(self.name, number, params, config, run_id, RunStop(parent=self.stop))
         self._running[number] = _Live(spec, otrial, StoreSink(self.store, run_id, kind="trial", study=self.name),
-                                      record)
+                                      record, extra=extra)
         self.executor.submit(spec)
 
     # ------------------------------------------------------------------ records
     def _report(self, spec: TrialSpec, event: str, record: dict[str, Any]) -> None:
         live = self._running[spec.number]
         live.sink.handle(event, record)
+        self._feed(live.extra, event, record)
+        if event == "end":
+            self._close_sinks(live.extra)
         rec = live.record
         if event == "epoch":
             rec.epochs += 1
@@ -305,6 +317,31 @@ class SearchDriver:
             raise StopRun("pruned", f"{self.plan.metric} {value:.4g} after {done} epoch(s): "
                                     f"{self.plan.pruner_name} pruner")
 
+    # ------------------------------------------------------------------ TensorBoard / MLflow
+    def _trial_sinks(self, number: int, params: dict[str, Any]) -> list[Any]:
+        if self.log is None:
+            return []
+        return self.log.sinks(trial=number, kind="trial", name=f"trial-{number:04d}", params=params)
+
+    @staticmethod
+    def _feed(sinks: list[Any], event: str, record: dict[str, Any]) -> None:
+        for sink in sinks:
+            try:
+                sink.handle(event, record)
+            except Exception as exc:  # noqa: BLE001 - logging must not end a trial; the sink keeps the error
+                errors = getattr(sink, "errors", None)
+                if isinstance(errors, list):
+                    errors.append(f"{type(sink).__name__}: {type(exc).__name__}: {exc}")
+
+    @staticmethod
+    def _close_sinks(sinks: list[Any]) -> None:
+        while sinks:
+            sink = sinks.pop()
+            try:
+                sink.close()
+            except Exception:  # noqa: BLE001 - the trial's record in the store is what counts
+                pass
+
     def _ended_record(self, rec: TrialRecord, status: str, final: dict[str, Any], error: str | None,
                       seconds: float) -> None:
         with self.study._lock:
@@ -327,9 +364,11 @@ class SearchDriver:
         if not live.ended:  # no END came back (the executor failed around the trial)
             self.store.finish_run(outcome.spec.run_id, status, final=outcome.final or None, error=outcome.error)
             self._ended_record(rec, status, outcome.final, outcome.error, outcome.seconds)
-            self._call("end", {"status": status, "error": outcome.error, "final": outcome.final,
-                               "run_id": outcome.spec.run_id, "trial": outcome.spec.number,
-                               "reason": outcome.reason})
+            end = {"status": status, "error": outcome.error, "final": outcome.final,
+                   "run_id": outcome.spec.run_id, "trial": outcome.spec.number, "reason": outcome.reason}
+            self._feed(live.extra, "end", end)
+            self._close_sinks(live.extra)
+            self._call("end", end)
         elif outcome.error and not rec.error:
             with self.study._lock:
                 rec.error = outcome.error
@@ -356,6 +395,9 @@ class SearchDriver:
                     except Exception:  # noqa: BLE001 - the store may be what failed
                         pass
                     self._ended_record(live.record, "stopped", {}, None, math.nan)
+                    self._feed(live.extra, "end", {"status": "stopped", "error": None, "final": {},
+                                                   "run_id": live.spec.run_id, "trial": live.spec.number})
+                self._close_sinks(live.extra)
             self._running.clear()
             try:
                 self.executor.close()
@@ -364,6 +406,11 @@ class SearchDriver:
                     self.store.finish_run(self.study_run, status)
                 except Exception:  # noqa: BLE001
                     pass
+                if self.log is not None:
+                    try:
+                        self.log.end(status)
+                    except Exception:  # noqa: BLE001 - the store holds the study; logging is a copy
+                        pass
         finally:
             self.study.status = status
             if self.owns_store:
