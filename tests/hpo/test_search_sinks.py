@@ -83,3 +83,41 @@ def test_no_logging_asked_leaves_no_folders(tmp_path):
                       n_trials=1, store=tmp_path, study="plain", background=False)
     assert study.tensorboard_dir is None and study.mlflow_uri is None
     assert not (tmp_path / "tensorboard").exists() and not (tmp_path / "mlflow.db").exists()
+
+
+def _fail_trial_one(event, record):
+    if event == "epoch" and record.get("trial") == 1:
+        raise RuntimeError("a bug in a callback")
+
+
+def test_a_failed_trial_ends_as_a_failure_and_a_stopped_search_ends_its_parent_run(tmp_path, mlflow_db):
+    from mlflow.tracking import MlflowClient
+
+    runs = mlflow_db.parent
+    base = tw.TrainConfig(optimizer="sgd", epochs=1, device="cpu")
+    space = {"lr": tw.space.Choice([0.05, 0.1])}
+    study = tw.search(tw.tasks.spirals(), space, base=base, strategy="grid", store=runs, study="f",
+                      background=False, tensorboard=True, mlflow=True, callbacks=[_fail_trial_one])
+    assert study.trials["state"].tolist() == ["finished", "failed"]
+    experiment, groups = session_groups(study.tensorboard_dir)
+    by_name = {g.name: g for g in groups}
+    assert sorted(by_name) == ["trial-0000", "trial-0001"]
+    assert hparam_value(by_name["trial-0001"].hparams["state"]) == "failed"
+    assert by_name["trial-0001"].sessions[0].status == 2  # FAILURE
+    assert by_name["trial-0000"].sessions[0].status == 1  # SUCCESS
+
+    client = MlflowClient(tracking_uri=study.mlflow_uri)
+    found = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    children = {r.info.run_name: r for r in found if "mlflow.parentRunId" in r.data.tags}
+    assert children["trial-0001"].info.status == "FAILED" and children["trial-0000"].info.status == "FINISHED"
+
+    # a search stopped before its first trial still ends its parent run (KILLED), never left RUNNING
+    stopped = tw.search(tw.tasks.spirals(), space, base=base, strategy="grid", store=runs, study="g",
+                        background=True, tensorboard=True, mlflow=True)
+    stopped.stop()
+    stopped.wait(120)
+    found = client.search_runs([e.experiment_id for e in client.search_experiments()])
+    parents = {r.info.run_name: r for r in found if "mlflow.parentRunId" not in r.data.tags}
+    assert parents["f"].info.status == "FINISHED"
+    assert parents["g"].info.status == ("KILLED" if stopped.status == "stopped" else "FINISHED")
+    assert all(r.info.status != "RUNNING" for r in found)
