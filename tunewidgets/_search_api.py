@@ -12,6 +12,13 @@ Example:
     ...                   n_trials=4, store=runs, study="demo", seed=0, background=False)   # resumes: one more
     >>> len(again.trials), again.trials["lr"].tolist()[:3] == study.trials["lr"].tolist()
     (4, True)
+    >>> import os
+    >>> logged = tw.search(tw.tasks.spirals(), {"lr": tw.space.Choice([0.05, 0.1])}, strategy="grid",
+    ...                    base=tw.TrainConfig(epochs=1, device="cpu"), store=runs, study="logged",
+    ...                    tensorboard=True, background=False)   # each trial: <logdir>/<study>/trial-<n>
+    >>> folder = logged.tensorboard_dir
+    >>> os.path.basename(folder), sorted(e.name for e in os.scandir(folder) if e.is_dir())
+    ('logged', ['trial-0000', 'trial-0001'])
 """
 from __future__ import annotations
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracking"))
-from sink_helpers import (hparam_value, hparams_plugin_data, hparams_tags, mlflow_db, mlflow_template,  # noqa: E402,F401
-                          one_torch_thread, read_events, scalars, session_groups)
+from sink_helpers import (hparam_value, hparams_plugin_data, hparams_tags,  # noqa: E402,F401
+                          mlflow_db, mlflow_template, one_torch_thread, read_events, scalars, session_groups)
 
 import tunewidgets as tw  # noqa: E402
 from tunewidgets.tracking import Store, studies  # noqa: E402

@@ -1,7 +1,9 @@
 """The search loop: ask the strategy for points, hand trials to the executor, record what comes back.
 
 The driver alone writes the store and tells the sampler; executors only train and forward
-records (``report``). One trial's life:
+records (``report``). With a ``StudyLog`` (``tensorboard=``, ``mlflow=``), each trial's TensorBoard
+and MLflow sinks get the same records as its store row, and the log ends with the search. One
+trial's life:
 
 1. ``ask`` the strategy (the trial's number picks its sampler seed) and apply the values to the
    base config; add the trial's row to the store (``running``);
@@ -42,6 +44,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunewidgets.engine.control import RunStop, StopRun
+from tunewidgets.hpo._trial_logs import close_sinks, feed_sinks, trial_sinks
 from tunewidgets.hpo.executors import Executor, TrialOutcome, TrialSpec
 from tunewidgets.hpo.plan import Plan
 from tunewidgets.hpo.strategies import GridStrategy, _optuna
@@ -260,14 +263,14 @@ class SearchDriver:
         record.run_id = run_id
         with self.study._lock:
             self.study._records[number] = record
-        extra = self._trial_sinks(number, params)
+        extra = trial_sinks(self.log, number, params)
         if config is None:
             self.store.finish_run(run_id, "failed", error=problem)
             self._ended_record(record, "failed", {}, problem, 0.0)
             end = {"status": "failed", "error": problem, "final": {}, "run_id": run_id, "trial": number}
-            self._feed(extra, "start", {"run_id": run_id, "trial": number, "study": self.name, "params": params})
-            self._feed(extra, "end", end)
-            self._close_sinks(extra)
+            feed_sinks(extra, "start", {"run_id": run_id, "trial": number, "study": self.name, "params": params})
+            feed_sinks(extra, "end", end)
+            close_sinks(extra)
             self.ostudy.tell(otrial, state=_optuna().trial.TrialState.FAIL)
             self._call("end", {"status": "failed", "error": problem, "final": {}, "run_id": run_id,
                                "trial": number, "reason": problem})
@@ -281,9 +284,9 @@ class SearchDriver:
     def _report(self, spec: TrialSpec, event: str, record: dict[str, Any]) -> None:
         live = self._running[spec.number]
         live.sink.handle(event, record)
-        self._feed(live.extra, event, record)
+        feed_sinks(live.extra, event, record)
         if event == "end":
-            self._close_sinks(live.extra)
+            close_sinks(live.extra)
         rec = live.record
         if event == "epoch":
             rec.epochs += 1
@@ -317,31 +320,6 @@ class SearchDriver:
             raise StopRun("pruned", f"{self.plan.metric} {value:.4g} after {done} epoch(s): "
                                     f"{self.plan.pruner_name} pruner")
 
-    # ------------------------------------------------------------------ TensorBoard / MLflow
-    def _trial_sinks(self, number: int, params: dict[str, Any]) -> list[Any]:
-        if self.log is None:
-            return []
-        return self.log.sinks(trial=number, kind="trial", name=f"trial-{number:04d}", params=params)
-
-    @staticmethod
-    def _feed(sinks: list[Any], event: str, record: dict[str, Any]) -> None:
-        for sink in sinks:
-            try:
-                sink.handle(event, record)
-            except Exception as exc:  # noqa: BLE001 - logging must not end a trial; the sink keeps the error
-                errors = getattr(sink, "errors", None)
-                if isinstance(errors, list):
-                    errors.append(f"{type(sink).__name__}: {type(exc).__name__}: {exc}")
-
-    @staticmethod
-    def _close_sinks(sinks: list[Any]) -> None:
-        while sinks:
-            sink = sinks.pop()
-            try:
-                sink.close()
-            except Exception:  # noqa: BLE001 - the trial's record in the store is what counts
-                pass
-
     def _ended_record(self, rec: TrialRecord, status: str, final: dict[str, Any], error: str | None,
                       seconds: float) -> None:
         with self.study._lock:
@@ -366,8 +344,8 @@ class SearchDriver:
             self._ended_record(rec, status, outcome.final, outcome.error, outcome.seconds)
             end = {"status": status, "error": outcome.error, "final": outcome.final,
                    "run_id": outcome.spec.run_id, "trial": outcome.spec.number, "reason": outcome.reason}
-            self._feed(live.extra, "end", end)
-            self._close_sinks(live.extra)
+            feed_sinks(live.extra, "end", end)
+            close_sinks(live.extra)
             self._call("end", end)
         elif outcome.error and not rec.error:
             with self.study._lock:
@@ -395,9 +373,9 @@ class SearchDriver:
                     except Exception:  # noqa: BLE001 - the store may be what failed
                         pass
                     self._ended_record(live.record, "stopped", {}, None, math.nan)
-                    self._feed(live.extra, "end", {"status": "stopped", "error": None, "final": {},
+                    feed_sinks(live.extra, "end", {"status": "stopped", "error": None, "final": {},
                                                    "run_id": live.spec.run_id, "trial": live.spec.number})
-                self._close_sinks(live.extra)
+                close_sinks(live.extra)
             self._running.clear()
             try:
                 self.executor.close()
