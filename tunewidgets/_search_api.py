@@ -12,6 +12,13 @@ Example:
     ...                   n_trials=4, store=runs, study="demo", seed=0, background=False)   # resumes: one more
     >>> len(again.trials), again.trials["lr"].tolist()[:3] == study.trials["lr"].tolist()
     (4, True)
+    >>> import os
+    >>> logged = tw.search(tw.tasks.spirals(), {"lr": tw.space.Choice([0.05, 0.1])}, strategy="grid",
+    ...                    base=tw.TrainConfig(epochs=1, device="cpu"), store=runs, study="logged",
+    ...                    tensorboard=True, background=False)   # each trial: <logdir>/<study>/trial-<n>
+    >>> folder = logged.tensorboard_dir
+    >>> os.path.basename(folder), sorted(e.name for e in os.scandir(folder) if e.is_dir())
+    ('logged', ['trial-0000', 'trial-0001'])
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from tunewidgets.api import study_log
 from tunewidgets.engine.task import Task
 from tunewidgets.hpo.driver import SearchDriver
 from tunewidgets.hpo.executors import make_executor
@@ -35,7 +43,8 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
            n_trials: int | None = None, metric: str | None = None, direction: str | None = None,
            pruner: Any = None, store: Any = "tunewidgets-runs", study: str | None = None,
            executor: Any = "local", seed: int = 0, timeout: float | None = None,
-           background: bool | None = None, callbacks: Iterable[Any] = ()) -> Study:
+           background: bool | None = None, callbacks: Iterable[Any] = (), tensorboard: Any = None,
+           mlflow: Any = None) -> Study:
     """Search hyperparameters of ``task``: train trials with values from ``space`` and keep them all.
 
     Args:
@@ -64,6 +73,11 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
         callbacks: ``fn(event, record)`` callables or sinks (objects with ``handle(event, record)``)
             that receive every trial's records (START, LOG, EPOCH, EVAL, END; each has ``run_id``
             and ``trial``), in the search's thread.
+        tensorboard: True (``<runs folder>/tensorboard``) or a logdir: each trial writes
+            ``<logdir>/<study>/trial-<n>``, with its params, final metrics and ``state`` in the
+            HParams dashboard (``study.tensorboard_dir`` is the study's folder).
+        mlflow: True (``sqlite:///<runs folder>/mlflow.db``) or a tracking URI: the study is a
+            parent run, each trial a child run (``study.mlflow_uri``).
 
     Returns:
         The :class:`~tunewidgets.hpo.study.Study`: ``study.trials``, ``study.best``,
@@ -83,7 +97,12 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
     try:
         name = study if study is not None else _fresh_name(opened, task.name, plan.strategy.name)
         result = Study(plan, name, opened.path)
-        driver = SearchDriver(plan, name, opened, owns, the_executor, result, handlers)
+        log = study_log(name, store=opened, tensorboard=tensorboard, mlflow=mlflow,
+                        params=plan.settings(), task=task)
+        if log is not None:
+            result.tensorboard_dir = None if log.tensorboard_dir is None else str(log.tensorboard_dir)
+            result.mlflow_uri = log.mlflow_uri
+        driver = SearchDriver(plan, name, opened, owns, the_executor, result, handlers, log=log)
         driver.prepare()
     except BaseException:
         if owns:

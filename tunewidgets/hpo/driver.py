@@ -1,7 +1,9 @@
 """The search loop: ask the strategy for points, hand trials to the executor, record what comes back.
 
 The driver alone writes the store and tells the sampler; executors only train and forward
-records (``report``). One trial's life:
+records (``report``). With a ``StudyLog`` (``tensorboard=``, ``mlflow=``), each trial's TensorBoard
+and MLflow sinks get the same records as its store row, and the log ends with the search. One
+trial's life:
 
 1. ``ask`` the strategy (the trial's number picks its sampler seed) and apply the values to the
    base config; add the trial's row to the store (``running``);
@@ -38,10 +40,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from tunewidgets.engine.control import RunStop, StopRun
+from tunewidgets.hpo._trial_logs import close_sinks, feed_sinks, trial_sinks
 from tunewidgets.hpo.executors import Executor, TrialOutcome, TrialSpec
 from tunewidgets.hpo.plan import Plan
 from tunewidgets.hpo.strategies import GridStrategy, _optuna
@@ -72,6 +75,7 @@ class _Live:
     sink: StoreSink
     record: TrialRecord
     ended: bool = False
+    extra: list[Any] = field(default_factory=list)  # the trial's TensorBoard/MLflow sinks
     started: float = math.nan  # perf_counter at the trial's START
 
 
@@ -79,8 +83,9 @@ class SearchDriver:
     """Runs one search: ``prepare()`` (checks, resume; raises before any training) then ``run()``."""
 
     def __init__(self, plan: Plan, name: str, store: Store, owns_store: bool, executor: Executor, study: Study,
-                 callbacks: Iterable[Callback] = ()) -> None:
+                 callbacks: Iterable[Callback] = (), log: Any = None) -> None:
         self.plan, self.name, self.store, self.owns_store = plan, name, store, owns_store
+        self.log = log  # a StudyLog (TensorBoard/MLflow of the study), or None
         self.executor, self.study = executor, study
         self.callbacks = list(callbacks)
         self.stop = study._stop
@@ -192,6 +197,8 @@ class SearchDriver:
         study._store = self.store
         t0 = time.monotonic()
         try:
+            if self.log is not None:
+                self.log.start()
             self.executor.open(self.plan.task, self._report)
             while True:
                 self._fill(t0)
@@ -256,22 +263,30 @@ class SearchDriver:
         record.run_id = run_id
         with self.study._lock:
             self.study._records[number] = record
+        extra = trial_sinks(self.log, number, params)
         if config is None:
             self.store.finish_run(run_id, "failed", error=problem)
             self._ended_record(record, "failed", {}, problem, 0.0)
+            end = {"status": "failed", "error": problem, "final": {}, "run_id": run_id, "trial": number}
+            feed_sinks(extra, "start", {"run_id": run_id, "trial": number, "study": self.name, "params": params})
+            feed_sinks(extra, "end", end)
+            close_sinks(extra)
             self.ostudy.tell(otrial, state=_optuna().trial.TrialState.FAIL)
             self._call("end", {"status": "failed", "error": problem, "final": {}, "run_id": run_id,
                                "trial": number, "reason": problem})
             return
         spec = TrialSpec(self.name, number, params, config, run_id, RunStop(parent=self.stop))
         self._running[number] = _Live(spec, otrial, StoreSink(self.store, run_id, kind="trial", study=self.name),
-                                      record)
+                                      record, extra=extra)
         self.executor.submit(spec)
 
     # ------------------------------------------------------------------ records
     def _report(self, spec: TrialSpec, event: str, record: dict[str, Any]) -> None:
         live = self._running[spec.number]
         live.sink.handle(event, record)
+        feed_sinks(live.extra, event, record)
+        if event == "end":
+            close_sinks(live.extra)
         rec = live.record
         if event == "epoch":
             rec.epochs += 1
@@ -325,9 +340,11 @@ class SearchDriver:
         if not live.ended:  # no END came back (the executor failed around the trial)
             self.store.finish_run(outcome.spec.run_id, status, final=outcome.final or None, error=outcome.error)
             self._ended_record(rec, status, outcome.final, outcome.error, outcome.seconds)
-            self._call("end", {"status": status, "error": outcome.error, "final": outcome.final,
-                               "run_id": outcome.spec.run_id, "trial": outcome.spec.number,
-                               "reason": outcome.reason})
+            end = {"status": status, "error": outcome.error, "final": outcome.final,
+                   "run_id": outcome.spec.run_id, "trial": outcome.spec.number, "reason": outcome.reason}
+            feed_sinks(live.extra, "end", end)
+            close_sinks(live.extra)
+            self._call("end", end)
         elif outcome.error and not rec.error:
             with self.study._lock:
                 rec.error = outcome.error
@@ -354,6 +371,9 @@ class SearchDriver:
                     except Exception:  # noqa: BLE001 - the store may be what failed
                         pass
                     self._ended_record(live.record, "stopped", {}, None, math.nan)
+                    feed_sinks(live.extra, "end", {"status": "stopped", "error": None, "final": {},
+                                                   "run_id": live.spec.run_id, "trial": live.spec.number})
+                close_sinks(live.extra)
             self._running.clear()
             try:
                 self.executor.close()
@@ -362,6 +382,11 @@ class SearchDriver:
                     self.store.finish_run(self.study_run, status)
                 except Exception:  # noqa: BLE001
                     pass
+                if self.log is not None:
+                    try:
+                        self.log.end(status)
+                    except Exception:  # noqa: BLE001 - the store holds the study; logging is a copy
+                        pass
         finally:
             self.study.status = status
             if self.owns_store:

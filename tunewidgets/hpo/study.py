@@ -99,6 +99,8 @@ class Study:
         self._thread: threading.Thread | None = None
         self._store: Store | None = None  # the search's open store while it runs
         self.status = "running"
+        self.tensorboard_dir: str | None = None  # <logdir>/<study> when searched with tensorboard=
+        self.mlflow_uri: str | None = None  # the tracking URI when searched with mlflow=
 
     # ---------------------------------------------------------------- control
     def stop(self) -> None:
