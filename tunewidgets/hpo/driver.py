@@ -62,6 +62,7 @@ Callback = Callable[[str, dict[str, Any]], Any]
 _ACTIVE: set[tuple[str, str]] = set()
 _ACTIVE_LOCK = threading.Lock()
 _COMPARED = ("strategy", "metric", "direction", "pruner", "seed", "space", "base", "task")
+_NO_TASK: Any = None  # train_record without the task part (the driver keeps that part once)
 
 
 class StudyMismatchError(ValueError):
@@ -95,6 +96,7 @@ class SearchDriver:
         self.ended = 0
         self._key = (str(store.path), name)
         self._metric_store_name = metric_name(plan.metric)
+        self._repro_base: dict[str, Any] | None = None
 
     # ------------------------------------------------------------------ prepare
     def prepare(self) -> None:
@@ -254,7 +256,7 @@ class SearchDriver:
         repro = None
         if config is not None:
             try:
-                repro = {"repro": records.train_record(plan.task, config)}
+                repro = {"repro": self._repro(config)}
             except Exception as exc:  # noqa: BLE001 - the trial still trains; tw.rerun says why it cannot
                 repro = {"repro": {"error": f"{type(exc).__name__}: {exc}"}}
         run_id = studies.start_trial(self.store, self.name, number, space.to_internal(params),
@@ -279,6 +281,18 @@ class SearchDriver:
         self._running[number] = _Live(spec, otrial, StoreSink(self.store, run_id, kind="trial", study=self.name),
                                       record, extra=extra)
         self.executor.submit(spec)
+
+    def _repro(self, config: Any) -> dict[str, Any]:
+        """``records.train_record(task, config)``, its task and version parts made once per search.
+
+        They are the same for every trial (the task's data and model fingerprints cost about a
+        millisecond to make); the config, its seed and its device are the trial's own.
+        """
+        if self._repro_base is None:
+            self._repro_base = records.train_record(self.plan.task, config)
+            return self._repro_base
+        own = records.train_record(_NO_TASK, config)
+        return {**self._repro_base, **{k: own[k] for k in ("kind", "config", "seed", "device")}}
 
     # ------------------------------------------------------------------ records
     def _report(self, spec: TrialSpec, event: str, record: dict[str, Any]) -> None:
