@@ -85,7 +85,7 @@ def test_notebook_01_renders_its_plots_and_the_finder_shows_suggestions(jupyter_
     # the picker still holds the suggestion once the page has shown it (sliders snap what they show)
     chosen = output.locator("select").evaluate_all(
         "els => els.map(e => (e.options[e.selectedIndex]?.text ?? '').replace(/\\s/g, ' '))")
-    assert [t for t in chosen if re.fullmatch(r"valley \(\d\.\de-\d\d\)", t)] != [], chosen
+    assert [t for t in chosen if re.fullmatch(r"valley \(\d\.\d\de-\d\)", t)] != [], chosen
     print(f"\nnotebook 01 in the browser: opened and ran in {time.monotonic() - began:.1f} s")
 
 

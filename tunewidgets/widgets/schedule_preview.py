@@ -158,6 +158,11 @@ class SchedulePreview(widgets.VBox):
         """The pinned spec (shown faded), or None."""
         return None if self._pinned is None else self._pinned[0]
 
+    @property
+    def pinned_code(self) -> str:
+        """The code of the pinned spec, as :attr:`code` writes it ("" when nothing is pinned)."""
+        return "" if self._pinned is None else spec_code(self._pinned[0])
+
     def refresh(self) -> bool:
         """Rebuild the spec from the controls and redraw; False (error shown, plot kept) if invalid."""
         try:
