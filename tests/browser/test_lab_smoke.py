@@ -70,7 +70,7 @@ def test_slider_and_bokeh_plot_render_and_stream(jupyter_lab, browser_page):
     click_button(page, "Add point")
     click_button(page, "Add point")
     page.wait_for_function(
-        """() => [...Bokeh.index].some(v => [...v.model.document.all_models]
+        """() => [...Bokeh.index].some(v => [...(v.model.document?.all_models ?? [])]
               .some(m => m.name === 'smoke_points' && m.get_length() === 6))""",
         timeout=15_000,
     )

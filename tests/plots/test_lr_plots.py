@@ -88,8 +88,10 @@ def test_live_figure_starts_empty_with_named_sources():
     assert span.visible and span.location == 3e-3
     set_chosen_lr(fig, None)
     assert span.visible is False
-    # the y axis follows the smoothed line only, so a diverging raw loss does not squash the plot
+    # the y axis follows the smoothed line only, so a diverging raw loss does not squash the plot;
+    # the x axis follows the curve, not markers that may fall outside the sweep
     assert [r.glyph.y for r in fig.y_range.renderers] == ["smoothed"]
+    assert [r.glyph.y for r in fig.x_range.renderers] == ["loss", "smoothed"]
 
 
 def test_show_data_fills_the_live_figure_and_can_keep_its_curve():

@@ -280,7 +280,7 @@ def run_cell(page: Any, index: int, *, timeout: float = 120_000, wait: bool = Tr
     page.evaluate(f"""() => {{
       const panel = window.jupyterapp.shell.currentWidget;
       panel.content.activeCellIndex = {index};
-      return window.jupyterapp.commands.execute('notebook:run-cell');
+      void window.jupyterapp.commands.execute('notebook:run-cell');  // resolves when the cell ends
     }}""")
     if not wait:
         return

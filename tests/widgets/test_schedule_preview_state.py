@@ -162,3 +162,14 @@ def test_the_code_rounds_floats_like_the_sliders_and_wraps_between_arguments():
     assert all(" " not in p for p in pieces)
     readout = w.editor.fields["then"].editor.fields["max_lr"].input.readout_format
     assert readout == ".2e"  # the d3 format that reads 5.43e-2, as the code does
+
+
+def test_the_page_echoing_default_values_carries_nothing_into_the_next_shape():
+    w = make(OneCycle(max_lr=0.2))
+    # a browser sends back the values it shows: OneCycle's default momenta, unchanged
+    for name in ("base_momentum", "max_momentum"):
+        field = w.editor.fields[name]
+        field.input.value = field.control.default + 0.3 * field.step  # snapped to the slider's step
+        assert field.value() == field.control.default
+    w.editor.shape.value = "Cyclic"
+    assert w.spec == Cyclic(max_lr=0.2, step_size_up=50)

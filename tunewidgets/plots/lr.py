@@ -138,8 +138,10 @@ def live_lr_figure(title: str | None = "LR range test", *, height: int = 320, wi
     chosen = Span(location=1.0, dimension="height", line_color=CHOSEN_COLOR, line_width=1.5,
                   line_dash="dotted", visible=False, name=CHOSEN)
     fig.add_layout(chosen)
-    # the raw loss jumps far up when the test diverges: scale the y axis to the smoothed curve
+    # the raw loss jumps far up when the test diverges: scale the y axis to the smoothed curve;
+    # the x axis spans the sweep (a "minimum" marker can sit a decade below a flat curve's start)
     fig.y_range = DataRange1d(renderers=[smooth], range_padding=0.1)
+    fig.x_range.renderers = [raw, smooth]
     add_hover(fig, [smooth, raw], [("step", "@step"), ("lr", "@lr{%0.2e}"),
                                    ("loss", "@loss{0.0000}"), ("smoothed", "@smoothed{0.0000}")],
               formatters={"@lr": "printf"})

@@ -135,9 +135,13 @@ class SpecEditor(widgets.VBox):
             return
         if isinstance(field, FieldControl) and field in self.fields.values():
             try:
-                self.remember(field.name, field.control.kind, field.value())
+                value = field.value()
             except SpecInputError:
-                pass
+                value = field.control.default
+            if value == field.control.default:  # a default (or the page echoing one) is no choice
+                self.memory.pop(field.name, None)
+            else:
+                self.remember(field.name, field.control.kind, value)
         if field is self.fields.get("milestones") and isinstance(self.fields.get("specs"), SpecListField):
             try:
                 self.fields["specs"].resize(len(field.value()) + 1)
