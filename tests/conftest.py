@@ -57,8 +57,9 @@ def _require_chromium() -> str:
 
 
 @pytest.fixture(scope="module")
-def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """A running JupyterLab on a scratch copy of ``notebooks/`` (see ``support.jupyter``)."""
+def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Any]:
+    """A running JupyterLab on a scratch copy of ``notebooks/`` (see ``support.jupyter``), with
+    the test module's ``LAB_SETTINGS`` (user settings) if it has them."""
     from support.jupyter import JupyterLab
 
     _require_chromium()
@@ -70,7 +71,7 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             ".ipynb_checkpoints", "tunewidgets-runs", "runs", "mlruns"))
     else:
         root.mkdir()
-    lab = JupyterLab.start(root, home=base / "home")
+    lab = JupyterLab.start(root, home=base / "home", settings=getattr(request.module, "LAB_SETTINGS", None))
     try:
         yield lab
     finally:
@@ -103,11 +104,17 @@ def browser() -> Iterator[Any]:
 @pytest.fixture
 def browser_page(browser: Any, jupyter_lab: Any, request: pytest.FixtureRequest,
                  tmp_path: Path) -> Iterator[Any]:
-    """A fresh page logged in to ``jupyter_lab`` (relative URLs resolve against the server)."""
+    """A fresh page logged in to ``jupyter_lab`` (relative URLs resolve against the server).
+
+    A test whose page had an uncaught error or a console error fails (``support.lab_page.PageErrors``).
+    """
+    from support.lab_page import PageErrors
+
     context = browser.new_context(base_url=jupyter_lab.url,
                                   viewport={"width": 1400, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
+    page_errors = page.tw_page_errors = PageErrors(page)  # a test that expects an error clears it
     console: list[str] = []
     page.on("console", lambda m: console.append(f"{m.type}: {m.text}")
             if m.type in ("error", "warning") else None)
@@ -128,3 +135,5 @@ def browser_page(browser: Any, jupyter_lab: Any, request: pytest.FixtureRequest,
             print("jupyter server log:\n" + jupyter_lab.log_tail(60))
         context.close()
         jupyter_lab.shutdown_kernels()
+    if report is not None and report.passed:
+        page_errors.check()

@@ -70,7 +70,7 @@ def test_slider_and_bokeh_plot_render_and_stream(jupyter_lab, browser_page):
     click_button(page, "Add point")
     click_button(page, "Add point")
     page.wait_for_function(
-        """() => [...Bokeh.index].some(v => [...v.model.document.all_models]
+        """() => [...Bokeh.index].some(v => [...(v.model.document?.all_models ?? [])]
               .some(m => m.name === 'smoke_points' && m.get_length() === 6))""",
         timeout=15_000,
     )
@@ -87,3 +87,22 @@ def test_run_all_reports_the_failing_cell(jupyter_lab, browser_page):
     # The cell after the error never ran: its prompt stays empty.
     prompts = browser_page.locator(".jp-CodeCell .jp-InputPrompt").all_inner_texts()
     assert [p.strip() for p in prompts] == ["[1]:", "[2]:", "[ ]:"]
+
+
+def test_errors_in_the_page_are_collected_for_the_test_to_fail_on(jupyter_lab, browser_page):
+    page = browser_page
+    write_notebook(jupyter_lab.root_dir / "page_error.ipynb", [
+        "from IPython.display import Javascript\n"
+        "Javascript(\"setTimeout(() => { throw new Error('boom from the page') }, 0); "
+        "console.error('a console error')\")",
+    ])
+    open_notebook(page, "page_error.ipynb")
+    run_all(page)
+    page.wait_for_timeout(500)
+    errors = page.tw_page_errors
+    assert any("pageerror: Error: boom from the page" in e or "pageerror: boom from the page" in e
+               for e in errors.errors), errors.errors
+    assert any("console error: a console error" in e for e in errors.errors), errors.errors
+    with pytest.raises(AssertionError, match=r"error\(s\) in the page"):
+        errors.check()
+    errors.errors.clear()  # expected here; the fixture checks the rest

@@ -16,6 +16,7 @@ from playwright.sync_api import expect
 
 from support.jupyter import (
     assert_no_widget_errors,
+    screenshot,
     bokeh_source_lengths,
     button_name,
     click_button,
@@ -81,11 +82,14 @@ def test_notebook_01_renders_its_plots_and_the_finder_shows_suggestions(jupyter_
     assert all(n > 10 for n in curves) and all(n > 0 for n in markers), (curves, markers)
 
     output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
-    expect(output.get_by_text(re.compile(r"\d+ steps in [\d.]+ s; suggested lr \d"))).to_be_visible()
+    expect(output.get_by_text(re.compile(r"\d+ steps(; ended early \(loss diverged\))? in [\d.]+ s; "
+                                         r"suggested lr \d"))).to_be_visible()
     # the picker still holds the suggestion once the page has shown it (sliders snap what they show)
     chosen = output.locator("select").evaluate_all(
         "els => els.map(e => (e.options[e.selectedIndex]?.text ?? '').replace(/\\s/g, ' '))")
-    assert [t for t in chosen if re.fullmatch(r"valley \(\d\.\de-\d\d\)", t)] != [], chosen
+    assert [t for t in chosen if re.fullmatch(r"valley \(\d\.\d\de-\d\)", t)] != [], chosen
+    finder = output.filter(has=page.locator(".tw-lr-finder")).first
+    screenshot(page, "nb01-finder-after-run-all", finder)
     print(f"\nnotebook 01 in the browser: opened and ran in {time.monotonic() - began:.1f} s")
 
 

@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import expect
 
 import tunewidgets as tw
-from support.jupyter import assert_no_widget_errors, notebook_errors, open_notebook, run_all
+from support.jupyter import assert_no_widget_errors, bokeh_plots, notebook_errors, open_notebook, run_all, screenshot
 from support.notebooks import write_notebook
 
 pytestmark = pytest.mark.browser
@@ -30,7 +30,7 @@ CELLS = [
 _SOURCE_JS = r"""() => {
   if (window.Bokeh == null) return null;
   for (const view of window.Bokeh.index) {
-    for (const m of view.model.document.all_models) {
+    for (const m of view.model.document?.all_models ?? []) {  // a re-rendered view's old document is gone
       if (m.name === 'schedule_lr')
         return {lr: Array.from(m.data.lr), momentum: Array.from(m.data.momentum, v => v ?? NaN)};
     }
@@ -41,7 +41,7 @@ _SOURCE_JS = r"""() => {
 # True once the browser's lr at ``index`` is within 1e-9 of ``value``.
 _LR_AT_JS = r"""([index, value]) => {
   for (const view of window.Bokeh?.index ?? []) {
-    for (const m of view.model.document.all_models) {
+    for (const m of view.model.document?.all_models ?? []) {  // a re-rendered view's old document is gone
       if (m.name === 'schedule_lr') return Math.abs(m.data.lr[index] - value) < 1e-9;
     }
   }
@@ -85,6 +85,8 @@ def test_controls_redraw_the_plot_in_the_browser_and_errors_show_inline(jupyter_
     np.testing.assert_allclose(browser_source(page)["lr"], expected_lr(first), rtol=1e-12)
     code = page.locator(".tw-schedule-code")
     expect(code).to_have_text("tw.schedules.Warmup()")
+    preview = page.locator(".jp-OutputArea-output").filter(has=page.locator(".tw-schedule-preview")).first
+    screenshot(page, "schedule-1-first-render", preview)
 
     # move a control in the page: a 300-step warm-up, redrawn in the browser's data
     type_into(page, "Warmup-steps", "300")
@@ -119,4 +121,22 @@ def test_controls_redraw_the_plot_in_the_browser_and_errors_show_inline(jupyter_
     fixed = tw.schedules.Warmup(steps=200, then=tw.schedules.OneCycle())
     wait_lr(page, 100, expected_lr(fixed)[100])
     assert_no_widget_errors(page)
+    screenshot(page, "schedule-2-after-changes", preview)
     print(f"\nschedule preview in the browser: {time.monotonic() - began:.1f} s")
+
+
+def test_notebook_02_runs_in_the_browser_without_errors(jupyter_lab, browser_page):
+    page = browser_page
+    began = time.monotonic()
+    open_notebook(page, "02_schedules.ipynb")
+    run_all(page, timeout=180_000)
+    assert notebook_errors(page) == []
+    assert_no_widget_errors(page)
+    expect(page.locator(".bk-Canvas").first).to_be_visible()
+    # the preview the notebook drives from code shows what it prints: cyclic over a pinned one-cycle
+    (plot,) = [p for p in bokeh_plots(page, "schedule_lr") if p["shown"]]
+    assert max(v for v in plot["sources"]["schedule_lr"]["lr"] if v is not None) == pytest.approx(0.4)
+    assert max(v for v in plot["sources"]["schedule_pinned"]["lr"] if v is not None) == pytest.approx(0.4, rel=1e-3)
+    preview = page.locator(".jp-OutputArea-output").filter(has=page.locator(".tw-schedule-preview")).first
+    screenshot(page, "schedule-3-notebook-02", preview)
+    print(f"\nnotebook 02 in the browser: {time.monotonic() - began:.1f} s")  # page errors: checked after

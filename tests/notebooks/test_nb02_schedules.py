@@ -64,8 +64,9 @@ def test_widget_is_shown_and_driven_from_code(executed):
     bokeh = [s for s in states.values() if s["model_name"] == "BokehModel"]
     assert any("schedule_lr" in s["state"]["render_bundle"] for s in bokeh)
     text = cell_outputs_text(cell_with(nb, "preview.pin()"))
-    assert "showing: tw.schedules.Cyclic(base_lr=0.02, max_lr=0.4, step_size_up=23, mode='triangular2')" in text
-    assert "pinned:  tw.schedules.OneCycle(max_lr=0.4)" in text
+    # the code to copy writes learning rates as the sliders show them
+    assert "showing: tw.schedules.Cyclic(base_lr=2.00e-2, max_lr=4.00e-1, step_size_up=23, mode='triangular2')" in text
+    assert "pinned:  tw.schedules.OneCycle(max_lr=4.00e-1)" in text
     # the spec goes into a TrainConfig
     assert "tw.schedules.Cyclic(" in cell_outputs_text(cell_with(nb, "schedule=preview.spec"))
 

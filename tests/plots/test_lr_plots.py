@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from bokeh.embed import file_html
-from bokeh.models import ColumnDataSource, LabelSet, Span
+from bokeh.models import ColumnDataSource, LabelSet, Legend, Span
 from bokeh.resources import INLINE
 
 import tunewidgets as tw
@@ -40,7 +40,7 @@ def test_data_from_result_has_equal_columns_and_markers_at_suggestions():
     assert data.markers["method"] == ["valley", "steepest"]
     assert data.markers["x"] == [res.suggestions["valley"], res.suggestions["steepest"]]
     assert data.markers["y"] == pytest.approx([res.smoothed[20], res.smoothed[25]])
-    assert data.markers["label"] == ["valley 2.8e-04", "steepest 1.2e-03"]
+    assert data.markers["label"] == ["valley 2.81e-4", "steepest 1.15e-3"]  # as slider readouts show lrs
     assert len(set(data.markers["dy"])) == 2  # labels stacked, not on top of each other
     assert data.band == {"x0": [res.band[0]], "x1": [res.band[1]]}
 
@@ -88,8 +88,10 @@ def test_live_figure_starts_empty_with_named_sources():
     assert span.visible and span.location == 3e-3
     set_chosen_lr(fig, None)
     assert span.visible is False
-    # the y axis follows the smoothed line only, so a diverging raw loss does not squash the plot
+    # the y axis follows the smoothed line only, so a diverging raw loss does not squash the plot;
+    # the x axis follows the curve, not markers that may fall outside the sweep
     assert [r.glyph.y for r in fig.y_range.renderers] == ["smoothed"]
+    assert [r.glyph.y for r in fig.x_range.renderers] == ["loss", "smoothed"]
 
 
 def test_show_data_fills_the_live_figure_and_can_keep_its_curve():
@@ -111,3 +113,11 @@ def test_result_plot_and_static_html_work_offline():
     page = file_html(lr_range_figure(res, chosen=1e-3), INLINE, "lr test")
     assert "cdn.bokeh.org" not in page and "Bokeh.embed" in page and "lr_curve" in page
     assert tw.plots.lr_range_figure is lr_range_figure
+
+
+def test_the_legend_sits_outside_the_data_below_the_plot():
+    fig = live_lr_figure()
+    (legend,) = fig.select({"type": Legend})
+    assert legend in fig.below and legend not in fig.center  # never over the flat start or the markers
+    assert legend.orientation == "horizontal" and legend.click_policy == "hide"
+    assert [item.label.value for item in legend.items] == ["agreement band", "loss", "smoothed"]

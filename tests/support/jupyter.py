@@ -29,6 +29,7 @@ from support.lab_page import *  # noqa: F403  (the page helpers, one import away
 
 __all__ = [
     "JupyterLab",
+    "SAVE_WIDGET_STATE",
     "free_port",
     *lab_page.__all__,
 ]
@@ -40,6 +41,11 @@ _LAB_SETTINGS = {
         {"fetchNews": "false", "checkForUpdates": False},
     "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
 }
+
+
+#: Lab settings that save widget state with the notebook (off by default in JupyterLab).
+#: A test module sets ``LAB_SETTINGS = SAVE_WIDGET_STATE`` to get a server with them.
+SAVE_WIDGET_STATE = {"@jupyter-widgets/jupyterlab-manager/plugin.jupyterlab-settings": {"saveState": True}}
 
 
 def free_port() -> int:
@@ -73,18 +79,20 @@ class JupyterLab:
 
     @classmethod
     def start(cls, root_dir: str | os.PathLike[str], *, home: str | os.PathLike[str],
-              timeout: float = 60.0, env: dict[str, str] | None = None) -> JupyterLab:
+              timeout: float = 60.0, env: dict[str, str] | None = None,
+              settings: dict[str, dict[str, Any]] | None = None) -> JupyterLab:
         """Start ``jupyter lab`` serving ``root_dir`` and wait until ``/api/status`` answers.
 
         ``home`` must be an empty scratch folder: it becomes HOME (settings, runtime files, the
-        server log ``jupyter.log``). Raises ``RuntimeError`` with the end of the server log if it
-        exits or is not ready within ``timeout`` seconds.
+        server log ``jupyter.log``). ``settings`` adds user settings (``{plugin file: values}``,
+        e.g. :data:`SAVE_WIDGET_STATE`). Raises ``RuntimeError`` with the end of the server log
+        if it exits or is not ready within ``timeout`` seconds.
         """
         root, home_dir = Path(root_dir).resolve(), Path(home).resolve()
         if not root.is_dir():
             raise ValueError(f"root_dir: {str(root)!r} is not a folder; create it first")
         home_dir.mkdir(parents=True, exist_ok=True)
-        _write_lab_settings(home_dir)
+        _write_lab_settings(home_dir, settings)
         port, token = free_port(), secrets.token_hex(16)
         bin_dir = Path(sys.executable).parent
         jupyter = bin_dir / "jupyter"
@@ -189,9 +197,9 @@ class JupyterLab:
         self.stop()
 
 
-def _write_lab_settings(home: Path) -> None:
+def _write_lab_settings(home: Path, extra: dict[str, dict[str, Any]] | None = None) -> None:
     settings_dir = home / ".jupyter" / "lab" / "user-settings"
-    for relative, values in _LAB_SETTINGS.items():
+    for relative, values in {**_LAB_SETTINGS, **(extra or {})}.items():
         target = settings_dir / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(json.dumps(values))

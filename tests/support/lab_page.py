@@ -20,22 +20,32 @@ with ``--LabApp.expose_app_in_browser``.
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import urllib.parse
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "CHROMIUM",
     "CHROMIUM_ARGS",
     "KERNEL_IDLE_TEXT",
+    "PageErrors",
     "assert_no_widget_errors",
+    "bokeh_plots",
     "bokeh_source_lengths",
     "button_name",
     "click_button",
     "launch_chromium",
+    "menu_command",
     "notebook_errors",
     "open_notebook",
     "run_all",
+    "run_cell",
+    "save_notebook",
+    "screenshot",
+    "screenshots_dir",
     "wait_kernel_idle",
 ]
 
@@ -83,11 +93,16 @@ def wait_kernel_idle(page: Any, *, timeout: float = 60_000) -> None:
         state="visible", timeout=timeout)
 
 
-def _menu_command(page: Any, menu: str, command: str) -> None:
+def menu_command(page: Any, menu: str, command: str) -> None:
+    """Click menu ``menu`` in JupyterLab's menu bar, then its item for ``command``
+    (e.g. ``menu_command(page, "Kernel", "kernelmenu:interrupt")``), as a person would."""
     page.locator("#jp-menu-panel .lm-MenuBar-item", has_text=menu).first.click()
     item = page.locator(f'.lm-Menu .lm-Menu-item[data-command="{command}"]').first
     item.wait_for(state="visible", timeout=10_000)
     item.click()
+
+
+_menu_command = menu_command
 
 
 # A Run All (started on cleared outputs) has finished when no code cell shows [*] and either
@@ -215,3 +230,144 @@ def button_name(text: str) -> re.Pattern[str]:
     """A pattern for ``get_by_role("button", name=...)`` that matches the label ``text`` exactly,
     after an optional icon (Font Awesome glyphs are part of the accessible name)."""
     return re.compile(r"^\W*" + re.escape(text) + "$")
+
+
+# -- errors in the page ----------------------------------------------------------------------------
+class PageErrors:
+    """Collects the page's uncaught errors (``pageerror``) and console errors from the moment it
+    is attached; :meth:`check` fails with all of them. The ``browser_page`` fixture attaches one
+    to every page and checks it after the test, so every browser test fails on a page error.
+
+    ``ignore`` holds patterns of console messages that are not the page's fault (none by default);
+    page errors are never ignored.
+    """
+
+    def __init__(self, page: Any, ignore: tuple[str, ...] = ()) -> None:
+        self.errors: list[str] = []
+        self.ignore = tuple(re.compile(p) for p in ignore)
+        page.on("pageerror", self._on_page_error)
+        page.on("console", self._on_console)
+
+    def _on_page_error(self, error: Any) -> None:
+        stack = getattr(error, "stack", "") or ""
+        self.errors.append(f"pageerror: {error}" + (f"\n{stack}" if stack else ""))
+
+    def _on_console(self, message: Any) -> None:
+        if message.type == "error" and not any(p.search(message.text) for p in self.ignore):
+            self.errors.append(f"console error: {message.text}")
+
+    def check(self) -> None:
+        """Fail if the page had any error so far."""
+        if self.errors:
+            raise AssertionError(f"{len(self.errors)} error(s) in the page:\n" + "\n---\n".join(self.errors))
+
+
+# -- running single cells and saving -----------------------------------------------------------------
+_CELL_DONE_JS = r"""([index, before]) => {
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cell = panel.content.widgets[index];
+  const count = cell.model.executionCount;
+  return count != null && count !== before && !cell.node.querySelector('.jp-InputPrompt')?.textContent?.includes('*');
+}"""
+
+
+def run_cell(page: Any, index: int, *, timeout: float = 120_000, wait: bool = True) -> None:
+    """Run the notebook's cell ``index`` (0-based, markdown cells count) as Shift+Enter would,
+    and wait until it has finished and the kernel is idle. Raises ``AssertionError`` with the
+    error text when the cell raised."""
+    before = page.evaluate(f"() => window.jupyterapp.shell.currentWidget.content.widgets[{index}].model"
+                           ".executionCount ?? null")
+    page.evaluate(f"""() => {{
+      const panel = window.jupyterapp.shell.currentWidget;
+      panel.content.activeCellIndex = {index};
+      void window.jupyterapp.commands.execute('notebook:run-cell');  // resolves when the cell ends
+    }}""")
+    if not wait:
+        return
+    page.wait_for_function(_CELL_DONE_JS, arg=[index, before], timeout=timeout, polling=100)
+    wait_kernel_idle(page, timeout=timeout)
+    errors = [e for e in notebook_errors(page) if e.startswith(f"cell {index}:")]
+    if errors:
+        raise AssertionError(f"cell {index} raised:\n" + "\n---\n".join(errors))
+
+
+def save_notebook(page: Any, *, timeout: float = 30_000) -> None:
+    """Save the open notebook (File -> Save) and wait until it is no longer marked as changed."""
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty",
+                           timeout=timeout, polling=100)
+
+
+# -- what Bokeh shows ------------------------------------------------------------------------------
+_PLOTS_JS = r"""() => {
+  const B = window.Bokeh;
+  if (B == null || B.index == null) return null;
+  const roots = [...B.index];
+  const docs = new Set(roots.map((view) => view.model.document).filter((doc) => doc != null));
+  const finite = (v) => (typeof v === 'number' && Number.isFinite(v)) ? v : null;
+  const out = [];
+  for (const doc of docs) {
+    for (const m of doc.all_models) {
+      if (m.x_range == null || m.y_range == null || m.renderers == null) continue;
+      const sources = {};
+      for (const r of m.renderers) {
+        const source = r.data_source;
+        if (source == null || source.name == null || sources[source.name] != null) continue;
+        const data = {};
+        for (const [column, values] of Object.entries(source.data))
+          data[column] = Array.from(values, (v) => typeof v === 'number' ? finite(v) : v);
+        sources[source.name] = data;
+      }
+      const span = (r) => [finite(r.start), finite(r.end)];
+      const extra = {};
+      for (const [name, r] of Object.entries(m.extra_y_ranges ?? {})) extra[name] = span(r);
+      const views = roots.filter((v) => v.model.document === doc);
+      out.push({id: m.id, x_range: span(m.x_range), y_range: span(m.y_range), extra_y_ranges: extra,
+                sources, spans: [...doc.all_models].filter((a) => a.type === 'Span' && a.name != null)
+                  .map((a) => ({name: a.name, visible: a.visible, location: finite(a.location)})),
+                shown: views.some((v) => v.el?.isConnected)});
+    }
+  }
+  return out;
+}"""
+
+
+def bokeh_plots(page: Any, source: str | None = None) -> list[dict[str, Any]]:
+    """Every Bokeh plot the page holds, as the browser has it: ``x_range`` and ``y_range``
+    (``[start, end]``, what the axes show now), ``extra_y_ranges``, ``sources`` (named data
+    sources drawn there: ``{name: {column: [values]}}``, non-finite numbers as None), ``spans``
+    (named Span annotations: name, visible, location) and ``shown`` (its view is in the page).
+    With ``source``, only the plots that draw that source."""
+    plots = page.evaluate(_PLOTS_JS)
+    if plots is None:
+        raise AssertionError("BokehJS is not loaded in the page (window.Bokeh is missing)")
+    if source is not None:
+        plots = [p for p in plots if source in p["sources"]]
+    return plots
+
+
+# -- screenshots ------------------------------------------------------------------------------------
+_SHOTS: Path | None = None
+
+
+def screenshots_dir() -> Path:
+    """Where the browser tests write their screenshots: ``$TW_SCREENSHOTS`` when set, else a
+    fresh temporary folder for this test session."""
+    global _SHOTS
+    if _SHOTS is None:
+        chosen = os.environ.get("TW_SCREENSHOTS")
+        _SHOTS = Path(chosen) if chosen else Path(tempfile.mkdtemp(prefix="tw-screenshots-"))
+        _SHOTS.mkdir(parents=True, exist_ok=True)
+    return _SHOTS
+
+
+def screenshot(page: Any, name: str, target: Any = None) -> Path:
+    """Save a PNG of ``target`` (a locator, e.g. one widget's output) or of the whole page as
+    ``<screenshots_dir()>/<name>.png`` and return its path."""
+    path = screenshots_dir() / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name)}.png"
+    if target is None:
+        page.screenshot(path=str(path), full_page=True)
+    else:
+        target.scroll_into_view_if_needed()
+        target.screenshot(path=str(path))
+    return path

@@ -100,7 +100,7 @@ def test_controls_give_the_range_test_settings(task):
     f.lr_range.value = (-6.0, -2.5)
     s = f.test_settings()
     assert s["start_lr"] == pytest.approx(1e-6) and s["end_lr"] == pytest.approx(10 ** -2.5)
-    assert f.lr_range_label.value == "1.0e-06 &rarr; 3.2e-03"
+    assert f.lr_range_label.value == "1.00e-6 &rarr; 3.16e-3"  # as slider readouts show lrs
     f.iterations.value, f.optimizer.value, f.mode.value, f.smoothing.value = 25, "sgd", "exp", 0.5
     s = f.test_settings()
     assert (s["num_iter"], s["optimizer"], s["mode"], s["smoothing"]) == (25, "sgd", "exp", 0.5)
@@ -180,10 +180,10 @@ def test_bad_range_shows_inline_and_starts_nothing(task):
     assert f.run() is False
     assert f.status == "invalid" and f.session.status == "idle" and f.session._thread is None
     assert f.error_area.visible
-    assert "LR range: the start (1.0e-03) must be below the end (1.0e-03)" in f.error_area.message
+    assert "LR range: the start (1.00e-3) must be below the end (1.00e-3)" in f.error_area.message
     assert "nothing was started" in f.error_area.value and "must be below the end" in f.status_line.value
     assert f.wait() is None and f.result is None
-    with pytest.raises(ValueError, match=r"start_lr: must be below end_lr \(1.0e-03\), got 1.0e-02"):
+    with pytest.raises(ValueError, match=r"start_lr: must be below end_lr \(1.00e-3\), got 1.00e-2"):
         f.set_range(1e-2, 1e-3)
     f.set_range(1e-4, 1e-1)
     assert f.run() is True and not f.error_area.visible
@@ -289,7 +289,7 @@ def test_on_a_running_loop_the_plot_updates_between_awaits(task):
     ({"optimizer": "adamm"}, ValueError, "did you mean 'adam'"),
     ({"mode": "log"}, ValueError, "mode: unknown ramp 'log'"),
     ({"start_lr": 0}, ValueError, "start_lr: must be a finite number > 0, got 0"),
-    ({"start_lr": 1.0, "end_lr": 0.1}, ValueError, "start_lr: must be below end_lr (1.0e-01)"),
+    ({"start_lr": 1.0, "end_lr": 0.1}, ValueError, "start_lr: must be below end_lr (1.00e-1)"),
     ({"stop": threading.Event()}, TypeError, "unknown setting(s) ['stop']"),
     ({"epochs": 3}, TypeError, "unknown setting(s) ['epochs']"),
     ({"max_points": 1}, ValueError, "max_points: must be a whole number >= 2"),

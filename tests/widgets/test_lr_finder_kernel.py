@@ -12,7 +12,8 @@ pytestmark = pytest.mark.notebook
 
 CELLS = [
     "import asyncio, torch\nimport tunewidgets as tw\ntorch.set_num_threads(1)\n"
-    "finder = tw.widgets.LRFinder(tw.tasks.spirals(), num_iter=40, device='cpu', interval=0.05)\nfinder",
+    "finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer='adam', num_iter=40, device='cpu', "
+    "interval=0.05)\nfinder",
     "print('started', finder.run(), finder.session.draining_on_loop)",
     "await finder.wait_async()\n"
     "print('status', finder.status, finder.session.ticks > 0, finder.lr == finder.result.suggested)\n"

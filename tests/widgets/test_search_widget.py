@@ -104,7 +104,7 @@ def test_controls_give_the_search_settings(task, tmp_path):
     # the log slider works in log10 units; its label shows the values
     lr, momentum, depth, width = w.rows
     lr.slider.value = (-3.0, -2.0)
-    assert lr.label.get_state()["value"] == "1.0e-03 &rarr; 1.0e-02"
+    assert lr.label.get_state()["value"] == "1.00e-3 &rarr; 1.00e-2"
     # the page snapping a value set from Python to the slider's step keeps the exact one
     momentum.slider.value = (round(0.8 / momentum.slider.step) * momentum.slider.step, 0.99)
     depth.slider.value = (2, 3)

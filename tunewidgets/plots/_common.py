@@ -5,14 +5,15 @@ static reports look alike, and finds its named data sources with :func:`source`.
 
 Example:
     >>> from tunewidgets.plots._common import fmt_lr, new_figure
-    >>> fmt_lr(0.00316)
-    '3.2e-03'
+    >>> fmt_lr(0.0031623), fmt_lr(0.1), fmt_num(0.30000001), fmt_num(1e-8)
+    ('3.16e-3', '1.00e-1', '0.3', '1e-8')
     >>> new_figure(title="loss", x_axis_type="log").x_scale.__class__.__name__
     'LogScale'
 """
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,7 +22,7 @@ from bokeh.plotting import figure
 
 __all__ = [
     "PALETTE", "METHOD_COLORS", "RAW_COLOR", "SMOOTH_COLOR", "CHOSEN_COLOR",
-    "new_figure", "source", "fmt_lr", "finite_or_nan", "method_color",
+    "new_figure", "source", "fmt_lr", "fmt_num", "LR_FORMAT", "finite_or_nan", "method_color",
 ]
 
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies
@@ -32,6 +33,9 @@ CHOSEN_COLOR = "#000000"
 METHOD_COLORS = {"steepest": "#D55E00", "valley": "#009E73", "minimum": "#CC79A7"}
 
 _TOOLS = "pan,wheel_zoom,box_zoom,reset,save"
+#: d3-format of a learning rate in a slider's readout: the same text as :func:`fmt_lr`
+LR_FORMAT = ".2e"
+_EXPONENT = re.compile(r"e([+-])0*(\d)")
 
 
 def new_figure(title: str | None = None, *, x_axis_type: str = "linear", x_label: str = "",
@@ -67,10 +71,19 @@ def source(fig: Any, name: str) -> ColumnDataSource:
 
 
 def fmt_lr(value: float | None) -> str:
-    """A learning rate as short scientific text; ``'-'`` for None or a value that is not finite."""
+    """A learning rate as three significant digits in scientific notation, exactly as slider
+    readouts show it (d3-format ``.2e``): ``3.16e-3``, ``1.00e-1``; ``'-'`` for None or a value
+    that is not finite."""
     if value is None or not math.isfinite(float(value)):
         return "-"
-    return f"{float(value):.1e}"
+    mantissa, exponent = f"{float(value):.2e}".split("e")
+    return f"{mantissa}e{int(exponent):+d}"
+
+
+def fmt_num(value: float, digits: int = 4) -> str:
+    """A number as ``digits`` significant digits, no trailing zeros, exponents unpadded
+    (``1e-8``, not ``1e-08``): valid Python, and the same text everywhere a widget shows it."""
+    return _EXPONENT.sub(r"e\1\2", f"{float(value):.{digits}g}")
 
 
 def finite_or_nan(values: Iterable[Any]) -> list[float]:

@@ -53,7 +53,7 @@ class LRPlotData:
     Attributes:
         curve: ``step``, ``lr``, ``loss``, ``smoothed`` (lists of equal length; NaN where not finite).
         markers: one row per suggestion with a value: ``method``, ``x`` (the lr), ``y`` (the
-            smoothed loss there), ``label`` (``"valley 3.2e-03"``), ``color``, ``dy`` (label offset, px).
+            smoothed loss there), ``label`` (``"valley 3.16e-3"``), ``color``, ``dy`` (label offset, px).
         band: ``x0``, ``x1``: one row for the agreement band, or none.
     """
 
@@ -73,16 +73,13 @@ def lr_plot_data(result_or_frame: Any, suggestions: Mapping[str, float | None] |
     suggestions = own_suggestions if suggestions is None else suggestions
     band = own_band if band is None else band
     n = len(frame)
-    if "step" in frame:
-        iterations = frame["step"]
-    elif frame.index.name == "step":
-        iterations = frame.index
-    else:
-        iterations = range(n)
+    steps = next((frame[c] for c in ("step", "iteration") if c in frame), None)
+    if steps is None:
+        steps = frame.index if frame.index.name in ("step", "iteration") else range(n)
     lrs = finite_or_nan(frame["lr"])
     losses = finite_or_nan(frame["loss"])
     smoothed = finite_or_nan(frame["smoothed"]) if "smoothed" in frame else list(losses)
-    curve = {"step": [int(i) for i in iterations], "lr": lrs, "loss": losses, "smoothed": smoothed}
+    curve = {"step": [int(i) for i in steps], "lr": lrs, "loss": losses, "smoothed": smoothed}
     return LRPlotData(curve=curve, markers=marker_columns(suggestions or {}, lrs, smoothed),
                       band=band_columns(band))
 
@@ -141,14 +138,19 @@ def live_lr_figure(title: str | None = "LR range test", *, height: int = 320, wi
     chosen = Span(location=1.0, dimension="height", line_color=CHOSEN_COLOR, line_width=1.5,
                   line_dash="dotted", visible=False, name=CHOSEN)
     fig.add_layout(chosen)
-    # the raw loss jumps far up when the test diverges: scale the y axis to the smoothed curve
+    # the raw loss jumps far up when the test diverges: scale the y axis to the smoothed curve;
+    # the x axis spans the sweep (a "minimum" marker can sit a decade below a flat curve's start)
     fig.y_range = DataRange1d(renderers=[smooth], range_padding=0.1)
+    fig.x_range.renderers = [raw, smooth]
     add_hover(fig, [smooth, raw], [("step", "@step"), ("lr", "@lr{%0.2e}"),
                                    ("loss", "@loss{0.0000}"), ("smoothed", "@smoothed{0.0000}")],
               formatters={"@lr": "printf"})
-    fig.legend.location = "top_left"
-    fig.legend.click_policy = "hide"
-    fig.legend.background_fill_alpha = 0.6
+    # outside the data: an LR curve is flat and high on the left, markers sit anywhere
+    legend = fig.legend[0]
+    fig.center.remove(legend)
+    legend.update(orientation="horizontal", location="center", click_policy="hide", border_line_color=None,
+                  padding=2, margin=2, label_text_font_size="11px", glyph_height=12, glyph_width=16)
+    fig.add_layout(legend, "below")
     return fig
 
 

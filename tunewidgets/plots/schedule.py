@@ -149,7 +149,8 @@ def schedule_figure(data: SchedulePlotData | None = None, *, total_steps: int | 
 
     fig.extra_y_ranges = {"momentum": DataRange1d(range_padding=0.15)}
     pinned_momentum = fig.line("step", "momentum", source=pinned, y_range_name="momentum", color=PINNED_COLOR,
-                               line_width=1.5, alpha=0.35, line_dash="dotted", name=_PINNED_MOMENTUM_LINE)
+                               line_width=1.5, alpha=0.35, line_dash="dotted", name=_PINNED_MOMENTUM_LINE,
+                               visible=False)
     momentum = fig.line("step", "momentum", source=current, y_range_name="momentum", color=MOMENTUM_COLOR,
                         line_width=1.5, line_dash="dashed", name=_MOMENTUM_LINE, visible=False)
     fig.extra_y_ranges["momentum"].renderers = [momentum, pinned_momentum]
@@ -203,12 +204,12 @@ def show_schedule(parts: Any, data: SchedulePlotData) -> None:
     parts = parts if isinstance(parts, Mapping) else schedule_parts(parts)
     parts[SCHEDULE].data = data.columns
     cycles = data.momentum is not None
-    _set(parts[_MOMENTUM_LINE], visible=cycles)
-    _set(parts[MOMENTUM_AXIS], visible=cycles, axis_label=data.momentum or "momentum")
+    _set(parts[_MOMENTUM_LINE], visible=cycles, tags=[data.momentum] if cycles else [])
     item = parts[_LEGEND].items[1]
     _set(item, visible=cycles)
     if cycles and getattr(item.label, "value", None) != data.momentum:
         item.label = data.momentum
+    _show_momentum_axis(parts)
 
 
 def show_pinned(parts: Any, data: SchedulePlotData | None) -> None:
@@ -216,7 +217,23 @@ def show_pinned(parts: Any, data: SchedulePlotData | None) -> None:
     parts = parts if isinstance(parts, Mapping) else schedule_parts(parts)
     parts[PINNED].data = _empty() if data is None else dict(data.columns)
     _set(parts[_LEGEND].items[2], visible=data is not None)
-    _set(parts[_PINNED_MOMENTUM_LINE], visible=data is not None and data.momentum is not None)
+    pinned_cycles = data is not None and data.momentum is not None
+    _set(parts[_PINNED_MOMENTUM_LINE], visible=pinned_cycles,
+         tags=[data.momentum] if pinned_cycles else [])
+    _show_momentum_axis(parts)
+
+
+def _show_momentum_axis(parts: Mapping[str, Any]) -> None:
+    """The right-hand axis is there whenever a momentum curve is drawn, named after it: the
+    current one's, else the pinned one's (then marked so)."""
+    current, pinned = parts[_MOMENTUM_LINE], parts[_PINNED_MOMENTUM_LINE]
+    if current.visible:
+        label = current.tags[0] if current.tags else "momentum"
+    elif pinned.visible:
+        label = f"{pinned.tags[0] if pinned.tags else 'momentum'} (pinned)"
+    else:
+        label = parts[MOMENTUM_AXIS].axis_label
+    _set(parts[MOMENTUM_AXIS], visible=bool(current.visible or pinned.visible), axis_label=label)
 
 
 def epoch_ticks(total_steps: int, steps_per_epoch: int | None) -> list[float]:

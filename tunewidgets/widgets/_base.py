@@ -12,17 +12,43 @@ from __future__ import annotations
 
 import threading
 import traceback
+import weakref
 from typing import Any
 
 import ipywidgets as widgets
 from traitlets import Unicode
 
-from tunewidgets.widgets._bokeh import ensure_bokehjs, in_kernel
+from tunewidgets.widgets._bokeh import ensure_bokehjs, figure_views, in_kernel
 from tunewidgets.widgets._embed import HTMLExport
+from tunewidgets.widgets._kernel import current_cell_id, flush_deferred, on_interrupt
 from tunewidgets.widgets._session import BackgroundSession, Worker
 from tunewidgets.widgets._ui import ErrorArea, RunBar, status_html
 
-__all__ = ["BackgroundWidget"]
+__all__ = ["BackgroundWidget", "running_widgets", "stop_all"]
+
+# every widget made in this process, to stop the ones a re-run cell replaced and on interrupt
+_made: weakref.WeakSet[BackgroundWidget] = weakref.WeakSet()
+
+
+def running_widgets() -> list[BackgroundWidget]:
+    """The widgets whose run is in progress now."""
+    return [w for w in list(_made) if w.session.running]
+
+
+def stop_all(reason: str = "interrupted") -> int:
+    """Ask every running widget to stop after its current step; returns how many were running.
+
+    Safe in a signal handler: it only sets stop flags (the page follows at the next tick).
+    """
+    running = running_widgets()
+    for w in running:
+        w._stop_reason = reason
+        w.session.stop()
+    return len(running)
+
+
+def _stop_on_interrupt() -> None:
+    stop_all("interrupted")
 
 
 class BackgroundWidget(HTMLExport, widgets.VBox):
@@ -34,6 +60,8 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
 
     def __init__(self, *, interval: float = 0.25, run_label: str = "Run", **kwargs: Any) -> None:
         self._resent = False
+        self._stop_reason: str | None = None
+        self.cell_id = current_cell_id()
         self.session = BackgroundSession(on_records=self._handle_records, on_done=self._handle_done,
                                          interval=interval)
         self.run_bar = RunBar(run_label=run_label)
@@ -42,6 +70,9 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
         self.run_bar.run_button.on_click(lambda _button: self.run())
         self.run_bar.stop_button.on_click(lambda _button: self.stop())
         super().__init__(**kwargs)
+        self._replace_older()
+        _made.add(self)
+        on_interrupt(_stop_on_interrupt)
 
     # -- hooks ----------------------------------------------------------------------------
     def _prepare(self) -> Worker:  # pragma: no cover - abstract
@@ -56,8 +87,10 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
     def _on_finish(self, session: BackgroundSession) -> None:
         """Show the final state (the base then sets status and buttons)."""
 
-    def _refresh_views(self) -> None:
-        """Re-render the Bokeh views from their figures now (see ``_bokeh.refresh``)."""
+    def _replaces(self, other: BackgroundWidget) -> bool:
+        """True when ``other`` is the widget this one replaces: the same class made by the same
+        notebook cell, run again (JupyterLab names the cell; elsewhere nothing is replaced)."""
+        return type(other) is type(self) and self.cell_id is not None and self.cell_id == other.cell_id
 
     # -- public ---------------------------------------------------------------------------
     def run(self) -> bool:
@@ -74,6 +107,7 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
             return False
         self._on_start()
         self._resent = False
+        self._stop_reason = None
         self.session.start(worker)
         self.run_bar.set_running(True)
         self._set_status("running", "running...")
@@ -81,6 +115,7 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
 
     def stop(self) -> None:
         """Stop after the current step. Safe from any thread; the UI follows at the next tick."""
+        self._stop_reason = self._stop_reason or "stopped"
         self.session.stop()
         if threading.current_thread() is threading.main_thread() and self.session.running:
             self.run_bar.stop_button.disabled = True
@@ -103,12 +138,19 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
         return result
 
     def _after_wait(self) -> None:
-        # the final re-render went out from the loop task, tagged with the cell that started
-        # the run; send it again from the waiting cell so a notebook executor keeps it
+        # the final state went out from the loop task, tagged with the cell that started the
+        # run; send it again from the waiting cell so a notebook executor keeps it (the page
+        # gets the same values again and redraws nothing)
         if self.session.finished_on_loop and not self._resent and in_kernel():
             self._resent = True
-            self._refresh_views()
-            _resend_states(self)  # controls, progress and status, not only the plots
+            flush_deferred()
+            _resend_states(self)
+
+    def _replace_older(self) -> None:
+        for other in list(_made):
+            if other is not self and other.session.running and self._replaces(other):
+                other._stop_reason = "replaced"
+                other.session.stop()
 
     @property
     def error(self) -> BaseException | None:
@@ -132,25 +174,37 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
             self.error_area.show(session.error, session.error_traceback, title="The run failed.")
             self._set_status("failed", f"failed: {type(session.error).__name__}: {session.error}")
         elif self.status in ("running", "stopping"):
-            self._set_status(session.status, f"{session.status} after {session.elapsed:.1f} s")
+            self._set_status(session.status, f"{session.status} after {session.elapsed:.1f} s"
+                             + _stop_note(self._stop_reason if session.status == "stopped" else None))
         self.run_bar.set_running(False)
 
-    def _set_status(self, status: str, text: str) -> None:
+    def _set_status(self, status: str, text: str, tone: str | None = None) -> None:
+        """Set ``status`` and the status line (coloured by ``tone``, default the status)."""
         self.status = status
-        self.status_line.value = status_html(status, text)
+        self.status_line.value = status_html(tone or status, text)
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        ensure_bokehjs()
+        ensure_bokehjs([view._model for view in figure_views(self)])
+        for view in figure_views(self):  # show the figures as they are now, not as first made
+            if view._stale:
+                view.render_now()
         return super()._repr_mimebundle_(**kwargs)
+
+
+def _stop_note(reason: str | None) -> str:
+    return {"interrupted": " (Kernel > Interrupt)", "replaced": " (the cell was run again)"}.get(reason or "", "")
 
 
 def _resend_states(widget: widgets.Widget) -> None:
     """Send the current state of ``widget``, its layout and style, and of all its descendants
-    again (Bokeh views excepted: ``_refresh_views`` re-renders those)."""
+    again (a Bokeh view: its last render)."""
     stack = [widget]
     while stack:
         w = stack.pop()
-        if hasattr(w, "render_bundle"):
+        if hasattr(w, "render_now"):
+            if w._stale:
+                w.render_now()
+            w.send_state("render_bundle")
             continue
         for model in (w, getattr(w, "layout", None), getattr(w, "style", None)):
             if isinstance(model, widgets.Widget):

@@ -2,7 +2,9 @@
 (``Warmup.then``, ``Sequential.specs``) as nested editors with their own selectors.
 
 ``SpecEditor.build()`` returns the spec the controls describe, or raises ``SpecInputError``
-saying which control's error area should show the problem. A nested editor has no ``interval``
+saying which control's error area should show the problem. Switching shapes keeps the settings
+the new shape shares with the ones set before (``max_lr`` set on OneCycle is still there after a
+detour through Cosine), and closes the controls it replaces. A nested editor has no ``interval``
 control of its own: it takes its parent's. Each field's input comes from
 :mod:`tunewidgets.widgets._spec_fields`.
 
@@ -30,7 +32,7 @@ from tunewidgets.schedules import CATALOGUE, ScheduleSpec
 from tunewidgets.widgets._spec_fields import (
     STYLE, FieldControl, OnChange, SpecInputError, SpecListField, field_of_message, make_field,
 )
-from tunewidgets.widgets._ui import ErrorArea
+from tunewidgets.widgets._ui import ErrorArea, close_tree
 
 __all__ = ["SpecEditor", "SpecInputError", "fit_to_run"]
 
@@ -61,15 +63,17 @@ class SpecEditor(widgets.VBox):
         self._notify = on_change or (lambda _where: None)
         self._quiet = False
         self.fields: dict[str, FieldControl] = {}
+        self.memory: dict[str, tuple[str, Any]] = {}  # field -> (kind, value) set by the user or code
         self.shape = widgets.Dropdown(options=self.choices, value=type(spec).__name__, description=label,
                                       tooltip="the shape of the schedule", style=STYLE,
                                       layout=widgets.Layout(width="300px"))
         self.error = ErrorArea()
         self.body = widgets.VBox()
-        super().__init__(children=[self.shape, self.error, self.body])
-        if nested:
-            self.layout = widgets.Layout(border_left="3px solid #d0d7de", padding="0 0 0 6px", margin="2px 0 4px 0")
+        layout = {"layout": widgets.Layout(border_left="3px solid #d0d7de", padding="0 0 0 6px",
+                                           margin="2px 0 4px 0")} if nested else {}
+        super().__init__(children=[self.shape, self.error, self.body], **layout)
         self._show(spec)
+        self._remember_spec(spec)
         self.shape.observe(self._on_shape, names="value")
 
     @property
@@ -79,9 +83,29 @@ class SpecEditor(widgets.VBox):
     # -- showing a spec -------------------------------------------------------------------
     def _show(self, spec: ScheduleSpec) -> None:
         name = type(spec).__name__
+        old = list(self.fields.values())
         self.fields = {c.name: make_field(name, c, getattr(spec, c.name), self._field_changed, self._nested)
                        for c in type(spec).controls() if not (self.nested and c.name == "interval")}
         self.body.children = [f.row for f in self.fields.values()]
+        for f in old:  # the replaced controls leave no model behind
+            f.close()
+
+    def dispose(self) -> None:
+        """Close this editor, its fields and nested editors (it is being replaced)."""
+        for f in self.fields.values():
+            f.close()
+        self.fields = {}
+        close_tree(self)
+
+    def _remember_spec(self, spec: ScheduleSpec) -> None:
+        for c in type(spec).controls():
+            if getattr(spec, c.name) != c.default:
+                self.remember(c.name, c.kind, getattr(spec, c.name))
+
+    def remember(self, name: str, kind: str, value: Any) -> None:
+        """Keep ``value`` of field ``name`` for shapes picked later that have that field."""
+        if kind not in ("spec", "list[spec]"):
+            self.memory[name] = (kind, value)
 
     def _nested(self, spec: ScheduleSpec, label: str, choices: Sequence[str]) -> SpecEditor:
         return SpecEditor(spec, choices=choices, on_change=self._field_changed, label=label, nested=True,
@@ -94,6 +118,7 @@ class SpecEditor(widgets.VBox):
             if type(spec).__name__ != self.shape.value:
                 self.shape.value = type(spec).__name__
             self._show(spec)
+            self._remember_spec(spec)
         finally:
             self._quiet = False
 
@@ -108,6 +133,15 @@ class SpecEditor(widgets.VBox):
         """A field of this editor or of a nested one changed (``field`` may be a nested editor)."""
         if self._quiet:
             return
+        if isinstance(field, FieldControl) and field in self.fields.values():
+            try:
+                value = field.value()
+            except SpecInputError:
+                value = field.control.default
+            if value == field.control.default:  # a default (or the page echoing one) is no choice
+                self.memory.pop(field.name, None)
+            else:
+                self.remember(field.name, field.control.kind, value)
         if field is self.fields.get("milestones") and isinstance(self.fields.get("specs"), SpecListField):
             try:
                 self.fields["specs"].resize(len(field.value()) + 1)
@@ -164,24 +198,41 @@ class SpecEditor(widgets.VBox):
 
 
 def _carry_over(editor: SpecEditor, cls: type[ScheduleSpec]) -> ScheduleSpec:
-    """A ``cls`` spec keeping the values the user changed in fields it shares with the old shape
-    (same name and kind), when valid."""
-    controls = {c.name: c for c in cls.controls()}
-    kept = {}
-    for name, f in editor.fields.items():
-        new = controls.get(name)
-        if new is None or new.kind != f.control.kind or new.kind in ("spec", "list[spec]"):
+    """A ``cls`` spec keeping the values set before in the fields it has (same name and kind):
+    from the shape shown now where it changed them, else from any shape before; each value is
+    kept when the spec stays valid with it."""
+    wanted = {}
+    for c in cls.controls():
+        if c.kind in ("spec", "list[spec]"):
             continue
-        try:
-            value = f.value()
-        except SpecInputError:
-            continue
-        if value != f.control.default and (new.kind != "choice" or value in new.choices):
-            kept[name] = value
+        f = editor.fields.get(c.name)
+        value: Any = _MISSING
+        if f is not None and f.control.kind == c.kind:
+            try:
+                value = f.value()
+            except SpecInputError:
+                value = _MISSING
+            if value == f.control.default:
+                value = _MISSING
+        if value is _MISSING and editor.memory.get(c.name, (None,))[0] == c.kind:
+            value = editor.memory[c.name][1]
+        if value is not _MISSING and value != c.default and (c.kind != "choice" or value in c.choices):
+            wanted[c.name] = value
     try:
-        return cls(**kept)
+        return cls(**wanted)
     except (ValueError, TypeError):
-        return cls()
+        pass
+    kept: dict[str, Any] = {}
+    for name, value in wanted.items():  # as many as stay valid together, in field order
+        try:
+            cls(**kept, **{name: value})
+        except (ValueError, TypeError):
+            continue
+        kept[name] = value
+    return cls(**kept)
+
+
+_MISSING = object()
 
 
 def fit_to_run(spec: ScheduleSpec, positions: int) -> ScheduleSpec:

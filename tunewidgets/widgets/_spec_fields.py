@@ -1,7 +1,8 @@
 """The input of one spec field, made from its ``Control`` metadata, with an inline error area.
 
-Learning rates get log sliders; numbers sliders (log where the control says so); choices
-dropdowns; flags checkboxes; ``list[int]`` a text box ("500, 750"); optional fields a "None"
+Learning rates get log sliders; numbers sliders (log where the control says so, or where the
+range starts at 0 and the default is a small positive number, such as a threshold of 1e-4: a
+linear slider would read 0.000 there); choices dropdowns; flags checkboxes; ``list[int]`` a text box ("500, 750"); optional fields a "None"
 box beside their slider; nested specs a nested editor (made by the caller's ``make_editor``).
 A slider keeps the exact value set from code until it moves by a step: a page snaps values to
 the slider's step when it draws it, and that echo must not change the spec.
@@ -26,13 +27,16 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from tunewidgets.plots._common import LR_FORMAT
 from tunewidgets.schedules import CATALOGUE, Control, ScheduleSpec
-from tunewidgets.widgets._ui import ErrorArea
+from tunewidgets.widgets._ui import ErrorArea, close_tree
 
 __all__ = ["FieldControl", "SpecListField", "SpecInputError", "STYLE", "field_of_message", "make_field"]
 
 STYLE = {"description_width": "130px"}
 _WIDTH = "420px"
+_SMALL = 100  # a default this many times below the top of a range that starts at 0: log slider
+_LOG_DECADES = 3  # such a slider reaches this many decades below the default
 # "Cyclic.max_lr: ...", "Sequential.specs[1]: ...", "cycle_momentum: ..."
 _FIELD_OF_MESSAGE = re.compile(r"^(?:(\w+)\.)?(\w+)(?:\[\d+\])?:")
 
@@ -95,6 +99,16 @@ class FieldControl:
         """Nested editors (for spec fields)."""
         return []
 
+    def close(self) -> None:
+        """Close every widget of this field, nested editors too (when its shape is replaced)."""
+        for editor in self.editors():
+            editor.dispose()
+        close_tree(self.row)
+        for w in self._owned:
+            close_tree(w)
+
+    _owned: tuple[Any, ...] = ()  # widgets made but not shown in the row
+
 
 class _NumberField(FieldControl):
     """A slider: log scale for learning rates and log fields; a "None" box beside it when optional."""
@@ -112,10 +126,11 @@ class _NumberField(FieldControl):
             lo = 0 if lo is None else int(lo)
             hi = max(lo + 100, 1000) if hi is None else int(hi)
             self.input = widgets.IntSlider(value=lo, min=lo, max=hi, **common)
-        elif c.log:
+        elif c.log or _small_default(c):
+            if not c.log:  # 0 is left out of reach of the slider (set it from code)
+                lo = 10.0 ** (math.floor(math.log10(c.default)) - _LOG_DECADES)
             self.input = widgets.FloatLogSlider(value=lo, base=10, min=math.log10(lo), max=math.log10(hi),
-                                                step=0.001, readout_format=".2e" if c.kind == "lr" else ".3g",
-                                                **common)
+                                                step=0.001, readout_format=LR_FORMAT, **common)
         else:
             self.step = 10.0 ** math.floor(math.log10((hi - lo) / 100))
             self.decimals = max(0, -int(math.floor(math.log10(self.step))))
@@ -129,6 +144,7 @@ class _NumberField(FieldControl):
             self._finish(self.input, self.none)
         else:
             self._finish(self.input)
+            self._owned = (self.none,)
 
     def _none_changed(self, change: Any) -> None:
         self.input.disabled = bool(change["new"])
@@ -156,6 +172,8 @@ class _NumberField(FieldControl):
         if exact is None or self.whole:
             return v == exact
         if isinstance(w, widgets.FloatLogSlider):
+            if exact == 0:  # out of the slider's reach: it shows its lowest value
+                return v > 0 and abs(math.log10(v) - w.min) <= 0.5001 * w.step
             return v > 0 and exact > 0 and abs(math.log10(v) - math.log10(exact)) <= 0.5001 * w.step
         return abs(v - exact) <= 0.5001 * w.step
 
@@ -170,6 +188,12 @@ class _NumberField(FieldControl):
         if isinstance(self.input, widgets.FloatLogSlider):
             return float(f"{v:.3g}")
         return round(float(v), self.decimals)
+
+
+def _small_default(c: Control) -> bool:
+    """A float range from 0 whose default is a small positive number (thresholds, eps)."""
+    return (c.kind == "float" and c.min == 0 and c.max is not None and isinstance(c.default, (int, float))
+            and 0 < c.default and c.default * _SMALL <= c.max)
 
 
 class _ChoiceField(FieldControl):
@@ -263,8 +287,11 @@ class SpecListField(FieldControl):
         return self.make_editor(spec, f"{self.name}[{index}]", self.control.choices)
 
     def set_value(self, value: Any) -> None:
+        old = getattr(self, "list", [])
         self.list = [self._editor(i, spec) for i, spec in enumerate(value)]
         self.box.children = self.list
+        for editor in old:  # what it replaces leaves no model behind
+            editor.dispose()
 
     def resize(self, n: int) -> bool:
         """Show ``n`` nested editors (new ones start as Constant); True if that changed anything."""
@@ -272,8 +299,11 @@ class SpecListField(FieldControl):
             return False
         while len(self.list) < n:
             self.list.append(self._editor(len(self.list), CATALOGUE["Constant"]()))
+        dropped = self.list[n:]
         del self.list[n:]
         self.box.children = self.list
+        for editor in dropped:
+            editor.dispose()
         return True
 
     def value(self, interval: str | None = None) -> list[ScheduleSpec]:

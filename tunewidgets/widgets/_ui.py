@@ -9,6 +9,8 @@ Example:
     >>> bar = RunBar(total=10)
     >>> bar.set_running(True); bar.run_button.disabled, bar.stop_button.disabled
     (True, False)
+    >>> close_tree(bar); bar.comm is None and bar.run_button.comm is None and bar.layout.comm is None
+    True
 """
 from __future__ import annotations
 
@@ -16,9 +18,10 @@ import html
 
 import ipywidgets as widgets
 
-__all__ = ["ErrorArea", "RunBar", "status_html"]
+__all__ = ["ErrorArea", "RunBar", "status_html", "close_tree"]
 
-_STATUS_COLORS = {"finished": "#1b7f3b", "stopped": "#8a6d00", "failed": "#b00020", "invalid": "#b00020"}
+_STATUS_COLORS = {"finished": "#1b7f3b", "stopped": "#8a6d00", "doubtful": "#8a6d00", "failed": "#b00020",
+                  "invalid": "#b00020"}
 
 
 class ErrorArea(widgets.HTML):
@@ -40,7 +43,23 @@ class ErrorArea(widgets.HTML):
 
     _message = ""
 
+    @property
+    def warning(self) -> str:
+        """The warning shown (empty when none is)."""
+        return self._warning
+
+    _warning = ""
+
+    def warn(self, text: str) -> None:
+        """Show a warning (amber): the value is accepted, but probably not what was meant."""
+        self._message = ""
+        self._warning = text
+        self.value = (f'<div class="tw-warning" style="color:#8a6d00;border-left:3px solid #e0b000;'
+                      f'padding:4px 8px;background:#fffbea;white-space:pre-wrap">{html.escape(text)}</div>')
+        self.layout.display = None
+
     def show(self, error: BaseException | str, traceback: str = "", title: str | None = None) -> None:
+        self._warning = ""
         if isinstance(error, BaseException):
             self._message = f"{type(error).__name__}: {error}"
         else:
@@ -56,6 +75,7 @@ class ErrorArea(widgets.HTML):
 
     def clear(self) -> None:
         self._message = ""
+        self._warning = ""
         self.value = ""
         self.layout.display = "none"
 
@@ -89,3 +109,18 @@ def status_html(status: str, text: str) -> str:
     """``text`` coloured by ``status`` (finished green, stopped amber, failed red)."""
     color = _STATUS_COLORS.get(status, "#555")
     return f'<span style="color:{color}">{html.escape(text)}</span>'
+
+
+def close_tree(widget: widgets.Widget) -> None:
+    """Close ``widget`` and everything it owns (children, layouts, styles, nested boxes), so a
+    control that is replaced leaves no model behind in the kernel, the page or a saved notebook."""
+    stack = [widget]
+    while stack:
+        w = stack.pop()
+        if not isinstance(w, widgets.Widget):
+            continue
+        stack.extend(getattr(w, "children", ()))
+        for part in (getattr(w, "layout", None), getattr(w, "style", None)):
+            if isinstance(part, widgets.Widget):
+                part.close()
+        w.close()

@@ -2,7 +2,8 @@
 
 Example (headless, as in a script or a test; in a notebook, show ``finder`` and press Run):
     >>> import tunewidgets as tw
-    >>> finder = tw.widgets.LRFinder(tw.tasks.spirals(), num_iter=30, device="cpu")
+    >>> finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer="adam", start_lr=1e-4, num_iter=30,
+    ...                              device="cpu")
     >>> finder.run(), finder.wait() is finder.result
     (True, True)
     >>> finder.status, finder.lr == finder.result.suggested
@@ -32,14 +33,15 @@ from tunewidgets.plots.lr import (
     show_lr_data,
 )
 from tunewidgets.widgets._base import BackgroundWidget
-from tunewidgets.widgets._bokeh import bokeh_widget, refresh
+from tunewidgets.widgets._bokeh import bokeh_widget
+from tunewidgets.widgets._lr_picker import LRPicker
+from tunewidgets.widgets._lr_trust import curve_problem
 from tunewidgets.widgets._session import BackgroundSession, Worker
 from tunewidgets.widgets._stream import CappedStream, columns_of
 
 __all__ = ["LRFinder", "MODES"]
 
 MODES = ("exp", "linear")
-CUSTOM = "custom"
 _EXP_MIN, _EXP_MAX = -10.0, 2.0
 _MIN_ITER, _MAX_ITER, _MAX_SMOOTHING = 2, 1_000_000, 0.999  # the ranges of the iterations and smoothing controls
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
@@ -61,8 +63,10 @@ class LRFinder(BackgroundWidget):
             TrainConfig fields among them also go into :meth:`config`.
 
     After a run, ``lr`` holds the suggested learning rate; pick another suggestion from the
-    list, set the "chosen lr" slider or click the plot. ``config()`` hands it on as a
-    :class:`~tunewidgets.TrainConfig`.
+    list, type one in the "chosen lr" box, drag its slider or click the plot. ``config()`` hands
+    it on as a :class:`~tunewidgets.TrainConfig`. A curve too short or too flat to trust (a test
+    stopped before the loss fell, a sweep that never reached useful rates) leaves ``lr`` as it
+    was, and the status line says so.
     """
 
     lr = Float(None, allow_none=True, help="The chosen learning rate: the suggestion after a run, a pick "
@@ -84,7 +88,6 @@ class LRFinder(BackgroundWidget):
         self.task = task
         self.test_kwargs = dict(test_kwargs)
         super().__init__(interval=interval, run_label="Run test")
-        self._building = True
 
         # -- controls -------------------------------------------------------------------
         style = {"description_width": "90px"}
@@ -114,14 +117,8 @@ class LRFinder(BackgroundWidget):
         self.curve = CappedStream(self._parts[CURVE], max_points=max_points)
         self.figure.on_event(Tap, self._on_tap)
         self.plot = bokeh_widget(self.figure)
-        self.pick = widgets.Dropdown(options=[("(run the test first)", CUSTOM)], value=CUSTOM,
-                                     description="use", style={"description_width": "40px"},
-                                     layout=widgets.Layout(width="240px"))
-        self.chosen = widgets.FloatLogSlider(value=1e-3, base=10, min=_EXP_MIN, max=_EXP_MAX, step=0.01,
-                                             readout_format=".2e", description="chosen lr", style=style)
-        self.pick.observe(self._on_pick, names="value")
-        self.chosen.observe(self._on_chosen, names="value")
-        hint = widgets.HTML('<span style="color:#666">or click the plot at an lr</span>')
+        self.picker = LRPicker(self._on_pick, low=start_lr, high=end_lr, description_width="90px")
+        self.pick, self.chosen, self.value_box = self.picker.pick, self.picker.chosen, self.picker.value_box
 
         self.children = [
             widgets.HBox([self.lr_range, self.lr_range_label]),
@@ -130,10 +127,10 @@ class LRFinder(BackgroundWidget):
             self.run_bar,
             self.error_area,
             self.plot,
-            widgets.HBox([self.pick, self.chosen, hint], layout=widgets.Layout(align_items="center")),
+            self.picker,
             self.status_line,
         ]
-        self._building = False
+        self.add_class("tw-lr-finder")
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -174,8 +171,9 @@ class LRFinder(BackgroundWidget):
             raise TypeError(f"base: expected a TrainConfig, got {type(base).__name__}")
         fields = {k: self.test_kwargs[k] for k in ("device", "seed", "batch_size", "amp")
                   if self.test_kwargs.get(k) is not None}
-        if self.test_kwargs.get("grad_accum") is not None:
-            fields["grad_accum"] = self.test_kwargs["grad_accum"]
+        for name in ("grad_accum", "accum_steps"):  # accum_steps: the range test's old name
+            if self.test_kwargs.get(name) is not None:
+                fields["grad_accum"] = self.test_kwargs[name]
         extra = dict(self.test_kwargs.get("optimizer_kwargs") or {})
         fields.update({k: extra.pop(k) for k in list(extra) if k in _CONFIG_FIELDS})
         if extra:
@@ -198,15 +196,24 @@ class LRFinder(BackgroundWidget):
         return worker
 
     def _on_start(self) -> None:
+        # a new run: the plot fits its data again (a zoom is kept only until now), and the last
+        # run's chosen-lr line and suggestions go until this run has its own
+        self.plot.fit()
+        self.plot.hold_renders()
         self.curve.reset()
         show_lr_data(self._parts, LRPlotData(), curve=False)
+        set_chosen_lr(self._parts, None)
         self.result = None
+        self.picker.set_suggestions(None, "(running...)")
+        self.picker.disabled = True
         self.run_bar.set_progress(0, self._total, f"0 / {self._total}")
         for control in self._settings:  # a run uses the settings it started with
             control.disabled = True
+        self.plot.render_now()  # the empty plot, saved as the run's start
 
     def _on_records(self, records: list[dict[str, Any]]) -> None:
         rows = columns_of(records, CURVE_COLUMNS)
+        rows["step"] = [r.get("step", r.get("iteration")) for r in records]
         for name in ("lr", "loss", "smoothed"):
             rows[name] = finite_or_nan(rows[name])
         self.curve.push(rows)
@@ -216,31 +223,39 @@ class LRFinder(BackgroundWidget):
                                                      f" · loss {_fmt_loss(last.get('smoothed'))}")
 
     def _on_finish(self, session: BackgroundSession) -> None:
+        try:
+            self._show_result(session)
+        finally:
+            self.plot.release_renders()  # one re-render with the final plot
+
+    def _show_result(self, session: BackgroundSession) -> None:
         for control in self._settings:
             control.disabled = False
+        self.picker.disabled = False
         self.curve.finish()
         result = session.result
+        settings = (result.settings if result is not None else None) or {}
+        self.picker.set_range(settings.get("start_lr", self._start_lr), settings.get("end_lr", self._end_lr))
         if result is None:
-            refresh(self.plot)
+            self.picker.set_suggestions(None, "(no result)")
+            set_chosen_lr(self._parts, self.lr)
             return
         markers = marker_columns(result.suggestions, result.lrs, result.smoothed)
         show_lr_data(self._parts, LRPlotData(markers=markers, band=band_columns(result.band)), curve=False)
         self.result = result
-        methods = [(f"{m} ({fmt_lr(v)})", m) for m, v in result.suggestions.items() if v is not None]
-        self._building = True
-        self.pick.options = methods + [(CUSTOM, CUSTOM)]
-        self._building = False
-        if result.suggested is not None:
-            best = result.method if result.suggestions.get(result.method) == result.suggested else None
+        self.picker.set_suggestions(result.suggestions)
+        problem = curve_problem(result.smoothed)
+        if result.suggested is not None and problem is None:
             self.lr = float(result.suggested)
-            self.pick.value = best or next((m for _, m in methods if result.suggestions[m] == self.lr), CUSTOM)
+            best = result.method if result.suggestions.get(result.method) == result.suggested else None
+            if best is not None:
+                self.pick.value = best
+        set_chosen_lr(self._parts, self.lr)
+        self.picker.show(self.lr)
         n = len(result)
         self.run_bar.set_progress(n, self._total, f"{n} / {self._total}")
-        self._set_status(session.status, _summary(session, result))
-        refresh(self.plot)
-
-    def _refresh_views(self) -> None:
-        refresh(self.plot, now=True)
+        self._set_status(session.status, _summary(session, result, problem, self.lr, self._stop_reason),
+                         tone="doubtful" if problem is not None else None)
 
     # -- picking --------------------------------------------------------------------------
     @validate("lr")
@@ -253,34 +268,19 @@ class LRFinder(BackgroundWidget):
     @observe("lr")
     def _lr_changed(self, change: Any) -> None:
         value = change["new"]
-        set_chosen_lr(self._parts, value)
-        if value is not None and not math.isclose(self.chosen.value, value, rel_tol=1e-9):
-            self._building = True
-            self.chosen.value = value
-            self._building = False
-        if value is not None and self.result is not None:
-            match = [m for m, v in self.result.suggestions.items() if v is not None and math.isclose(v, value)]
-            if self.pick.value not in match:
-                self.pick.value = match[0] if match else CUSTOM
+        if self.session.running:  # this run's line shows once it has its own suggestion
+            set_chosen_lr(self._parts, None)
+        else:
+            set_chosen_lr(self._parts, value)
+        self.picker.show(value)
 
-    def _on_pick(self, change: Any) -> None:
-        if self._building or self.result is None or change["new"] == CUSTOM:
-            return
-        value = self.result.suggestions.get(change["new"])
-        if value is not None:
-            self.lr = float(value)
-
-    def _on_chosen(self, change: Any) -> None:
-        if self._building:
-            return
-        value = float(change["new"])
-        if self.lr is not None and _same_step(math.log10(value), math.log10(self.lr), self.chosen.step):
-            return  # the page snapped the exact lr to the slider's step and sent it back: keep it exact
-        self.lr = value
+    def _on_pick(self, value: float) -> None:
+        """A pick from the list, the value box or the slider."""
+        self.lr = float(value)
 
     def _on_tap(self, event: Any) -> None:
-        if event.x is not None and _positive(event.x):
-            self.lr = float(event.x)
+        if event.x is not None and _positive(event.x) and not self.session.running:
+            self.lr = float(f"{float(event.x):.3g}")
 
     # -- range control --------------------------------------------------------------------
     def _on_range_change(self, change: Any) -> None:
@@ -353,17 +353,24 @@ def _fmt_loss(value: Any) -> str:
         return "-"
 
 
-def _summary(session: BackgroundSession, result: Any) -> str:
+def _summary(session: BackgroundSession, result: Any, problem: str | None, lr: float | None,
+             stop_reason: str | None) -> str:
     n = len(result)
     reason = result.stop_reason
     if session.status == "stopped":
         text = f"stopped at step {n}"
+        text += {"interrupted": " (Kernel > Interrupt)", "replaced": " (the cell was run again)"}.get(
+            stop_reason or "", "")
     elif reason == "diverged":
         text = f"{n} steps; ended early ({'loss not finite' if result.nonfinite else 'loss diverged'})"
     else:
         text = f"{n} steps"
     text += f" in {session.elapsed:.1f} s"
-    if result.suggested is not None:
+    if problem is not None:
+        kept = f"lr stays {fmt_lr(lr)}" if lr is not None else "no lr chosen"
+        text += (f"; the curve is {problem}, so {kept}. Run it again over a wider range or with more "
+                 "iterations, or pick an lr yourself")
+    elif result.suggested is not None:
         text += f"; suggested lr {fmt_lr(result.suggested)} ({result.method})"
     if result.warning:
         text += f". Note: {result.warning}"

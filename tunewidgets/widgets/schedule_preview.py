@@ -11,7 +11,7 @@ Example (headless; in a notebook, show ``w`` and move the controls):
     >>> w = tw.widgets.SchedulePreview(tw.schedules.OneCycle(max_lr=0.1), total_steps=1000, steps_per_epoch=100)
     >>> w.editor.fields["max_lr"].input.value = 0.05
     >>> w.spec, w.code
-    (tw.schedules.OneCycle(max_lr=0.05), 'tw.schedules.OneCycle(max_lr=0.05)')
+    (tw.schedules.OneCycle(max_lr=0.05), 'tw.schedules.OneCycle(max_lr=5.00e-2)')
     >>> w.editor.shape.value = "Cyclic"               # keeps max_lr=0.05
     >>> w.editor.fields["base_lr"].input.value = 0.1  # above max_lr: an error, shown under max_lr
     >>> w.error
@@ -29,6 +29,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Float, Instance, Int, TraitError, Unicode, observe, validate
 
+from tunewidgets.plots._common import LR_FORMAT
 from tunewidgets.plots.schedule import (
     SCHEDULE, SchedulePlotData, schedule_figure, schedule_parts, schedule_plot_data, set_epoch_marks,
     show_pinned, show_schedule,
@@ -37,6 +38,7 @@ from tunewidgets.schedules import CATALOGUE, ScheduleSpec
 from tunewidgets.schedules._preview import OPTIMIZER_KINDS
 from tunewidgets.widgets._bokeh import bokeh_widget, ensure_bokehjs
 from tunewidgets.widgets._embed import HTMLExport
+from tunewidgets.widgets._spec_code import code_html, spec_code
 from tunewidgets.widgets._spec_controls import FieldControl, SpecEditor, SpecInputError, fit_to_run
 from tunewidgets.widgets._ui import ErrorArea
 
@@ -74,7 +76,7 @@ class SchedulePreview(HTMLExport, widgets.VBox):
     base_lr = Float(0.1, help="The optimizer's lr the preview uses (TrainConfig.lr).")
     total_steps = Int(1000, help="Optimizer steps of the previewed run.")
     steps_per_epoch = Int(None, allow_none=True, help="Optimizer steps per epoch, or None.")
-    code = Unicode("", help="Python that recreates the spec, e.g. tw.schedules.OneCycle(max_lr=0.1).")
+    code = Unicode("", help="Python that recreates the spec, e.g. tw.schedules.OneCycle(max_lr=1.00e-1).")
     error = Unicode("", help="The error shown next to a control ('Type: message'), or '' when valid.")
 
     def __init__(self, spec: ScheduleSpec | None = None, *, total_steps: int = 1000,
@@ -103,7 +105,7 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         self._finder: Any = None
         self._pinned: tuple[ScheduleSpec, SchedulePlotData] | None = None
         super().__init__(spec=spec, base_lr=float(base_lr), total_steps=total_steps,
-                         steps_per_epoch=steps_per_epoch, code=spec.to_code())
+                         steps_per_epoch=steps_per_epoch, code=spec_code(spec))
         self._data = first
         self._shown = (spec, total_steps, steps_per_epoch, float(base_lr))
 
@@ -116,9 +118,10 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         # -- controls -----------------------------------------------------------------------
         self.base_lr_slider = widgets.FloatLogSlider(
             value=float(base_lr), base=10, min=min(-6, math.floor(math.log10(base_lr))),
-            max=max(1, math.ceil(math.log10(base_lr))), step=0.001, readout_format=".2e", description="base lr",
+            max=max(1, math.ceil(math.log10(base_lr))), step=0.001, readout_format=LR_FORMAT,
+            description="optimizer lr",
             tooltip="the optimizer's lr (TrainConfig.lr) that most shapes scale; OneCycle and Cyclic set "
-                    "their own from max_lr", style={"description_width": "130px"},
+                    "their own (hidden for them)", style={"description_width": "130px"},
             layout=widgets.Layout(width="420px"))
         self.base_lr_slider.observe(self._on_base_lr_slider, names="value")
         self.editor = SpecEditor(spec, choices=list(CATALOGUE), on_change=self._on_control, fit=self._fit)
@@ -128,7 +131,7 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         self.pin_button.on_click(lambda _b: self.pin())
         self.unpin_button.on_click(lambda _b: self.unpin())
         self.pinned_label = widgets.HTML("")
-        self.code_view = widgets.HTML(_code_html(self.code))
+        self.code_view = widgets.HTML(code_html(self.code))
         self.code_view.add_class("tw-schedule-code")
         self.status_line = widgets.HTML("")
         self._set_note()
@@ -156,6 +159,11 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         """The pinned spec (shown faded), or None."""
         return None if self._pinned is None else self._pinned[0]
 
+    @property
+    def pinned_code(self) -> str:
+        """The code of the pinned spec, as :attr:`code` writes it ("" when nothing is pinned)."""
+        return "" if self._pinned is None else spec_code(self._pinned[0])
+
     def refresh(self) -> bool:
         """Rebuild the spec from the controls and redraw; False (error shown, plot kept) if invalid."""
         try:
@@ -167,7 +175,7 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         except (ValueError, TypeError) as exc:
             self._show_error(exc, self.editor.locate(str(exc)) or self._last_changed)
             return False
-        self._clear_errors()
+        self._clear_errors(warnings=self._milestone_warnings())
         shown = (spec, self.total_steps, self.steps_per_epoch, self.base_lr)
         if shown == self._shown:  # e.g. the browser echoing a value back: nothing to send
             return True
@@ -198,11 +206,16 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         self.unpin_button.disabled = True
 
     def set_peak_lr(self, lr: float) -> None:
-        """Set the schedule's peak lr: ``max_lr`` of OneCycle and Cyclic (nested ones too), else ``base_lr``."""
+        """Set the schedule's peak lr: ``max_lr`` of OneCycle and Cyclic (nested ones too), else
+        ``base_lr``; rounded to three significant digits, as the code and the sliders show it.
+        A shape picked later that has a ``max_lr`` starts from it too."""
         _check_positive("lr", lr, "e.g. 3e-3, as an LR range test suggests")
+        lr = float(f"{float(lr):.3g}")
+        for editor in self.editor.editors():
+            editor.remember(PEAK_FIELD, "lr", lr)
         targets = [f for f in self.editor.all_fields() if f.name == PEAK_FIELD]
         if not targets:
-            self.base_lr = float(lr)
+            self.base_lr = lr
             return
         self._quiet += 1
         try:
@@ -264,12 +277,12 @@ class SchedulePreview(HTMLExport, widgets.VBox):
             if not self._quiet:  # set from outside: show it in the controls
                 self.editor.load(change["new"])
                 self.refresh()
-            self.code = change["new"].to_code()
+            self.code = spec_code(change["new"])
 
     @observe("code")
     def _code_changed(self, change: Any) -> None:
         if hasattr(self, "code_view"):
-            self.code_view.value = _code_html(change["new"])
+            self.code_view.value = code_html(change["new"])
 
     @validate("base_lr")
     def _check_base_lr(self, proposal: Any) -> float:
@@ -321,20 +334,51 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         self.error = area.message
         self._set_note()
 
-    def _clear_errors(self, keep: ErrorArea | None = None) -> None:
+    def _clear_errors(self, keep: ErrorArea | None = None, warnings: dict[Any, str] | None = None) -> None:
+        """Clear the error areas (but ``keep``), showing ``warnings`` ({area: text}) in theirs."""
+        warnings = warnings or {}
         for area in [*self.editor.error_areas(), self.error_area]:
-            if area is not keep and area.visible:
+            if area in warnings:
+                if area.warning != warnings[area]:
+                    area.warn(warnings[area])
+            elif area is not keep and area.visible:
                 area.clear()
         if keep is None and self.error:
             self.error = ""
         self._set_note()
 
+    def _milestone_warnings(self) -> dict[Any, str]:
+        """Milestones at or past the end of the run never apply: flag them under their field."""
+        out: dict[Any, str] = {}
+        top = self.editor.fields.get("interval")
+        interval = top.value() if top is not None else "step"
+        epochs = interval == "epoch" and self.steps_per_epoch
+        positions = math.ceil(self.total_steps / self.steps_per_epoch) if epochs else self.total_steps
+        unit = "epochs" if epochs else "steps"
+        for editor in self.editor.editors():
+            field = editor.fields.get("milestones")
+            if field is None:
+                continue
+            try:
+                late = [m for m in field.value() if m >= positions]
+            except SpecInputError:
+                continue
+            if late:
+                listed = ", ".join(str(m) for m in late)
+                out[field.error] = (f"{editor.shape.value}.milestones: {listed} "
+                                    f"{'is' if len(late) == 1 else 'are'} at or past the end of the run "
+                                    f"({positions} {unit}), so {'it never applies' if len(late) == 1 else 'they never apply'}")
+        return out
+
     def _set_note(self) -> None:
         """The line under the code: why the plot is stale, or what a metric-driven preview assumes.
 
-        Also greys out the base-lr slider for shapes that set their own lr (OneCycle, Cyclic).
+        Also hides the optimizer-lr slider for shapes that set their own lr (OneCycle, Cyclic).
         """
-        self.base_lr_slider.disabled = type(self.spec).__name__ in _OWN_LR_SHAPES
+        own = type(self.spec).__name__ in _OWN_LR_SHAPES
+        display = "none" if own else None
+        if self.base_lr_slider.layout.display != display:
+            self.base_lr_slider.layout.display = display
         if self.error:
             text = f'<span style="color:#b00020">{_LAST_GOOD}</span>'
         elif self.spec.metric_driven:
@@ -345,13 +389,10 @@ class SchedulePreview(HTMLExport, widgets.VBox):
             self.status_line.value = text
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        ensure_bokehjs()
+        ensure_bokehjs([self.figure])
+        if self.plot._stale:  # show the plot as it is now (a linked finder may have changed it)
+            self.plot.render_now()
         return super()._repr_mimebundle_(**kwargs)
-
-
-def _code_html(code: str) -> str:
-    return ('<pre title="click to select, then copy" style="user-select:all;margin:4px 0;padding:4px 8px;'
-            f'background:#f6f8fa;border-radius:4px;white-space:pre-wrap">{html.escape(code)}</pre>')
 
 
 def _positive(value: Any) -> bool:
