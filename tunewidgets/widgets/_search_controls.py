@@ -17,7 +17,7 @@ Example:
     >>> from tunewidgets.widgets._search_controls import DimensionRow
     >>> row = DimensionRow("lr", tw.space.LogUniform(1e-4, 1e-1))
     >>> row.slider.value, row.label.value
-    ((-4.0, -1.0), '1.0e-04 &rarr; 1.0e-01')
+    ((-4.0, -1.0), '1.00e-4 &rarr; 1.00e-1')
     >>> row.slider.value = (-3.0, -1.0)
     >>> row.dimension(grid=False), row.dimension(grid=True)
     (LogUniform(0.001, 0.1), LogUniform(0.001, 0.1, grid=3))
