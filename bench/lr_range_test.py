@@ -10,6 +10,11 @@ process; the table shows medians. The last line is the ratio ours/raw (goal: <= 
     python bench/lr_range_test.py                    # digits MLP, batch 64, CPU
     python bench/lr_range_test.py --num-iter 300 --repeats 11
     python bench/lr_range_test.py --device cuda      # on a GPU
+    python bench/lr_range_test.py --own --num-iter 50   # your own model, optimizer and DataLoader
+
+``--own`` passes ``model=``, ``optimizer=`` (torch SGD), ``loss=`` and a shuffled
+``DataLoader`` instead of a task (the raw loop draws from the same kind of loader), so the
+range test also saves and restores the model and optimizer, as it does for a user's objects.
 """
 from __future__ import annotations
 
@@ -94,6 +99,54 @@ def run_raw(task: tw.Task, device: torch.device, num_iter: int, start_lr: float,
     return len(losses), clock() - t0
 
 
+def _own_objects(task: tw.Task, device: torch.device, seed: int) -> tuple[torch.nn.Module, Any, Any]:
+    """A user's own model, SGD optimizer and shuffled DataLoader (seeded generator)."""
+    torch.manual_seed(seed)
+    model = task.build_model().to(device)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-7)
+    loader = torch.utils.data.DataLoader(task.train, batch_size=task.batch_size, shuffle=True,
+                                         generator=torch.Generator().manual_seed(seed))
+    return model, opt, loader
+
+
+def run_raw_own(task: tw.Task, device: torch.device, num_iter: int, start_lr: float, end_lr: float,
+                seed: int = 0) -> tuple[int, float]:
+    """The raw loop on the user's own objects (built outside the timing, as a user has them)."""
+    model, opt, loader = _own_objects(task, device, seed)
+    _sync(device)
+    t0 = clock()
+    lrs = (start_lr * (end_lr / start_lr) ** (np.arange(num_iter) / (num_iter - 1))).tolist()
+    it = iter(loader)
+    losses = []
+    model.train()
+    for lr in lrs:
+        try:
+            x, y = next(it)
+        except StopIteration:
+            it = iter(loader)
+            x, y = next(it)
+        x, y = x.to(device), y.to(device)
+        opt.param_groups[0]["lr"] = lr
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    _sync(device)
+    return len(losses), clock() - t0
+
+
+def run_ours_own(task: tw.Task, device: torch.device, num_iter: int, start_lr: float, end_lr: float,
+                 seed: int = 0) -> tuple[int, float]:
+    model, opt, loader = _own_objects(task, device, seed)
+    _sync(device)
+    t0 = clock()
+    res = tw.lr_range_test(model=model, optimizer=opt, loss="cross_entropy", data=loader, start_lr=start_lr,
+                           end_lr=end_lr, num_iter=num_iter, diverge=np.inf)
+    _sync(device)
+    return len(res.lrs), clock() - t0
+
+
 def run_ours(task: tw.Task, device: torch.device, num_iter: int, start_lr: float, end_lr: float,
              seed: int = 0) -> tuple[int, float]:
     _sync(device)
@@ -126,17 +179,22 @@ def run_torch_lr_finder(task: tw.Task, device: torch.device, num_iter: int, star
 CONTENDERS: dict[str, Callable[..., tuple[int, float]]] = {
     "raw loop": run_raw, "tw.lr_range_test": run_ours, "torch-lr-finder": run_torch_lr_finder,
 }
+OWN_CONTENDERS: dict[str, Callable[..., tuple[int, float]]] = {
+    "raw loop": run_raw_own, "tw.lr_range_test": run_ours_own,
+}
 
 
 def measure(task: tw.Task, device: torch.device, num_iter: int, repeats: int, start_lr: float = 1e-7,
-            end_lr: float = 1.0, names: tuple[str, ...] = tuple(CONTENDERS)) -> dict[str, list[float]]:
+            end_lr: float = 1.0, names: tuple[str, ...] | None = None,
+            contenders: dict[str, Callable[..., tuple[int, float]]] = CONTENDERS) -> dict[str, list[float]]:
     """Seconds per call of each contender, repeats interleaved (after one warm-up call each)."""
+    names = tuple(contenders) if names is None else names
     times: dict[str, list[float]] = {name: [] for name in names}
     for name in names:
-        CONTENDERS[name](task, device, num_iter, start_lr, end_lr)
+        contenders[name](task, device, num_iter, start_lr, end_lr)
     for _ in range(repeats):
         for name in names:
-            steps, seconds = CONTENDERS[name](task, device, num_iter, start_lr, end_lr)
+            steps, seconds = contenders[name](task, device, num_iter, start_lr, end_lr)
             if steps != num_iter:
                 raise RuntimeError(f"{name} did {steps} steps instead of {num_iter}")
             times[name].append(seconds)
@@ -150,6 +208,7 @@ def main(argv: list[str] | None = None) -> float:
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 gives steadier timings)")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
+    ap.add_argument("--own", action="store_true", help="your own model, optimizer and DataLoader instead of a task")
     args = ap.parse_args(argv)
     if args.clock == "cpu" and (args.threads != 1 or args.device != "cpu"):
         ap.error("--clock cpu counts only this thread: use it with --threads 1 on the CPU")
@@ -158,10 +217,12 @@ def main(argv: list[str] | None = None) -> float:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     task = make_task()
-    times = measure(task, device, args.num_iter, args.repeats)
+    times = measure(task, device, args.num_iter, args.repeats,
+                    contenders=OWN_CONTENDERS if args.own else CONTENDERS)
     med = {name: statistics.median(ts) for name, ts in times.items()}
     raw = med["raw loop"]
-    print(f"LR range test, {args.num_iter} steps, digits-sized MLP, batch {task.batch_size}, {device}, "
+    kind = "own model/optimizer/DataLoader" if args.own else "task"
+    print(f"LR range test ({kind}), {args.num_iter} steps, digits-sized MLP, batch {task.batch_size}, {device}, "
           f"{args.repeats} interleaved repeats (medians, {args.clock} clock)")
     print(f"{'':<20}{'ms/call':>10}{'us/step':>10}{'vs raw':>9}")
     for name, m in med.items():

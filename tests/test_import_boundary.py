@@ -1,5 +1,5 @@
 """The core never imports the UI stack: ``import tunewidgets`` and every module outside
-``tunewidgets/widgets/``, ``tunewidgets/plots/`` and ``tunewidgets/report.py`` leave ipywidgets,
+``tunewidgets/widgets/``, ``tunewidgets/plots/`` and ``tunewidgets/reports/`` leave ipywidgets,
 bokeh and jupyter_bokeh unimported (scripts, tests and Ray workers stay light).
 
 Each check runs in a fresh interpreter, since this test process may have imported them already.
@@ -14,7 +14,7 @@ from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1] / "tunewidgets"
 UI_LIBRARIES = ("ipywidgets", "bokeh", "jupyter_bokeh")
-UI_MODULES = ("tunewidgets.widgets", "tunewidgets.plots", "tunewidgets.report")
+UI_MODULES = ("tunewidgets.widgets", "tunewidgets.plots", "tunewidgets.report", "tunewidgets.reports")
 # Optional extras the core may reference; a module may import them only where used, but a
 # machine without the extra must still be able to import the rest.
 OPTIONAL_EXTRAS = ("mlflow", "ray")
@@ -85,3 +85,131 @@ def test_the_check_sees_a_ui_import():
     report = run_check(["json", "bokeh.models"])
     assert report["leaks"] and report["leaks"][0][0] == "bokeh.models"
     assert "bokeh" in report["leaks"][0][1]
+
+
+# ------------------------------------------------------------------ layers, read from the source
+# What each core layer may import from tunewidgets (itself included). Read from the AST, so an
+# import inside a function counts as much as one at the top of the file.
+import ast
+
+LAYERS = {
+    "engine": {"engine"},
+    "schedules": {"engine", "schedules"},
+    "lr": {"engine", "schedules", "lr"},
+    "tasks": {"engine", "schedules", "lr", "tasks"},
+    "tracking": {"engine", "schedules", "lr", "tasks", "tracking"},
+}
+TOP_LEVEL = {"_version"}  # modules of the package root a layer may import
+# The one documented way up from the core: a "module:function" path resolved when called.
+HOOKS = {("lr/result.py", "PLOT_HOOK")}
+# Optional packages a core module may import, only inside the functions that use them (never
+# at import time): the TensorBoard and MLflow sinks.
+OPTIONAL_USERS = {
+    "tracking/tensorboard_sink.py": {"tensorboardX"},
+    "tracking/_tb_hparams.py": {"tensorboardX"},
+    "tracking/mlflow_sink.py": {"mlflow"},
+    "tracking/study_log.py": {"mlflow"},
+}
+
+
+def _import_time_lines(tree: ast.Module) -> set[int]:
+    """Lines of the imports that run when the module is imported (module level, also under if/try)."""
+    lines, todo = set(), list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            lines.add(node.lineno)
+        elif isinstance(node, (ast.If, ast.Try, ast.With)):
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                todo.extend(getattr(node, field, ()))
+        elif isinstance(node, ast.ExceptHandler):
+            todo.extend(node.body)
+    return lines
+
+
+def _imports(tree: ast.AST) -> list[tuple[int, str]]:
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+            if node.module == "tunewidgets":
+                found += [(node.lineno, f"tunewidgets.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level > 0:
+            found.append((node.lineno, "." * node.level + (node.module or "")))
+    return found
+
+
+def _module_strings(tree: ast.AST) -> list[tuple[int, str, str | None]]:
+    """String constants naming a tunewidgets module (not docstrings), with the name they are bound to."""
+    docstrings = {id(n.body[0].value) for n in ast.walk(tree)
+                  if isinstance(n, (ast.Module, ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))
+                  and n.body and isinstance(n.body[0], ast.Expr) and isinstance(n.body[0].value, ast.Constant)}
+    bound = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    bound[id(node.value)] = target.id
+    return [(n.lineno, n.value, bound.get(id(n))) for n in ast.walk(tree)
+            if isinstance(n, ast.Constant) and isinstance(n.value, str) and id(n) not in docstrings
+            and n.value.startswith("tunewidgets.")]
+
+
+def layer_violations(package_dir: Path = PACKAGE_DIR) -> list[str]:
+    bad = []
+    for layer, allowed in LAYERS.items():
+        for path in sorted((package_dir / layer).rglob("*.py")):
+            rel = path.relative_to(package_dir).as_posix()
+            tree = ast.parse(path.read_text(), filename=str(path))
+            at_import = _import_time_lines(tree)
+            for lineno, name in _imports(tree):
+                if name.startswith("."):
+                    bad.append(f"{rel}:{lineno}: relative import {name!r}; use the absolute name")
+                    continue
+                top = name.split(".")[0]
+                if top in UI_LIBRARIES + OPTIONAL_EXTRAS + ("tensorboardX", "optuna"):
+                    if top not in OPTIONAL_USERS.get(rel, ()):
+                        bad.append(f"{rel}:{lineno}: imports {name}")
+                    elif lineno in at_import:
+                        bad.append(f"{rel}:{lineno}: imports {name} when the module is imported; import it "
+                                   "inside the function that uses it")
+                if name == "tunewidgets" or not name.startswith("tunewidgets."):
+                    if name == "tunewidgets":
+                        bad.append(f"{rel}:{lineno}: imports the whole package; import the module it needs")
+                    continue
+                part = name.split(".")[1]
+                if part not in allowed and part not in TOP_LEVEL:
+                    bad.append(f"{rel}:{lineno}: the {layer} layer imports {name}")
+            for lineno, text, bound_to in _module_strings(tree):
+                part = text.split(".")[1].split(":")[0]
+                if part not in allowed and (rel, bound_to) not in HOOKS:
+                    bad.append(f"{rel}:{lineno}: names {text!r} (a lazy import of a layer above)")
+    return bad
+
+
+def test_core_layers_import_only_downward():
+    assert layer_violations() == []
+
+
+def test_the_layer_check_catches_lazy_imports_and_module_strings(tmp_path):
+    (tmp_path / "engine").mkdir()
+    (tmp_path / "engine" / "sneaky.py").write_text(
+        '"""tunewidgets.tracking in a docstring is fine."""\n'
+        "def f():\n    from tunewidgets.tracking import Store\n    return Store\n"
+        "def g():\n    import importlib\n    return importlib.import_module('tunewidgets.plots.lr')\n"
+        "def h():\n    import tunewidgets.widgets\n")
+    for layer in LAYERS:
+        (tmp_path / layer).mkdir(exist_ok=True)
+    (tmp_path / "tracking").mkdir(exist_ok=True)
+    (tmp_path / "tracking" / "mlflow_sink.py").write_text(
+        "import mlflow\ndef f():\n    import mlflow.entities\n    import tensorboardX\n")
+    bad = layer_violations(tmp_path)
+    assert any("sneaky.py:3: the engine layer imports tunewidgets.tracking" in b for b in bad)
+    assert any("sneaky.py:7: names 'tunewidgets.plots.lr'" in b for b in bad)
+    assert any("sneaky.py:9: the engine layer imports tunewidgets.widgets" in b for b in bad)
+    # an optional package: only in the module allowed it, and only inside a function
+    assert any("mlflow_sink.py:1: imports mlflow when the module is imported" in b for b in bad)
+    assert any("mlflow_sink.py:4: imports tensorboardX" in b for b in bad)
+    assert len(bad) == 5

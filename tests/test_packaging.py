@@ -71,8 +71,8 @@ def test_readme_links_name_existing_files():
 
 
 @pytest.mark.slow
-def test_readme_example_runs(tmp_path):
-    (example,) = fenced_blocks("python")
+def test_readme_examples_run(tmp_path):
+    example, *others = fenced_blocks("python")
     checks = (
         "\nassert set(res.suggestions) >= {'valley', 'steepest', 'minimum'}, res.suggestions"
         "\nassert 1e-5 <= lr <= 1.0, lr"
@@ -84,3 +84,9 @@ def test_readme_example_runs(tmp_path):
                           text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.strip().endswith("example ok")
+    for i, other in enumerate(others):  # every other example runs as written, in a scratch folder
+        folder = tmp_path / f"example{i}"
+        folder.mkdir()
+        proc = subprocess.run([sys.executable, "-c", other], capture_output=True, text=True, timeout=300,
+                              cwd=folder)
+        assert proc.returncode == 0, f"README example {i + 2} failed:\n{other}\n{proc.stderr[-3000:]}"

@@ -17,21 +17,29 @@ from typing import Any
 from tunewidgets._version import __version__
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.events import Events
-from tunewidgets.engine.loop import Trainer, train
+from tunewidgets.engine.loop import Trainer
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.task import Task
+from tunewidgets.api import lr_range_test, train
+from tunewidgets.engine.control import RunStop, StopRun
 
 __all__ = [
-    "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train",
+    "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train", "RunStop", "StopRun",
     "Store", "lr_range_test", "LRRangeTestResult",
     "tasks", "schedules", "lr", "tracking", "plots", "widgets",
+    "search", "presets", "space", "report", "reports",
 ]
 
-_SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine"}
+_SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine", "reports"}
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
-    "lr_range_test": ("tunewidgets.lr", "lr_range_test"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
+    "export_notebook": ("tunewidgets.export", "export_notebook"),
+    "rerun": ("tunewidgets._rerun_api", "rerun"),
+    "search": ("tunewidgets._search_api", "search"),
+    "report": ("tunewidgets.reports", "report"),
+    "presets": ("tunewidgets.hpo", "presets"),
+    "space": ("tunewidgets.hpo", "space"),
 }
 
 

@@ -26,7 +26,7 @@ import tunewidgets as tw
     ({"amp": "fp8"}, ValueError, r"amp: must be False, True, 'bf16' or 'fp16', got 'fp8'"),
     ({"grad_accum": 0}, ValueError, r"grad_accum: must be >= 1"),
     ({"grad_clip": -1.0}, ValueError, r"grad_clip: must be a finite number > 0"),
-    ({"seed": -1}, ValueError, r"seed: must be a whole number >= 0"),
+    ({"seed": -1}, ValueError, r"seed: must be a whole number in \[0, 4294967295\]"),
     ({"schedule": 3}, TypeError, r"schedule: expected a tw.schedules spec"),
     ({"nesterov": True}, ValueError, r"nesterov: needs momentum > 0"),
 ])

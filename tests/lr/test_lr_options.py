@@ -31,7 +31,7 @@ def test_accumulation_consumes_n_batches_per_step_and_records_one_lr_and_their_m
         return inner(batch)
 
     res = tw.lr_range_test(**{**objects, "optimizer": opt, "batch_loss": batch_loss}, num_iter=10,
-                           accum_steps=3, smoothing=0.0, **FLAT)
+                           grad_accum=3, smoothing=0.0, **FLAT)
     assert consumed == list(range(30))            # 3 mini-batches per optimizer step
     assert len(opt.seen) == len(res.lrs) == 10    # one optimizer step (and one lr) per 3 batches
     np.testing.assert_allclose(res.losses, np.mean(np.reshape(values, (10, 3)), axis=1), rtol=1e-6)
@@ -50,11 +50,11 @@ def test_accumulation_gives_the_same_steps_as_a_big_batch():
 def test_validation_loss_every_k_steps_and_at_the_last():
     task = _blob_task()
     seen = []
-    res = tw.lr_range_test(task, start_lr=1e-9, end_lr=1e-8, num_iter=8, val_data=True, val_every=3, device="cpu",
+    res = tw.lr_range_test(task, start_lr=1e-9, end_lr=1e-8, num_iter=8, val_data=True, eval_every=3, device="cpu",
                            on_step=seen.append, **FLAT)
     evaluated = [i for i, v in enumerate(res.val_losses) if not math.isnan(v)]
     assert evaluated == [0, 3, 6, 7]
-    assert [r["iteration"] for r in seen if "val_loss" in r] == [0, 3, 6, 7]
+    assert [r["step"] for r in seen if "val_loss" in r] == [0, 3, 6, 7]
     # lrs of 1e-9 barely move the weights: every val loss is the fresh model's val loss
     torch.manual_seed(0)
     model = task.build_model()
@@ -200,9 +200,9 @@ def test_bf16_autocast_on_the_cpu():
 def test_on_step_gets_host_floats_each_step():
     seen = []
     res = tw.lr_range_test(_blob_task(), num_iter=7, device="cpu", on_step=seen.append)
-    assert [r["iteration"] for r in seen] == list(range(7))
+    assert [r["step"] for r in seen] == list(range(7))
     for r, lr, loss, sm in zip(seen, res.lrs, res.losses, res.smoothed):
-        assert set(r) == {"iteration", "lr", "loss", "smoothed"}
+        assert set(r) == {"step", "lr", "loss", "smoothed"}
         assert all(type(r[k]) is float for k in ("lr", "loss", "smoothed"))
         assert (r["lr"], r["loss"], r["smoothed"]) == (lr, loss, sm)
 
@@ -210,7 +210,7 @@ def test_on_step_gets_host_floats_each_step():
 def test_result_frame_and_repr():
     res = tw.lr_range_test(_blob_task(), num_iter=20, device="cpu", **FLAT)
     frame = res.to_frame()
-    assert isinstance(frame, pd.DataFrame) and frame.index.name == "iteration" and len(frame) == len(res) == 20
+    assert isinstance(frame, pd.DataFrame) and frame.index.name == "step" and len(frame) == len(res) == 20
     np.testing.assert_array_equal(frame["lr"], res.lrs)
     np.testing.assert_array_equal(frame["smoothed"], res.smoothed)
     assert repr(res).startswith("LRRangeTestResult(20 steps, finished, suggested=")
@@ -235,7 +235,7 @@ def test_store_records_a_run_with_params_metrics_and_status(tmp_path, outcome):
     stop = threading.Event()
     kwargs = dict(num_iter=len(values), smoothing=0.0, store=tmp_path)
     if outcome == "stopped":
-        kwargs["on_step"] = lambda r: r["iteration"] == 5 and stop.set()
+        kwargs["on_step"] = lambda r: r["step"] == 5 and stop.set()
         kwargs["stop"] = stop
     if outcome == "failed":
         inner = objects["batch_loss"]
@@ -257,10 +257,10 @@ def test_store_records_a_run_with_params_metrics_and_status(tmp_path, outcome):
         assert run["status"] == outcome
         assert run["params"]["num_iter"] == len(values) and run["params"]["mode"] == "exp"
         metrics = store.metrics(int(run["id"]))
-        losses = metrics[metrics["name"] == "lr_test/loss"]
+        losses = metrics[metrics["name"] == "train/loss"]
         n = {"finished": 17, "diverged": 13, "stopped": 6, "failed": 7}[outcome]
         assert list(losses["step"]) == list(range(n))
-        assert len(metrics[metrics["name"] == "lr_test/smoothed"]) == n
+        assert len(metrics[metrics["name"] == "train/smoothed"]) == n
         if outcome == "failed":
             assert "bad batch" in run["error"]
 
@@ -315,8 +315,8 @@ def test_the_fp16_grad_scaler_path_trains():
     sources.amp_dtype, sources.use_scaler = torch.float16, True
     built = sources.build(1e-3)
     before = model.weight.detach().clone()
-    loop = RangeTestLoop(sources, [1e-3, 1e-2, 1e-1, 1.0], smoothing=0.9, diverge=math.inf, accum_steps=2,
-                         val_every=1)
+    loop = RangeTestLoop(sources, [1e-3, 1e-2, 1e-1, 1.0], smoothing=0.9, diverge=math.inf, grad_accum=2,
+                         eval_every=1)
     loop.run(*built)
     assert len(loop.losses) == 4 and np.isfinite(loop.losses).all() and loop.passes == 2  # 8 of 6 batches
     assert not torch.equal(model.weight, before)

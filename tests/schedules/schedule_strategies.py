@@ -56,24 +56,31 @@ def spec_for(draw, name: str, interval: str, n: int, depth: int = 0) -> S.Schedu
     iv = {"interval": interval}
     if name == "Constant":
         return S.Constant(**iv)
+    # lengths fit in the run (see the run-length rule in tunewidgets/schedules/_base.py)
     if name == "Step":
-        return S.Step(step_size=draw(st.integers(1, n + 3)), gamma=draw(factors), **iv)
+        assume(n >= 2)
+        return S.Step(step_size=draw(st.integers(1, n - 1)), gamma=draw(factors), **iv)
     if name == "MultiStep":
-        size = draw(st.integers(1, 4))
-        return S.MultiStep(milestones=_milestones(draw, 1, n + size + 3, size), gamma=draw(factors), **iv)
+        assume(n >= 2)
+        size = draw(st.integers(1, min(4, n - 1)))
+        return S.MultiStep(milestones=_milestones(draw, 1, n - 1, size), gamma=draw(factors), **iv)
     if name == "Exponential":
         return S.Exponential(gamma=draw(st.floats(0.5, 1.0)), **iv)
     if name == "Polynomial":
-        return S.Polynomial(total_iters=draw(_optional(st.integers(1, n + 5))), power=draw(st.floats(0.1, 5.0)), **iv)
+        return S.Polynomial(total_iters=draw(_optional(st.integers(1, n))), power=draw(st.floats(0.1, 5.0)), **iv)
     if name == "Cosine":
-        return S.Cosine(T_max=draw(_optional(st.integers(1, n + 5))), eta_min=draw(st.floats(0.0, 0.01)), **iv)
+        return S.Cosine(T_max=draw(_optional(st.integers(1, n))), eta_min=draw(st.floats(0.0, 0.01)), **iv)
     if name == "CosineWarmRestarts":
-        return S.CosineWarmRestarts(T_0=draw(st.integers(1, n + 2)), T_mult=draw(st.integers(1, 3)),
+        return S.CosineWarmRestarts(T_0=draw(st.integers(1, n)), T_mult=draw(st.integers(1, 3)),
                                     eta_min=draw(st.floats(0.0, 0.01)), **iv)
-    if name == "Cyclic":
+    if name == "Cyclic":  # the first cycle fits in the run
+        assume(n >= 2)
+        up = draw(st.integers(1, min(20, n - 1)))
+        down = draw(_optional(st.integers(1, min(20, n - up))))
+        assume(down is not None or 2 * up <= n)
         base = draw(lrs)
         return S.Cyclic(base_lr=base, max_lr=base * draw(st.floats(1.01, 100.0)),
-                        step_size_up=draw(st.integers(1, 20)), step_size_down=draw(_optional(st.integers(1, 20))),
+                        step_size_up=up, step_size_down=down,
                         mode=draw(st.sampled_from(["triangular", "triangular2", "exp_range"])),
                         gamma=draw(st.floats(0.8, 1.0)), **_momentum_fields(draw), **iv)
     if name == "OneCycle":
@@ -100,16 +107,20 @@ def spec_for(draw, name: str, interval: str, n: int, depth: int = 0) -> S.Schedu
                                  eps=draw(st.sampled_from([0.0, 1e-8])))
     children = [c for c in S.CATALOGUE if c != "ReduceOnPlateau" and (depth == 0 or c not in ("Warmup", "Sequential"))]
     assume(n >= 2)
+
+    def child(length: int) -> S.ScheduleSpec:  # one that can fit in ``length`` positions
+        fits = [c for c in children if length >= 2 or c not in ("Step", "MultiStep", "Warmup", "Sequential")]
+        return spec_for(draw, draw(st.sampled_from(fits)), interval, length, depth + 1)
+
     if name == "Warmup":
         steps = draw(st.integers(1, n - 1))
-        then = spec_for(draw, draw(st.sampled_from(children)), interval, n - steps, depth + 1)
+        then = child(n - steps)
         return S.Warmup(steps=steps, then=then, start_factor=draw(factors), **iv)
     if name == "Sequential":
         k = draw(st.integers(2, min(3, n)))
         marks = _milestones(draw, 1, n - 1, k - 1)
         edges = [0, *marks, n]
-        specs = [spec_for(draw, draw(st.sampled_from(children)), interval, b - a, depth + 1)
-                 for a, b in zip(edges, edges[1:])]
+        specs = [child(b - a) for a, b in zip(edges, edges[1:])]
         return S.Sequential(specs=specs, milestones=marks, **iv)
     raise AssertionError(name)
 

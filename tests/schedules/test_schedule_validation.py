@@ -164,7 +164,7 @@ def test_bad_preview_arguments(kwargs, error, parts):
 
 
 @pytest.mark.parametrize("spec", [S.OneCycle(), S.Cyclic(), S.Warmup(then=S.OneCycle()),
-                                  S.Sequential(specs=[S.Constant(), S.Cyclic()], milestones=[5])])
+                                  S.Sequential(specs=[S.Constant(), S.Cyclic(step_size_up=50)], milestones=[5])])
 def test_cycling_momentum_needs_an_optimizer_that_has_one(spec):
     opt = torch.optim.Adagrad([torch.nn.Parameter(torch.zeros(1))], lr=0.3)
     with pytest.raises(ValueError, match="cycle_momentum: Adagrad has neither momentum nor betas.*cycle_momentum=False"):

@@ -223,17 +223,18 @@ def test_newer_schema_raises_naming_both_versions(tmp_path):
 def test_older_schema_is_migrated(tmp_path, monkeypatch):
     Store(tmp_path).close()
     seen = []
+    old, new = SCHEMA_VERSION, SCHEMA_VERSION + 1
 
-    def to_v2(conn):
+    def to_next(conn):
         seen.append(conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()[0])
         conn.execute("ALTER TABLE runs ADD COLUMN notes TEXT")
 
-    monkeypatch.setattr(_schema, "SCHEMA_VERSION", 2)
-    monkeypatch.setitem(_schema.MIGRATIONS, 1, to_v2)
+    monkeypatch.setattr(_schema, "SCHEMA_VERSION", new)
+    monkeypatch.setitem(_schema.MIGRATIONS, old, to_next)
     with Store(tmp_path) as store:
-        assert store.schema_version == 2
-    assert seen == ["1"]
-    assert peek(tmp_path / "runs.sqlite", "SELECT value FROM meta WHERE key='schema_version'") == [("2",)]
+        assert store.schema_version == new
+    assert seen == [str(old)]
+    assert peek(tmp_path / "runs.sqlite", "SELECT value FROM meta WHERE key='schema_version'") == [(str(new),)]
     assert "notes" in [r[1] for r in peek(tmp_path / "runs.sqlite", "PRAGMA table_info(runs)")]
 
 

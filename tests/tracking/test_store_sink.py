@@ -83,7 +83,7 @@ def test_failed_and_diverged_runs_keep_error_and_nan(store):
 def test_preset_run_id_is_filled_not_duplicated(store):
     run = store.start_run(kind="trial", study="s", params={"lr": 0.3})
     bus = EventBus()
-    with StoreSink(store, run).attach(bus) as sink:
+    with attach_store(bus, store, run_id=run) as sink:
         start = fire_run(bus)
     assert start["run_id"] == run == sink.run_id
     assert store.runs()["id"].tolist() == [run]
@@ -114,7 +114,7 @@ def test_bad_sink_arguments(store, tmp_path):
         StoreSink(str(tmp_path))
     with pytest.raises(ValueError, match="run_id: no run 5"):
         StoreSink(store, 5)
-    with pytest.raises(TypeError, match="bus"):
+    with pytest.raises(TypeError, match="Trainer or an EventBus"):
         StoreSink(store).attach(object())
     bus = EventBus()
     attach_store(bus, store)

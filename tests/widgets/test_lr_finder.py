@@ -261,7 +261,7 @@ def test_data_updates_the_page_sends_back_are_not_applied_again(task):
 
 
 def test_optimizer_settings_go_into_the_config(task):
-    f = finder(task, optimizer_kwargs={"momentum": 0.9, "dampening": 0.1}, accum_steps=2)
+    f = finder(task, optimizer_kwargs={"momentum": 0.9, "dampening": 0.1}, grad_accum=2)
     f.lr = 0.05
     cfg = f.config()
     assert (cfg.lr, cfg.momentum, cfg.optimizer_kwargs, cfg.grad_accum) == (0.05, 0.9, {"dampening": 0.1}, 2)

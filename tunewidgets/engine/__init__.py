@@ -1,10 +1,14 @@
-"""The training engine: Task, TrainConfig, the loop with events, losses, metrics, optimizers, devices."""
+"""The training engine: Task, TrainConfig, the loop with events, run control, the shared step,
+losses, metrics, optimizers, devices."""
 from __future__ import annotations
 
 from tunewidgets.engine.config import TrainConfig
-from tunewidgets.engine.events import EventBus, Events, Handle
+from tunewidgets.engine.control import RunStop, StopRun, run_slot, run_slot_busy
+from tunewidgets.engine.events import EventBus, Events, Handle, emit
 from tunewidgets.engine.loop import Trainer, train
 from tunewidgets.engine.run import Run
+from tunewidgets.engine.step import TrainStep, evaluate
 from tunewidgets.engine.task import Task
 
-__all__ = ["Task", "TrainConfig", "Trainer", "train", "Run", "Events", "EventBus", "Handle"]
+__all__ = ["Task", "TrainConfig", "Trainer", "train", "Run", "Events", "EventBus", "Handle", "emit",
+           "RunStop", "StopRun", "run_slot", "run_slot_busy", "TrainStep", "evaluate"]

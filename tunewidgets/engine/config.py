@@ -7,9 +7,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["TrainConfig"]
+from tunewidgets.engine._values import flag, is_flag, is_real, is_whole, real, whole
 
-_AMP_MODES = (False, True, "bf16", "fp16")
+__all__ = ["TrainConfig", "SEED_MAX"]
+
+SEED_MAX = 2**32 - 1  # NumPy's global generator takes seeds up to this; torch and Python take it too
 
 
 @dataclass(frozen=True)
@@ -26,7 +28,8 @@ class TrainConfig:
         schedule: a ``tw.schedules`` spec, or a callable ``step -> lr factor``, or None.
         epochs: passes over the training data (>= 1); ``max_steps`` caps optimizer steps.
         batch_size: overrides the task's batch size when set.
-        seed: seeds model init and batch order: the same seed and config give the same run.
+        seed: seeds model init and batch order: the same seed and config give the same run;
+            a whole number in [0, 2**32 - 1].
         device: "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N" or "mps".
         amp: False; True or "bf16" for bf16 autocast on CUDA; "fp16" for fp16 with a grad scaler.
         grad_accum: mini-batches per optimizer step (>= 1).
@@ -34,6 +37,10 @@ class TrainConfig:
         eval_every: evaluate on val every this many epochs (the last epoch always).
         log_every: fetch recorded losses to the host every this many steps.
         model_kwargs: keyword arguments for the task's model factory (width, dropout...).
+
+    Numbers may be NumPy scalars (``np.float32(0.1)``, ``np.int64(64)``); they are stored as
+    Python numbers. Flags (``nesterov``, ``amp``'s True/False) must be booleans: a string, a
+    number or None is refused rather than read as true or false.
 
     Example:
         >>> import tunewidgets as tw
@@ -71,41 +78,45 @@ class TrainConfig:
         from tunewidgets.engine.optimizers import check_optimizer
 
         check_optimizer(self.optimizer)
-        _positive_float("lr", self.lr, "try a value such as 1e-3 or run tw.lr_range_test")
-        if not _is_real(self.momentum) or not 0.0 <= self.momentum < 1.0:
+        self._set("lr", real("lr", self.lr, "try a value such as 1e-3 or run tw.lr_range_test", positive=True))
+        if not is_real(self.momentum) or not 0.0 <= self.momentum < 1.0:
             raise ValueError(f"momentum: must be in [0, 1), got {self.momentum!r}; 0.9 is a common choice")
+        self._set("momentum", float(self.momentum))
+        self._set("nesterov", flag("nesterov", self.nesterov, "nesterov=True turns Nesterov momentum on (sgd)"))
         if self.nesterov and self.optimizer == "sgd" and self.momentum == 0:
             raise ValueError("nesterov: needs momentum > 0 with sgd; set momentum=0.9 or nesterov=False")
         if (not isinstance(self.betas, (tuple, list)) or len(self.betas) != 2
-                or not all(_is_real(b) and 0.0 <= b < 1.0 for b in self.betas)):
+                or not all(is_real(b) and 0.0 <= b < 1.0 for b in self.betas)):
             raise ValueError(f"betas: must be two numbers in [0, 1), got {self.betas!r}; e.g. (0.9, 0.999)")
-        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
-        _positive_float("eps", self.eps, "e.g. 1e-8")
-        if not _is_real(self.weight_decay) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
+        self._set("betas", tuple(float(b) for b in self.betas))
+        self._set("eps", real("eps", self.eps, "e.g. 1e-8", positive=True))
+        if not is_real(self.weight_decay) or not math.isfinite(self.weight_decay) or self.weight_decay < 0:
             raise ValueError(f"weight_decay: must be >= 0, got {self.weight_decay!r}; use 0 to turn it off")
+        self._set("weight_decay", float(self.weight_decay))
         if not isinstance(self.optimizer_kwargs, Mapping):
             raise TypeError(f"optimizer_kwargs: expected a dict, got {self.optimizer_kwargs!r}")
-        object.__setattr__(self, "optimizer_kwargs", dict(self.optimizer_kwargs))
-        _whole("epochs", self.epochs, 1)
-        if self.max_steps is not None:
-            _whole("max_steps", self.max_steps, 1)
-        if self.batch_size is not None:
-            _whole("batch_size", self.batch_size, 1)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed: must be a whole number >= 0, got {self.seed!r}")
+        self._set("optimizer_kwargs", dict(self.optimizer_kwargs))
+        self._set("epochs", whole("epochs", self.epochs, 1))
+        for name in ("max_steps", "batch_size"):
+            if getattr(self, name) is not None:
+                self._set(name, whole(name, getattr(self, name), 1))
+        self._set("seed", _check_seed(self.seed))
         if not isinstance(self.device, str):
             raise TypeError(f"device: expected a string such as 'auto', 'cpu' or 'cuda', got {self.device!r}")
-        if self.amp not in _AMP_MODES or isinstance(self.amp, int) and not isinstance(self.amp, bool):
-            raise ValueError(f"amp: must be False, True, 'bf16' or 'fp16', got {self.amp!r}")
-        _whole("grad_accum", self.grad_accum, 1)
+        self._set("amp", _check_amp(self.amp))
+        self._set("grad_accum", whole("grad_accum", self.grad_accum, 1))
         if self.grad_clip is not None:
-            _positive_float("grad_clip", self.grad_clip, "e.g. 1.0, or None to turn clipping off")
-        _whole("eval_every", self.eval_every, 1)
-        _whole("log_every", self.log_every, 1)
+            self._set("grad_clip", real("grad_clip", self.grad_clip, "e.g. 1.0, or None to turn clipping off",
+                                        positive=True))
+        self._set("eval_every", whole("eval_every", self.eval_every, 1))
+        self._set("log_every", whole("log_every", self.log_every, 1))
         if not isinstance(self.model_kwargs, Mapping):
             raise TypeError(f"model_kwargs: expected a dict, got {self.model_kwargs!r}")
-        object.__setattr__(self, "model_kwargs", dict(self.model_kwargs))
+        self._set("model_kwargs", dict(self.model_kwargs))
         _check_schedule(self.schedule)
+
+    def _set(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
 
     def replace(self, **changes: Any) -> "TrainConfig":
         """A copy with some fields changed (validated again)."""
@@ -139,20 +150,21 @@ class TrainConfig:
         return out
 
 
-def _is_real(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+def _check_seed(seed: Any) -> int:
+    span = f"in [0, {SEED_MAX}] (0 to 2**32 - 1, the seeds torch, NumPy and Python's random all take)"
+    if not is_whole(seed):
+        raise TypeError(f"seed: expected a whole number {span}, got {seed!r}")
+    if not 0 <= seed <= SEED_MAX:
+        raise ValueError(f"seed: must be a whole number {span}, got {int(seed)}; e.g. seed=0")
+    return int(seed)
 
 
-def _positive_float(name: str, v: Any, fix: str) -> None:
-    if not _is_real(v) or not math.isfinite(v) or v <= 0:
-        raise ValueError(f"{name}: must be a finite number > 0, got {v!r}; {fix}")
-
-
-def _whole(name: str, v: Any, low: int) -> None:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise TypeError(f"{name}: expected a whole number >= {low}, got {v!r}")
-    if v < low:
-        raise ValueError(f"{name}: must be >= {low}, got {v}")
+def _check_amp(amp: Any) -> bool | str:
+    if is_flag(amp):
+        return bool(amp)
+    if isinstance(amp, str) and amp in ("bf16", "fp16"):
+        return amp
+    raise ValueError(f"amp: must be False, True, 'bf16' or 'fp16', got {amp!r}")
 
 
 def _check_schedule(schedule: Any) -> None:

@@ -9,6 +9,16 @@ Example:
     >>> bus.fire(Events.STEP, {"step": 2})   # detached by the with block
     >>> seen
     [1]
+
+``emit`` forwards a run's host-side records to one callable, for consumers that follow many
+runs at once (a widget's queue, a search driver, a Ray worker):
+
+    >>> got = []
+    >>> handles = emit(bus, lambda event, rec: got.append((event, rec["run_id"])))
+    >>> bus.fire(Events.STEP, {"step": 3, "run_id": 7})   # device tensors: never forwarded
+    >>> bus.fire(Events.EVAL, {"step": 3, "val_loss": 0.5, "run_id": 7})
+    >>> got
+    [('eval', 7)]
 """
 from __future__ import annotations
 
@@ -16,20 +26,25 @@ import enum
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["Events", "EventBus", "Handle"]
+__all__ = ["Events", "EventBus", "Handle", "emit", "HOST_EVENTS"]
 
 
 class Events(str, enum.Enum):
     """Events a run fires, in this order: START, (STEP* LOG? EPOCH EVAL?)*, LOG, END.
 
-    - START: once, before the first step; record has ``config``, ``params``, ``run``.
+    Every record carries ``run_id`` (the store's id, None without a store) and ``trial`` (the
+    trial number in a search, else None).
+
+    - START: once, before the first step; record has ``config``, ``params``, ``trainer``,
+      ``total_steps``, ``kind`` ("train" or "lr_range_test").
     - STEP: after every optimizer step; record has ``step``, ``epoch``, ``lr`` and ``loss``
       as a 0-d tensor still on the device (read it only if you accept a host sync).
     - LOG: every few steps and at the end; record ``rows`` holds host-side step records
       (``step``, ``epoch``, ``lr``, ``loss``) fetched in one batch.
     - EPOCH: after each epoch; record has ``epoch``, ``step``, ``train_loss``.
     - EVAL: after each evaluation; record has ``epoch``, ``step`` and ``val_*`` metrics.
-    - END: once; record has ``status`` (finished/stopped/failed/diverged), ``final``, ``error``.
+    - END: once; record has ``status`` (finished/stopped/pruned/diverged/failed), ``reason``,
+      ``final``, ``error``, ``perf``.
     """
 
     START = "start"
@@ -90,3 +105,31 @@ def _as_event(event: Events | str) -> Events:
     except ValueError:
         valid = ", ".join(e.value for e in Events)
         raise ValueError(f"event: unknown event {event!r}; use one of: {valid}") from None
+
+
+#: The events ``emit`` forwards: all but STEP, whose loss is a device tensor.
+HOST_EVENTS = (Events.START, Events.LOG, Events.EPOCH, Events.EVAL, Events.END)
+_NOT_FORWARDED = ("trainer", "config")
+
+
+def emit(target: Any, fn: Callable[[str, dict[str, Any]], Any]) -> list[Handle]:
+    """Forward a run's host-side records to ``fn(event_name, record)``; returns the handles.
+
+    ``target`` is a Trainer (anything with a ``bus``) or an EventBus. START is forwarded as a
+    copy without the trainer and config objects (``params`` holds the config as a dict); LOG,
+    EPOCH, EVAL and END as they are; STEP never (its loss is still on the device).
+    """
+    bus = getattr(target, "bus", target)
+    if not isinstance(bus, EventBus):
+        raise TypeError(f"emit: expected a Trainer or an EventBus, got {type(target).__name__}")
+    if not callable(fn):
+        raise TypeError(f"emit: fn must be callable as fn(event, record), got {fn!r}")
+
+    def start(record: dict[str, Any]) -> None:
+        fn(Events.START.value, {k: v for k, v in record.items() if k not in _NOT_FORWARDED})
+
+    handles = [bus.on(Events.START, start)]
+    for event in HOST_EVENTS[1:]:
+        name = event.value
+        handles.append(bus.on(event, lambda record, _name=name: fn(_name, record)))
+    return handles

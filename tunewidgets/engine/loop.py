@@ -1,14 +1,15 @@
-"""The training loop: ``train(task, config)`` -> ``Run``, split into small replaceable methods.
+"""The training loop: ``Trainer(task, config).fit()`` -> ``Run``, split into small replaceable methods.
 
-``fit -> _run_epoch -> _train_step``; events let sinks and live plots watch without the loop
-knowing them. The hot path does no per-step host sync: losses stay on the device and are
-fetched every ``config.log_every`` steps in one batch.
+``fit -> _loop -> _run_epoch``; the step itself (device move, autocast, scaler, accumulation,
+clipping) is ``engine.step.TrainStep``, shared with the LR range test, and so is the
+evaluation pass. Events let sinks and live plots watch without the loop knowing them; the
+engine imports nothing above it (a store or a TensorBoard writer is a sink attached from
+outside, see ``tunewidgets.api``). The hot path does no per-step host sync: losses stay on the
+device and are fetched every ``config.log_every`` steps in one batch.
 """
 from __future__ import annotations
 
-import contextlib
 import math
-import threading
 import time
 import traceback
 from collections.abc import Iterable, Mapping
@@ -17,19 +18,38 @@ from typing import Any
 import pandas as pd
 import torch
 
+from tunewidgets.engine.checks import check_first_batch, check_lr
 from tunewidgets.engine.config import TrainConfig
+from tunewidgets.engine.control import RunStop, StopRun, run_slot
 from tunewidgets.engine.devices import amp_mode, peak_memory, reset_peak_memory, resolve_device
 from tunewidgets.engine.env import environment
 from tunewidgets.engine.events import EventBus, Events, Handle
 from tunewidgets.engine.optimizers import build_from_config
 from tunewidgets.engine.run import Run
-from tunewidgets.engine.task import Task, to_device
+from tunewidgets.engine.seeding import seeded
+from tunewidgets.engine.step import TrainStep, autocast_for, evaluate
+from tunewidgets.engine.task import Task
 
 __all__ = ["Trainer", "train", "check_first_batch"]
 
 
 class Trainer:
     """Trains one model of ``task`` with ``config``; ``stop()`` may be called from any thread.
+
+    Args:
+        callbacks: objects with ``attach(trainer)`` (sinks such as ``tw.tracking.StoreSink``)
+            or dicts ``{event: handler}``.
+        stop: a parent stop (a ``threading.Event`` or a ``RunStop``, e.g. a search's): the run
+            halts within one step of it or of its own ``stop()``.
+        run_id: the id this run has in a store (a sink attached to the trainer may set it).
+        trial: the trial number when the run is a search's trial.
+        eval_examples: put the first this many validation samples, with the model's outputs,
+            on every EVAL record as ``record["examples"]`` (``inputs``, ``outputs``, ``targets``:
+            CPU tensors, the same samples each time), for sinks that show predictions (a
+            TensorBoard image grid). 0 (default): none; a sink may raise it when it attaches.
+            Costs one forward pass of that many samples per evaluation.
+
+    Every record the run fires carries ``run_id`` and ``trial``.
 
     Example:
         >>> import tunewidgets as tw
@@ -40,87 +60,104 @@ class Trainer:
         ('finished', [0])
     """
 
-    def __init__(self, task: Task, config: TrainConfig | None = None, *, store: Any = None,
-                 callbacks: Iterable[Any] = (), stop: threading.Event | None = None,
-                 kind: str = "train", study: str | None = None, name: str | None = None,
-                 params: Mapping[str, Any] | None = None) -> None:
+    kind = "train"
+
+    def __init__(self, task: Task, config: TrainConfig | None = None, *, callbacks: Iterable[Any] = (),
+                 stop: Any = None, run_id: int | None = None, trial: int | None = None,
+                 eval_examples: int = 0) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tw.Task, got {type(task).__name__}; build one with tw.Task(...)")
         config = TrainConfig() if config is None else config
         if not isinstance(config, TrainConfig):
             raise TypeError(f"config: expected a tw.TrainConfig, got {type(config).__name__}")
+        for field, value in (("run_id", run_id), ("trial", trial)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+                raise TypeError(f"{field}: expected a whole number or None, got {value!r}")
+        if isinstance(eval_examples, bool) or not isinstance(eval_examples, int) or eval_examples < 0:
+            raise ValueError(f"eval_examples: must be a whole number >= 0, got {eval_examples!r}; e.g. 16, or 0 "
+                             "for none")
+        self.eval_examples = eval_examples
         self.task = task
         self.config = config
         self.bus = EventBus()
-        self.stop_event = stop if stop is not None else threading.Event()
-        self.kind, self.study, self.name = kind, study, name
-        self.params = dict(params) if params is not None else dict(config.to_dict())
-        self.run_id: int | None = None
+        self.stop_event = RunStop(parent=stop)
+        self.run_id, self.trial = run_id, trial
+        self.params = dict(config.to_dict())
+        self.status = "pending"
+        self.reason: str | None = None
+        self.step = self.epoch = 0
+        if isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable):
+            callbacks = [callbacks]
         for cb in callbacks:
             self._attach(cb)
-        if store is not None:
-            from tunewidgets.tracking import Store, attach_store
-
-            self._owns_store = not isinstance(store, Store)
-            self.store = store if isinstance(store, Store) else Store(store)
-            attach_store(self.bus, self.store, kind=kind, study=study, name=name,
-                         params=self.params, seed=config.seed)
-        else:
-            self.store, self._owns_store = None, False
 
     # -- public -------------------------------------------------------------------------
     def on(self, event: Events | str, handler: Any) -> Handle:
         """Attach ``handler(record)`` to an event; returns a handle with ``remove()``."""
         return self.bus.on(event, handler)
 
-    def stop(self) -> None:
-        """Ask the run to halt; it stops within one step with status "stopped"."""
-        self.stop_event.set()
+    def stop(self, status: str = "stopped", reason: str | None = None) -> None:
+        """Ask the run to halt; it stops within one step with ``status`` ("stopped" or "pruned")."""
+        self.stop_event.set(status, reason)
 
     def fit(self) -> Run:
-        try:
+        """Train (holding the process-wide run slot, so seeded runs repeat exactly) and return the Run."""
+        with run_slot(self.stop_event) as got:
+            if not got:  # stopped while another run held the slot
+                self.status, self.reason = self.stop_event.status, "stopped before it started"
+                return self._end(0, None, started=False)
             return self._fit()
-        finally:
-            if self._owns_store:
-                self.store.close()
 
     def _fit(self) -> Run:
         cfg = self.config
-        device = resolve_device(cfg.device)
-        amp_dtype, scaler = _amp_setup(cfg.amp, device)
-        forked = [device.index or 0] if device.type == "cuda" else []
-        with torch.random.fork_rng(devices=forked):
-            torch.manual_seed(cfg.seed)
-            model = self.task.build_model(**cfg.model_kwargs).to(device)
-            generator = torch.Generator().manual_seed(cfg.seed)
-            batches = self.task.train_batches(cfg.batch_size, generator, device)
-            check_first_batch(self.task, model, batches, device, amp_dtype)
-            optimizer = build_from_config(cfg, model.parameters())
-            self._setup_counts(batches)
-            scheduler, self._sched_kind = _build_schedule(cfg.schedule, optimizer, self.total_steps,
-                                                          self.steps_per_epoch)
-            return self._loop(model, optimizer, scheduler, batches, device, amp_dtype, scaler)
-
-    # -- the loop -----------------------------------------------------------------------
-    def _loop(self, model, optimizer, scheduler, batches, device, amp_dtype, scaler) -> Run:
-        cfg = self.config
-        self._model, self._opt, self._sched = model, optimizer, scheduler
-        self._device, self._amp_dtype, self._scaler = device, amp_dtype, scaler
-        # built once: a TensorDataset moves to the device once per run, not once per evaluation
-        self._val = self.task.val_batches(cfg.batch_size, device)
-        self._pending: list[tuple[int, int, float, torch.Tensor]] = []
+        self._device = device = resolve_device(cfg.device)
+        self._model = None
+        self._samples, self._train_time = 0, 0.0
         self._step_rows: list[dict[str, Any]] = []
         self._eval_rows: list[dict[str, Any]] = []
-        self.step, self.epoch, self.status = 0, 0, "running"
-        self._samples, self._train_time = 0, 0.0
         self._last_eval: dict[str, Any] = {}
+        self._example_batch: Any = None
+        self._pending: list[tuple[int, int, float, torch.Tensor]] = []
+        self.status = "running"
+        try:
+            with seeded(cfg.seed, device):
+                self._amp_dtype, scaler = _amp_setup(cfg.amp, device)
+                model = self._model = self.task.build_model(**cfg.model_kwargs).to(device)
+                generator = torch.Generator().manual_seed(cfg.seed)
+                batches = self.task.train_batches(cfg.batch_size, generator, device)
+                check_first_batch(self.task, model, batches, device, self._amp_dtype)
+                optimizer = build_from_config(cfg, model.parameters())
+                self._setup_counts(batches)
+                scheduler, self._sched_kind = _build_schedule(cfg.schedule, optimizer, self.total_steps,
+                                                              self.steps_per_epoch)
+                check_lr(optimizer.param_groups[0]["lr"], cfg.schedule, step=0)
+                # built once: a TensorDataset moves to the device once per run, not once per evaluation
+                self._val = self.task.val_batches(cfg.batch_size, device)
+                on_device = getattr(batches, "device", None) == device  # TensorBatches already moved
+                self._step = TrainStep(model, optimizer, self.task.loss_fn, device=device, move=not on_device,
+                                       unpack=self.task.unpack_batch, amp_dtype=self._amp_dtype, scaler=scaler,
+                                       grad_accum=cfg.grad_accum, grad_clip=cfg.grad_clip)
+                self._opt, self._sched = optimizer, scheduler
+                return self._loop(batches)
+        except BaseException as exc:
+            if self.status != "ended":
+                self.status = "failed"
+                self._end(0, "".join(traceback.format_exception(exc)))
+            raise
+
+    # -- the loop -----------------------------------------------------------------------
+    def _loop(self, batches: Any) -> Run:
+        cfg, model = self.config, self._model
+        self.step, self.epoch = 0, 0
         n_params = sum(p.numel() for p in model.parameters())
-        reset_peak_memory(device)
-        start = {"config": cfg, "params": self.params, "trainer": self, "run_id": None,
-                 "env": environment(device), "total_steps": self.total_steps, "n_params": n_params}
-        self.bus.fire(Events.START, start)
-        self.run_id = start["run_id"]
-        error: str | None = None
+        reset_peak_memory(self._device)
+        if self.bus.has(Events.START):
+            self.bus.fire(Events.START, {"config": cfg, "params": self.params, "trainer": self,
+                                         "run_id": self.run_id, "trial": self.trial, "kind": self.kind,
+                                         "env": environment(self._device), "total_steps": self.total_steps,
+                                         "n_params": n_params})
+        model.train()
+        self._opt.zero_grad(set_to_none=True)
         try:
             for epoch in range(cfg.epochs):
                 self.epoch = epoch
@@ -129,62 +166,57 @@ class Trainer:
                 self._train_time += time.perf_counter() - t0
                 if self.status != "running":
                     break
-                self.bus.fire(Events.EPOCH, {"epoch": epoch, "step": self.step, "train_loss": epoch_loss})
+                self._fire(Events.EPOCH, {"epoch": epoch, "step": self.step, "train_loss": epoch_loss})
                 last = epoch == cfg.epochs - 1 or self.step >= self.total_steps
                 if (epoch + 1) % cfg.eval_every == 0 or last:
                     self._evaluate(epoch, epoch_loss)
                 if self._sched_kind == "epoch":
-                    scheduler.step()
+                    self._sched.step()
+                    check_lr(self._opt.param_groups[0]["lr"], cfg.schedule, step=self.step)
                 if self.step >= self.total_steps:
                     break
             if self.status == "running":
                 self.status = "finished"
-        except BaseException as exc:
-            self.status = "failed"
-            error = "".join(traceback.format_exception(exc))
-            self._end(n_params, error)
-            raise
-        return self._end(n_params, error)
+        except StopRun as halt:
+            self.status, self.reason = halt.status, halt.reason
+        self._samples = self._step.samples
+        return self._end(n_params, None)
 
     def _run_epoch(self, batches: Iterable[Any]) -> float:
-        cfg, task, opt = self.config, self.task, self._opt
-        model, device, scaler = self._model, self._device, self._scaler
-        model.train()
+        cfg, opt, step_fn = self.config, self._opt, self._step
+        plain, micro_fn, update = step_fn.plain, step_fn.micro, step_fn.update
         accum, micro, acc_loss = cfg.grad_accum, 0, None
         first_row = len(self._step_rows) + len(self._pending)
         fire_step = self.bus.has(Events.STEP)
         n_batches = len(batches) if hasattr(batches, "__len__") else None
-        autocast = self._autocast()
-        on_device = getattr(batches, "device", None) == device  # TensorBatches already moved
-        unpack, loss_fn, pending = task.unpack_batch, task.loss_fn, self._pending
+        sched = self._sched if self._sched_kind == "step" else None
+        pending, stop, group = self._pending, self.stop_event, opt.param_groups[0]
         for i, batch in enumerate(batches):
-            x, y = unpack(batch)
-            if not on_device:
-                x, y = to_device(x, device, True), to_device(y, device, True)
-            with autocast:
-                loss = loss_fn(model(x), y)
-            if accum > 1:
-                loss = loss / accum
-            (scaler.scale(loss) if scaler is not None else loss).backward()
-            acc_loss = loss.detach() if acc_loss is None else acc_loss + loss.detach()
-            self._samples += _batch_len(x)
-            micro += 1
-            if micro < accum and not (n_batches is not None and i == n_batches - 1):
-                continue
-            self._optimizer_step(opt, scaler)
-            lr = opt.param_groups[0]["lr"]
-            if self._sched_kind == "step":
-                self._sched.step()
+            if plain is not None:
+                acc_loss = plain(batch).detach()
+            else:
+                loss = micro_fn(batch)
+                acc_loss = loss if acc_loss is None else acc_loss + loss
+                micro += 1
+                if micro < accum and not (n_batches is not None and i == n_batches - 1):
+                    continue
+                update()
+            lr = group["lr"]
+            if sched is not None:
+                sched.step()
+                if not group["lr"] >= 0.0:  # one compare; NaN fails it too
+                    check_lr(group["lr"], cfg.schedule, step=self.step + 1)
             self.step += 1
             pending.append((self.step, self.epoch, lr, acc_loss))
             if fire_step:
-                self.bus.fire(Events.STEP, {"step": self.step, "epoch": self.epoch, "lr": lr, "loss": acc_loss})
+                self.bus.fire(Events.STEP, {"step": self.step, "epoch": self.epoch, "lr": lr, "loss": acc_loss,
+                                            "run_id": self.run_id, "trial": self.trial})
             micro, acc_loss = 0, None
             if len(pending) >= cfg.log_every:
                 self._flush()
                 pending = self._pending
-            if self.stop_event.is_set():
-                self.status = "stopped"
+            if stop.is_set():
+                self.status, self.reason = stop.status, stop.reason
                 break
             if self.status != "running" or self.step >= self.total_steps:
                 break
@@ -192,24 +224,9 @@ class Trainer:
         rows = self._step_rows[first_row:]
         return float(sum(r["loss"] for r in rows) / len(rows)) if rows else math.nan
 
-    def _autocast(self) -> Any:
-        if self._amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self._device.type, dtype=self._amp_dtype)
-
-    def _optimizer_step(self, opt: torch.optim.Optimizer, scaler: Any) -> None:
-        clip = self.config.grad_clip
-        if scaler is not None:
-            if clip is not None:
-                scaler.unscale_(opt)
-                torch.nn.utils.clip_grad_norm_(self._model.parameters(), clip)
-            scaler.step(opt)
-            scaler.update()
-        else:
-            if clip is not None:
-                torch.nn.utils.clip_grad_norm_(self._model.parameters(), clip)
-            opt.step()
-        opt.zero_grad(set_to_none=True)
+    def _fire(self, event: Events, record: dict[str, Any]) -> None:
+        record["run_id"], record["trial"] = self.run_id, self.trial
+        self.bus.fire(event, record)
 
     def _flush(self) -> None:
         """Fetch pending losses to the host in one sync and fire LOG."""
@@ -222,61 +239,79 @@ class Trainer:
         self._step_rows.extend(rows)
         if not all(math.isfinite(v) for v in values) and self.status == "running":
             self.status = "diverged"
-        self.bus.fire(Events.LOG, {"rows": rows})
+        self._fire(Events.LOG, {"rows": rows})
 
-    @torch.no_grad()
     def _evaluate(self, epoch: int, train_loss: float) -> None:
-        task, model, device, val = self.task, self._model, self._device, self._val
+        task, val = self.task, self._val
         record: dict[str, Any] = {"epoch": epoch, "step": self.step, "train_loss": train_loss}
         if val is not None:
-            model.eval()
             metrics = {name: factory() for name, factory in task.metric_fns.items()}
-            total = torch.zeros((), dtype=torch.float64, device=device)
-            count = 0
-            autocast = self._autocast()
-            for batch in val:
-                x, y = task.unpack_batch(batch)
-                x, y = to_device(x, device, True), to_device(y, device, True)
-                with autocast:
-                    out = model(x)
-                    loss = task.loss_fn(out, y)
-                n = _batch_len(x)
-                total += loss.detach().double() * n
-                count += n
-                for m in metrics.values():
-                    m.update(out.float(), y)
-            record["val_loss"] = float(total) / max(count, 1)
-            for name, m in metrics.items():
-                record[f"val_{name}"] = float(m.compute())
-            model.train()
+            record.update(evaluate(self._model, val, device=self._device, loss_fn=task.loss_fn, metrics=metrics,
+                                   unpack=task.unpack_batch, amp_dtype=self._amp_dtype))
         self._eval_rows.append(record)
         self._last_eval = record
         if self._sched_kind == "metric":
-            value = record.get("val_loss", train_loss)
-            self._sched.step(value)
-        self.bus.fire(Events.EVAL, record)
+            self._sched.step(record.get("val_loss", train_loss))
+        fired = dict(record)
+        if self.eval_examples and val is not None:
+            examples = self._examples()
+            if examples is not None:
+                fired["examples"] = examples
+        self._fire(Events.EVAL, fired)
 
-    def _end(self, n_params: int, error: str | None) -> Run:
-        with contextlib.suppress(Exception):
-            self._flush()
+    def _examples(self) -> dict[str, torch.Tensor] | None:
+        """The first ``eval_examples`` validation samples and the model's outputs on them, on the CPU."""
+        if self._example_batch is None:  # taken once per run: the same samples at every evaluation
+            x, y = self.task.unpack_batch(next(iter(self._val)))
+            tensors = isinstance(x, torch.Tensor) and isinstance(y, torch.Tensor) and x.dim() > 0
+            k = self.eval_examples
+            self._example_batch = (x[:k].to(self._device), y[:k].detach().cpu()) if tensors else False
+        if self._example_batch is False:  # inputs that are not one tensor: nothing to show
+            return None
+        x, y = self._example_batch
+        model, was_training = self._model, self._model.training
+        model.eval()
+        try:
+            with torch.no_grad(), autocast_for(self._device, self._amp_dtype):
+                out = model(x)
+        finally:
+            model.train(was_training)
+        if not isinstance(out, torch.Tensor):
+            return None
+        return {"inputs": x.detach().cpu(), "outputs": out.detach().float().cpu(), "targets": y}
+
+    def _end(self, n_params: int, error: str | None, started: bool = True) -> Run:
+        if started:
+            try:
+                self._flush()
+            except Exception:  # noqa: BLE001 - the run is ending; its own error wins
+                pass
+        device = getattr(self, "_device", None)
         steps = max(self.step, 1)
+        train_time = getattr(self, "_train_time", 0.0)
         perf = {
-            "samples_per_sec": self._samples / self._train_time if self._train_time > 0 else math.nan,
-            "step_time": self._train_time / steps,
+            "samples_per_sec": self._samples / train_time if started and train_time > 0 else math.nan,
+            "step_time": train_time / steps,
             "n_params": n_params,
-            "peak_memory": peak_memory(self._device),
-            "device": str(self._device),
-            "train_time": self._train_time,
+            "peak_memory": peak_memory(device) if device is not None else None,
+            "device": str(device) if device is not None else None,
+            "train_time": train_time,
         }
-        final = {k: v for k, v in self._last_eval.items() if k not in ("epoch", "step")}
-        if "train_loss" not in final and self._step_rows:
-            final["train_loss"] = self._step_rows[-1]["loss"]
+        last_eval = getattr(self, "_last_eval", {})
+        step_rows = getattr(self, "_step_rows", [])
+        final = {k: v for k, v in last_eval.items() if k not in ("epoch", "step")}
+        if "train_loss" not in final and step_rows:
+            final["train_loss"] = step_rows[-1]["loss"]
         final.update(epochs=self.epoch + 1 if self.status == "finished" else self.epoch, steps=self.step)
-        history = _history(self._step_rows, self._eval_rows)
-        self.bus.fire(Events.END, {"status": self.status, "final": final, "error": error, "perf": perf,
-                                   "run_id": self.run_id})
-        return Run(config=self.config, status=self.status, history=history, final=final,
-                   model=self._model, perf=perf, run_id=self.run_id, error=error, params=self.params)
+        history = _history(step_rows, getattr(self, "_eval_rows", []))
+        status = self.status
+        self.status = "ended"
+        self.bus.fire(Events.END, {"status": status, "reason": self.reason, "final": final, "error": error,
+                                   "perf": perf, "run_id": self.run_id, "trial": self.trial})
+        self.status = status
+        return Run(config=self.config, status=status, history=history, final=final,
+                   model=getattr(self, "_model", None), perf=perf, run_id=self.run_id, error=error,
+                   params=self.params, trial=self.trial, reason=self.reason)
 
     # -- helpers ------------------------------------------------------------------------
     def _attach(self, cb: Any) -> None:
@@ -287,7 +322,7 @@ class Trainer:
                 self.bus.on(event, handler)
         else:
             raise TypeError(
-                f"callbacks: {cb!r} is neither an object with attach(trainer) nor a dict "
+                f"callbacks: {cb!r} is neither an object with attach(trainer) (a sink) nor a dict "
                 "{event: handler}; e.g. callbacks=[{'epoch': print}]"
             )
 
@@ -308,42 +343,20 @@ class Trainer:
                 self.total_steps = min(self.total_steps, cfg.max_steps)
 
 
-def train(task: Task, config: TrainConfig | None = None, store: Any = None,
-          callbacks: Iterable[Any] = (), *, stop: threading.Event | None = None, **kwargs: Any) -> Run:
-    """Train a fresh model of ``task`` with ``config`` and return the :class:`Run`.
+def train(task: Task, config: TrainConfig | None = None, callbacks: Iterable[Any] = (), *,
+          stop: Any = None, run_id: int | None = None, trial: int | None = None) -> Run:
+    """Train a fresh model of ``task`` with ``config`` and return the :class:`Run` (no store).
+
+    ``tw.train`` (``tunewidgets.api.train``) is this plus ``store=`` and the other sinks.
 
     Example:
+        >>> from tunewidgets.engine import train
         >>> import tunewidgets as tw
-        >>> run = tw.train(tw.tasks.spirals(), tw.TrainConfig(optimizer="adam", lr=0.01, epochs=2, device="cpu"))
+        >>> run = train(tw.tasks.spirals(), tw.TrainConfig(optimizer="adam", lr=0.01, epochs=2, device="cpu"))
         >>> run.status, sorted(run.final)[:3]
         ('finished', ['epochs', 'steps', 'train_loss'])
     """
-    return Trainer(task, config, store=store, callbacks=callbacks, stop=stop, **kwargs).fit()
-
-
-def check_first_batch(task: Task, model: torch.nn.Module, batches: Iterable[Any],
-                      device: torch.device, amp_dtype: torch.dtype | None = None) -> None:
-    """Run the loss once on the first batch (no update) so shape errors surface before training."""
-    source = batches
-    if hasattr(batches, "tensors"):  # TensorBatches: take rows without drawing a permutation
-        source = [tuple(t[: batches.batch_size] for t in batches.tensors)]
-    try:
-        batch = next(iter(source))
-    except StopIteration:
-        raise ValueError("train: the training data yields no batches; give it a non-empty dataset") from None
-    x, y = task.unpack_batch(batch)
-    x, y = to_device(x, device), to_device(y, device)
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            autocast = (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None
-                        else contextlib.nullcontext())
-            with autocast:
-                out = model(x)
-            task.loss_fn.check(out.float() if torch.is_tensor(out) else out, y)
-    finally:
-        model.train(was_training)
+    return Trainer(task, config, callbacks=callbacks, stop=stop, run_id=run_id, trial=trial).fit()
 
 
 def _amp_setup(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, Any]:
@@ -361,16 +374,6 @@ def _build_schedule(schedule: Any, optimizer: torch.optim.Optimizer, total_steps
             return sched, "metric"
         return sched, "epoch" if getattr(schedule, "interval", "step") == "epoch" else "step"
     return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), "step"
-
-
-def _batch_len(x: Any) -> int:
-    if isinstance(x, torch.Tensor):
-        return x.shape[0] if x.dim() else 1
-    if isinstance(x, (tuple, list)) and x:
-        return _batch_len(x[0])
-    if isinstance(x, Mapping) and x:
-        return _batch_len(next(iter(x.values())))
-    return 1
 
 
 def _history(step_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> pd.DataFrame:

@@ -11,7 +11,9 @@ import torch
 from tunewidgets.engine.loss_functions import binary_view, is_multiclass
 
 __all__ = ["shape", "shapes", "check_result", "same_shape", "float_target", "unit_values", "class_targets",
-           "mask_targets"]
+           "mask_targets", "label_error"]
+
+IGNORE_INDEX = -100  # torch's cross-entropy skips targets with this value
 
 
 def shape(t: torch.Tensor) -> str:
@@ -99,3 +101,33 @@ def mask_targets(name: str, output: torch.Tensor, target: torch.Tensor) -> None:
         raise ValueError(f"loss {name!r}: {shapes(output, target)}: integer targets with a class axis; "
                          "give class-index targets of shape (N, H, W) for multi-class masks")
     unit_values(name, tgt)
+
+
+def label_error(name: str, output: Any, target: Any) -> ValueError | None:
+    """After a loss failed: a ValueError naming the data field, the label and the class count when
+    ``target`` holds class indices outside ``[0, C)`` for output ``(N, C, *S)``; else None.
+
+    Runs only on the error path (it syncs with the device), so the loss itself stays check-free.
+    The field is ``train`` when autograd records (a training step), ``val`` otherwise (evaluation).
+
+    >>> import torch
+    >>> print(label_error("cross_entropy", torch.zeros(2, 3), torch.tensor([0, 7])))
+    loss 'cross_entropy': target label 7 in the train data is out of range for 3 classes (the model outputs 3 columns, so labels must lie in [0, 3)); labels of this batch lie in [0, 7]; relabel the classes 0..2 or give the model 8 outputs
+    """
+    if not isinstance(output, torch.Tensor) or not isinstance(target, torch.Tensor) or output.ndim < 2:
+        return None
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool or not target.numel():
+        return None
+    n_classes = int(output.shape[1])
+    t = target.detach()
+    bad = t[((t < 0) | (t >= n_classes)) & (t != IGNORE_INDEX)]
+    if not bad.numel():
+        return None
+    field = "train" if torch.is_grad_enabled() else "val"
+    kept = t[t != IGNORE_INDEX]
+    low, high, label = int(kept.min()), int(kept.max()), int(bad[0])
+    return ValueError(
+        f"loss {name!r}: target label {label} in the {field} data is out of range for {n_classes} classes (the "
+        f"model outputs {n_classes} columns, so labels must lie in [0, {n_classes})); labels of this batch lie "
+        f"in [{low}, {high}]; relabel the classes 0..{n_classes - 1} or give the model "
+        f"{max(high + 1, n_classes)} outputs")

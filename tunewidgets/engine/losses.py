@@ -24,12 +24,16 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from tunewidgets.engine.loss_checks import (check_result, class_targets, float_target, mask_targets, same_shape,
-                                            shape, shapes, unit_values)
+from tunewidgets.engine._values import is_flag, is_real
+from tunewidgets.engine.loss_checks import (check_result, class_targets, float_target, label_error, mask_targets,
+                                            same_shape, shape, shapes, unit_values)
 from tunewidgets.engine.loss_functions import (binary_view, is_multiclass, sigmoid_focal_loss,
                                                soft_dice_loss, softmax_focal_loss)
 
 __all__ = ["LOSSES", "Loss", "get_loss"]
+
+# what torch raises for a class index out of range (IndexError from cross_entropy, RuntimeError from gather)
+_LABEL_ERRORS = (IndexError, RuntimeError)
 
 LOSSES = ("cross_entropy", "mse", "l1", "huber", "bce_with_logits", "focal", "dice", "ce_dice")
 
@@ -68,10 +72,18 @@ class Loss:
         return f"Loss({self.name!r}{args})"
 
 
+def _raise_label_error(name: str, output: torch.Tensor, target: torch.Tensor, exc: BaseException) -> None:
+    """Re-raise ``exc`` as a ValueError naming the bad label when that is what failed, else as it is."""
+    err = label_error(name, output, target)
+    if err is None:
+        raise exc
+    raise err from exc
+
+
 # -- settings --------------------------------------------------------------------------------------
 def _number(loss: str, key: str, value: Any, low: float, *, strict: bool = False,
             high: float | None = None) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    ok = is_real(value) and math.isfinite(value)
     ok = ok and (value > low if strict else value >= low) and (high is None or value <= high)
     if not ok:
         span = f"{'>' if strict else '>='} {low}" + (f" and <= {high}" if high is not None else "")
@@ -82,10 +94,12 @@ def _number(loss: str, key: str, value: Any, low: float, *, strict: bool = False
 def _vector(loss: str, key: str, value: Any) -> torch.Tensor | None:
     if value is None:
         return None
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
+    if is_real(value):
         value = [value]
     try:
-        t = torch.as_tensor(value, dtype=torch.float32)
+        flags = (is_flag(value) or str(getattr(value, "dtype", "")) in ("torch.bool", "bool")
+                 or any(is_flag(v) for v in value))
+        t = None if flags else torch.as_tensor(value, dtype=torch.float32)
     except (TypeError, ValueError, RuntimeError):
         t = None
     if t is None or t.ndim != 1 or not torch.isfinite(t).all() or (t < 0).any():
@@ -127,10 +141,13 @@ class _CrossEntropy(Loss):
         self._plain = self._weight.tensor is None and self.kwargs["label_smoothing"] == 0.0
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if self._plain:  # the common case, on every training step: no keyword handling
-            return F.cross_entropy(output, target)
-        return F.cross_entropy(output, target, weight=self._weight.like(output),
-                               label_smoothing=self.kwargs["label_smoothing"])
+        try:  # costs nothing unless it raises; then a label out of range is named
+            if self._plain:  # the common case, on every training step: no keyword handling
+                return F.cross_entropy(output, target)
+            return F.cross_entropy(output, target, weight=self._weight.like(output),
+                                   label_smoothing=self.kwargs["label_smoothing"])
+        except _LABEL_ERRORS as exc:
+            _raise_label_error(self.name, output, target, exc)
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         if target.is_floating_point() and target.shape == output.shape and output.ndim >= 2:
@@ -206,7 +223,10 @@ class _Focal(Loss):
         gamma, alpha = self.kwargs["gamma"], self.kwargs["alpha"]
         if is_multiclass(output, target):
             per_class = self._alpha_on.on(output.device, torch.float32) if self._alpha is not None else None
-            return softmax_focal_loss(output, target, gamma, per_class if per_class is not None else alpha)
+            try:
+                return softmax_focal_loss(output, target, gamma, per_class if per_class is not None else alpha)
+            except _LABEL_ERRORS as exc:
+                _raise_label_error(self.name, output, target, exc)
         if self._alpha is not None:
             raise ValueError(f"loss {self.name!r}: per-class alpha needs class-index targets; give one number")
         return sigmoid_focal_loss(output, target, gamma, alpha)
@@ -233,7 +253,10 @@ class _Dice(Loss):
         super().__init__(name, smooth=_number(name, "smooth", smooth, 0.0))
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        return soft_dice_loss(output, target, self.kwargs["smooth"])
+        try:
+            return soft_dice_loss(output, target, self.kwargs["smooth"])
+        except _LABEL_ERRORS as exc:
+            _raise_label_error(self.name, output, target, exc)
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         mask_targets(self.name, output, target)
@@ -249,12 +272,15 @@ class _CEDice(Loss):
 
     def __call__(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         k = self.kwargs
-        if is_multiclass(output, target):
-            ce = F.cross_entropy(output, target)
-        else:
-            out, tgt = binary_view(output, target)
-            ce = F.binary_cross_entropy_with_logits(out, tgt.to(out.dtype))
-        return k["ce_weight"] * ce + k["dice_weight"] * soft_dice_loss(output, target, k["smooth"])
+        try:
+            if is_multiclass(output, target):
+                ce = F.cross_entropy(output, target)
+            else:
+                out, tgt = binary_view(output, target)
+                ce = F.binary_cross_entropy_with_logits(out, tgt.to(out.dtype))
+            return k["ce_weight"] * ce + k["dice_weight"] * soft_dice_loss(output, target, k["smooth"])
+        except _LABEL_ERRORS as exc:
+            _raise_label_error(self.name, output, target, exc)
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         mask_targets(self.name, output, target)

@@ -20,17 +20,19 @@ Example:
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import torch
 
+from tunewidgets.engine._values import is_real
 from tunewidgets.engine.loss_functions import binary_view, is_multiclass
 
 __all__ = ["METRICS", "Metric", "Accuracy", "Dice", "IoU", "MeanAbsoluteError", "MeanSquaredError",
-           "BatchMean", "get_metric"]
+           "BatchMean", "get_metric", "resolve_metrics"]
 
 METRICS = ("accuracy", "dice", "iou", "mae", "mse")
+RESERVED = ("loss",)  # "val_loss" is the validation loss itself
 
 
 class Metric:
@@ -212,7 +214,9 @@ class BatchMean(Metric):
                 raise ValueError(f"metric {self.name!r}: returned a tensor of shape {tuple(value.shape)}, "
                                  "expected one number (the batch mean); reduce it with .mean()")
             value = value.detach().reshape(()).to(_sum_dtype(value.device))
-        elif not isinstance(value, (int, float)) or isinstance(value, bool):
+        elif is_real(value):
+            value = float(value)
+        else:
             raise TypeError(f"metric {self.name!r}: returned {type(value).__name__}; return a number or "
                             "a 0-d tensor (the batch mean)")
         self.total = self.total + value * n
@@ -263,3 +267,52 @@ def get_metric(name_or_callable: str | Callable[..., Any] | Metric | type[Metric
         return _name(fn), lambda: BatchMean(fn)
     raise TypeError(f"metrics: expected a name ({', '.join(METRICS)}) or a callable (output, target) -> number, "
                     f"got {type(m).__name__}")
+
+
+def resolve_metrics(metrics: Iterable[Any] | Mapping[str, Any] | str) -> dict[str, Callable[[], Metric]]:
+    """``{name: factory}`` for a Task's ``metrics``: names, metrics or callables, or a dict naming them.
+
+    Each metric is reported as ``val_<name>``, so names must be distinct: two lambdas (both
+    named ``<lambda>``) or the same name twice raise a ValueError instead of one silently
+    replacing the other. Give your own names with a dict. ``loss`` is taken (``val_loss``).
+
+    >>> sorted(resolve_metrics({"top1": "accuracy", "half": lambda o, t: 0.5}))
+    ['half', 'top1']
+    >>> resolve_metrics([lambda o, t: 1.0, lambda o, t: 0.0])
+    Traceback (most recent call last):
+    ...
+    ValueError: metrics: two metrics are named '<lambda>' (items 0 and 1), and each is reported as val_<name>, so one would replace the other; name them with a dict, e.g. metrics={'<lambda>': ..., '<lambda>_2': ...}
+    """
+    if isinstance(metrics, str):
+        metrics = (metrics,)
+    if isinstance(metrics, Mapping):
+        named = {}
+        for key, m in metrics.items():
+            if not isinstance(key, str) or not key.strip():
+                raise TypeError(f"metrics: names must be non-empty strings, got {key!r} for {m!r}")
+            named[_free(key)] = _renamed(m, key)
+        return named
+    named, first = {}, {}
+    for i, m in enumerate(metrics):
+        name, factory = get_metric(m)
+        if name in named:
+            raise ValueError(f"metrics: two metrics are named {name!r} (items {first[name]} and {i}), and each is "
+                             "reported as val_<name>, so one would replace the other; name them with a dict, "
+                             f"e.g. metrics={{{name!r}: ..., {name + '_2'!r}: ...}}")
+        named[_free(name)], first[name] = factory, i
+    return named
+
+
+def _free(name: str) -> str:
+    if name in RESERVED:
+        raise ValueError(f"metrics: the name {name!r} is taken (val_{name} is the validation loss); "
+                         f"name the metric otherwise, e.g. metrics={{'my_{name}': ...}}")
+    return name
+
+
+def _renamed(m: Any, name: str) -> Callable[[], Metric]:
+    """The factory of ``m`` (a callable's BatchMean takes ``name``, the dict key)."""
+    _, factory = get_metric(m)
+    if callable(m) and not isinstance(m, (str, Metric)) and not (isinstance(m, type) and issubclass(m, Metric)):
+        return lambda: BatchMean(m, name=name)
+    return factory

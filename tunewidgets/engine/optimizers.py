@@ -13,10 +13,13 @@ from __future__ import annotations
 import difflib
 import inspect
 import math
+import typing
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
+
+from tunewidgets.engine._values import flag, is_flag, is_real
 
 __all__ = ["OPTIMIZERS", "check_optimizer", "build_optimizer", "build_from_config", "momentum_key"]
 
@@ -79,10 +82,41 @@ def _check_no_common(kwargs: Mapping[str, Any]) -> None:
 
 
 def _accepted(cls: type) -> list[str]:
+    return list(_keywords(cls))
+
+
+def _keywords(cls: type) -> dict[str, inspect.Parameter]:
     sig = inspect.signature(cls.__init__)
-    return [p.name for p in sig.parameters.values()
+    return {p.name: p for p in sig.parameters.values()
             if p.name not in ("self", "params")
-            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)]
+            and p.kind in (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
+
+
+def _takes_flag(p: inspect.Parameter) -> bool:
+    """A keyword torch declares as a bool (``maximize: bool = False``, ``foreach: bool | None = None``)."""
+    if isinstance(p.default, bool):
+        return True
+    ann = p.annotation
+    if isinstance(ann, str):  # postponed annotations
+        return ann.replace(" ", "") in ("bool", "bool|None", "None|bool", "Optional[bool]")
+    return ann is bool or set(typing.get_args(ann)) == {bool, type(None)}
+
+
+def _check_kwargs(name: str, cls: type, kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """Flags must be bools (or None where torch allows it); numbers must not be bools."""
+    out = dict(kwargs)
+    params = _keywords(cls)
+    for key, value in kwargs.items():
+        p = params[key]
+        if _takes_flag(p):
+            if value is None and p.default is None:
+                continue
+            out[key] = flag(f"optimizer_kwargs[{key!r}]", value,
+                            f"{name} ({cls.__name__}) reads {key} as a switch")
+        elif is_flag(value) and is_real(p.default):
+            raise TypeError(f"optimizer_kwargs[{key!r}]: expected a number, got {value!r}; "
+                            f"{name} ({cls.__name__}) reads {key} as a number (default {p.default!r})")
+    return out
 
 
 def build_optimizer(name: str, params: Iterable[Any], *, lr: float, momentum: float = 0.0,
@@ -93,15 +127,24 @@ def build_optimizer(name: str, params: Iterable[Any], *, lr: float, momentum: fl
     Each optimizer gets only the common settings it takes: ``momentum`` and ``nesterov``
     go to sgd (rmsprop takes ``momentum``), ``betas`` and ``eps`` to adam and adamw,
     ``weight_decay`` to all but rprop; the rest are ignored for it. Other keywords
-    (``kwargs``) go to the torch class as they are, e.g. rprop ``etas`` or rmsprop ``alpha``.
+    (``kwargs``) go to the torch class as they are, e.g. rprop ``etas`` or rmsprop ``alpha``;
+    those torch declares as switches (``amsgrad``, ``maximize``, ``foreach``...) must be
+    booleans, and those with a number default must not be booleans.
 
     Raises:
         ValueError: unknown name; a keyword the torch class does not take (the message lists
             the ones it does); ``weight_decay > 0`` with rprop, which has no weight decay.
+        TypeError: a switch (``nesterov``, ``amsgrad``...) that is not True or False, e.g. "no".
     """
     check_optimizer(name)
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) or lr <= 0:
+    if not is_real(lr) or not math.isfinite(lr) or lr <= 0:
         raise ValueError(f"lr: must be a finite number > 0, got {lr!r}; try a value such as 1e-3")
+    nesterov = flag("nesterov", nesterov, "nesterov=True turns Nesterov momentum on (sgd)")
+    for key, value in (("momentum", momentum), ("eps", eps), ("weight_decay", weight_decay)):
+        if not is_real(value):
+            raise TypeError(f"{key}: expected a number, got {value!r}")
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2 or not all(is_real(b) for b in betas):
+        raise TypeError(f"betas: expected two numbers, e.g. (0.9, 0.999), got {betas!r}")
     cls = _CLASSES[name]
     accepted = _accepted(cls)
     unknown = sorted(k for k in kwargs if k not in accepted)
@@ -110,6 +153,7 @@ def build_optimizer(name: str, params: Iterable[Any], *, lr: float, momentum: fl
             f"optimizer_kwargs: {name} ({cls.__name__}) takes no keyword(s) {unknown}; "
             f"it accepts {', '.join(accepted)}"
         )
+    kwargs = _check_kwargs(name, cls, kwargs)
     if name == "rprop" and weight_decay:
         raise ValueError(
             f"weight_decay: rprop has no weight decay, got weight_decay={weight_decay!r}; "
@@ -117,7 +161,7 @@ def build_optimizer(name: str, params: Iterable[Any], *, lr: float, momentum: fl
         )
     if name == "sgd" and nesterov and not momentum:
         raise ValueError("nesterov: needs momentum > 0 with sgd; set momentum=0.9 or nesterov=False")
-    settings: dict[str, Any] = {"momentum": momentum, "nesterov": bool(nesterov), "betas": tuple(betas),
+    settings: dict[str, Any] = {"momentum": momentum, "nesterov": nesterov, "betas": tuple(betas),
                                 "eps": eps, "weight_decay": weight_decay}
     chosen = {k: settings[k] for k in _TAKES[name]}
     if name == "sgd" and not nesterov:

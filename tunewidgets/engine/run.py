@@ -17,13 +17,22 @@ class Run:
     """The result of :func:`tunewidgets.train`.
 
     Attributes:
-        status: "finished", "stopped" (stop flag set), "diverged" (non-finite loss), "pruned" or "failed".
+        status: "finished", "stopped" (stop flag set), "pruned" (a pruner or ``stop("pruned")``),
+            "diverged" (non-finite loss) or "failed".
         history: one row per logged step (``kind="step"``: step, epoch, lr, loss) and per
             evaluation (``kind="eval"``: step, epoch, train_loss, val_loss, val_<metric>...).
         final: the last evaluation's metrics plus ``train_loss``, ``epochs`` and ``steps`` done.
         model: the trained model (on the device it was trained on).
         perf: samples_per_sec, step_time (s), n_params, peak_memory (bytes, CUDA only), device.
         run_id: the store's run id when a store was given.
+        trial: the trial number when the run is a search's trial.
+        reason: why a run ended early (a pruner's or a stop's reason), else None.
+        sink_errors: what sinks could not record without stopping training (a store on a full
+            disk): the model and the curves here are complete, the record may not be.
+        tensorboard_dir: the run's TensorBoard folder when ``tensorboard=`` logged it, else None.
+        mlflow_uri: the MLflow tracking URI the run was logged to (``mlflow=``), else None.
+        matches, mismatch: set by ``tw.rerun``: whether this repeat gave the recorded curve, and
+            if not, why (a changed dataset, model factory, config or version); else None.
     """
 
     config: Any
@@ -35,6 +44,13 @@ class Run:
     run_id: int | None = None
     error: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    trial: int | None = None
+    reason: str | None = None
+    sink_errors: list[str] = field(default_factory=list)
+    tensorboard_dir: str | None = None
+    mlflow_uri: str | None = None
+    matches: bool | None = None
+    mismatch: str | None = None
 
     def steps(self) -> pd.DataFrame:
         """The per-step rows of the history (step, epoch, lr, loss)."""

@@ -10,6 +10,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
+from tunewidgets.engine._values import whole
+from tunewidgets.engine.collate import Collate
+
 __all__ = ["Task", "TensorBatches", "unpack_default", "to_device"]
 
 _INPUT_KEYS = ("x", "input", "inputs", "image", "images", "features")
@@ -94,8 +97,10 @@ class Task:
             (``width``, ``dropout``...) that ``model_kwargs`` or a search sets.
         train, val: a ``Dataset`` or ``DataLoader``; a ``TensorDataset`` is batched by slicing.
         loss: a name (see ``tunewidgets.engine.losses.LOSSES``) or a callable ``(output, target)``.
-        metrics: names (see ``tunewidgets.engine.metrics.METRICS``) or callables, computed on val.
-        batch_size: mini-batch size when the data is a Dataset.
+        metrics: names (see ``tunewidgets.engine.metrics.METRICS``) or callables, computed on val;
+            or a dict ``{name: metric}`` to name them (each is reported as ``val_<name>``, so
+            names must be distinct: two lambdas in a list are refused).
+        batch_size: mini-batch size when the data is a Dataset (a NumPy int is fine).
         unpack: ``batch -> (inputs, targets)`` for batches of other shapes.
 
     Example:
@@ -113,7 +118,7 @@ class Task:
     train: Dataset | DataLoader
     val: Dataset | DataLoader | None = None
     loss: str | Callable[..., torch.Tensor] = "cross_entropy"
-    metrics: Sequence[str | Callable[..., Any]] = ()
+    metrics: Sequence[str | Callable[..., Any]] | Mapping[str, str | Callable[..., Any]] = ()
     batch_size: int = 64
     unpack: Callable[[Any], tuple[Any, Any]] | None = None
     loss_kwargs: Mapping[str, Any] = field(default_factory=dict)
@@ -124,7 +129,7 @@ class Task:
 
     def __post_init__(self) -> None:
         from tunewidgets.engine.losses import get_loss
-        from tunewidgets.engine.metrics import get_metric
+        from tunewidgets.engine.metrics import resolve_metrics
 
         if not callable(self.model):
             raise TypeError(
@@ -136,18 +141,19 @@ class Task:
                 "model: got an nn.Module instance, but a Task needs a factory so each run starts fresh; "
                 "pass Task(model=lambda: net_class(...)) instead"
             )
-        _check_batch_size("batch_size", self.batch_size)
+        self.batch_size = whole("batch_size", self.batch_size, 1, fix="use e.g. batch_size=64")
+        self.num_workers = whole("num_workers", self.num_workers, 0, fix="0 loads batches in this process")
         _check_data("train", self.train)
         if self.val is not None:
             _check_data("val", self.val)
         if isinstance(self.metrics, str):
             self.metrics = (self.metrics,)
-        self.metrics = tuple(self.metrics)
+        self.metrics = dict(self.metrics) if isinstance(self.metrics, Mapping) else tuple(self.metrics)
         self.loss_kwargs = dict(self.loss_kwargs or {})
         self.model_kwargs = dict(self.model_kwargs or {})
         # resolve names now: unknown names fail here, before any training
         self.loss_fn = get_loss(self.loss, **self.loss_kwargs)
-        self.metric_fns = {name: fn for name, fn in (get_metric(m) for m in self.metrics)}
+        self.metric_fns = resolve_metrics(self.metrics)
         if self.unpack is not None and not callable(self.unpack):
             raise TypeError(f"unpack: expected a callable batch -> (inputs, targets), got {self.unpack!r}")
 
@@ -172,16 +178,16 @@ class Task:
     def train_batches(self, batch_size: int | None = None, generator: torch.Generator | None = None,
                       device: torch.device | None = None) -> Any:
         """An iterable of training batches (shuffled with ``generator``)."""
-        return self._batches(self.train, batch_size, shuffle=True, generator=generator, device=device)
+        return self._batches(self.train, batch_size, shuffle=True, generator=generator, device=device, field="train")
 
     def val_batches(self, batch_size: int | None = None, device: torch.device | None = None) -> Any:
         if self.val is None:
             return None
         bs = max(batch_size or self.batch_size, 256)
-        return self._batches(self.val, bs, shuffle=False, generator=None, device=device)
+        return self._batches(self.val, bs, shuffle=False, generator=None, device=device, field="val")
 
     def _batches(self, data: Any, batch_size: int | None, shuffle: bool,
-                 generator: torch.Generator | None, device: torch.device | None) -> Any:
+                 generator: torch.Generator | None, device: torch.device | None, field: str = "train") -> Any:
         if isinstance(data, DataLoader):
             return data
         bs = int(batch_size or self.batch_size)
@@ -190,8 +196,9 @@ class Task:
             if device is not None:
                 tensors = tuple(t.to(device) for t in tensors)
             return TensorBatches(tensors, bs, shuffle=shuffle, generator=generator)
+        # the default collate, raising an error that names the field and the items' shapes
         return DataLoader(data, batch_size=bs, shuffle=shuffle, generator=generator,
-                          num_workers=self.num_workers)
+                          num_workers=self.num_workers, collate_fn=Collate(field))
 
     def num_train_samples(self) -> int | None:
         data = self.train.dataset if isinstance(self.train, DataLoader) else self.train
@@ -203,13 +210,6 @@ class Task:
 
 def _name(fn: Any) -> str:
     return getattr(fn, "__qualname__", None) or repr(fn)
-
-
-def _check_batch_size(field_name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{field_name}: expected a whole number >= 1, got {value!r}")
-    if value < 1:
-        raise ValueError(f"{field_name}: must be >= 1, got {value}; use e.g. {field_name}=64")
 
 
 def _check_data(field_name: str, data: Any) -> None:

@@ -24,8 +24,8 @@ def _whole(name: str, v: Any, low: int, fix: str) -> int:
 
 
 def check_settings(*, start_lr: Any, end_lr: Any, num_iter: Any, mode: Any, smoothing: Any,
-                   diverge: Any, accum_steps: Any, val_every: Any, amp: Any, stop: Any,
-                   on_step: Any) -> dict[str, Any]:
+                   diverge: Any, grad_accum: Any, eval_every: Any, amp: Any, stop: Any,
+                   on_step: Any, log_every: Any = 25) -> dict[str, Any]:
     """Validate the plain settings; returns them normalised (floats, ints)."""
     if not _is_number(start_lr) or not math.isfinite(start_lr) or start_lr <= 0:
         raise ValueError(f"start_lr: must be a finite number > 0, got {start_lr!r}; e.g. start_lr=1e-7")
@@ -42,8 +42,9 @@ def check_settings(*, start_lr: Any, end_lr: Any, num_iter: Any, mode: Any, smoo
     if not _is_number(diverge) or math.isnan(diverge) or diverge <= 1:
         raise ValueError(f"diverge: must be a number > 1 (stop when the smoothed loss passes diverge x the "
                          f"best), got {diverge!r}; e.g. diverge=4, or math.inf to never stop on it")
-    accum_steps = _whole("accum_steps", accum_steps, 1, "e.g. accum_steps=4 to average 4 mini-batches per step")
-    val_every = _whole("val_every", val_every, 1, "e.g. val_every=5 to evaluate every 5th step")
+    grad_accum = _whole("grad_accum", grad_accum, 1, "e.g. grad_accum=4 to average 4 mini-batches per step")
+    eval_every = _whole("eval_every", eval_every, 1, "e.g. eval_every=5 to evaluate every 5th step")
+    log_every = _whole("log_every", log_every, 1, "e.g. log_every=25 to send the points every 25 steps")
     if amp not in (False, True, "bf16", "fp16") or isinstance(amp, int) and not isinstance(amp, bool):
         raise ValueError(f"amp: must be False, True, 'bf16' or 'fp16', got {amp!r}")
     if stop is not None and not callable(getattr(stop, "is_set", None)):
@@ -51,8 +52,8 @@ def check_settings(*, start_lr: Any, end_lr: Any, num_iter: Any, mode: Any, smoo
     if on_step is not None and not callable(on_step):
         raise TypeError(f"on_step: expected a callable taking one dict, got {on_step!r}")
     return {"start_lr": float(start_lr), "end_lr": float(end_lr), "num_iter": num_iter, "mode": mode,
-            "smoothing": float(smoothing), "diverge": float(diverge), "accum_steps": accum_steps,
-            "val_every": val_every, "amp": amp}
+            "smoothing": float(smoothing), "diverge": float(diverge), "grad_accum": grad_accum,
+            "eval_every": eval_every, "log_every": log_every, "amp": amp}
 
 
 def lr_ramp(start_lr: float, end_lr: float, num_iter: int, mode: str) -> np.ndarray:

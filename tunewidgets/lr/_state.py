@@ -5,13 +5,13 @@ does not double its memory.
 from __future__ import annotations
 
 import copy
-import random
 from collections.abc import Iterable
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
+
+from tunewidgets.engine.seeding import RNGState  # shared with the train loop
 
 __all__ = ["RNGState", "ModelState", "OptimizerState"]
 
@@ -25,28 +25,6 @@ def _cpu_copy(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_cpu_copy(v) for v in obj)
     return copy.deepcopy(obj)
-
-
-class RNGState:
-    """The torch CPU generator, the CUDA generators (when CUDA is in use), MPS, ``random`` and numpy."""
-
-    def __init__(self, device: torch.device | None = None) -> None:
-        self.torch = torch.get_rng_state()
-        self.python = random.getstate()
-        self.numpy = np.random.get_state()
-        use_cuda = torch.cuda.is_available() and (
-            torch.cuda.is_initialized() or (device is not None and device.type == "cuda"))
-        self.cuda = torch.cuda.get_rng_state_all() if use_cuda else None
-        self.mps = torch.mps.get_rng_state() if device is not None and device.type == "mps" else None
-
-    def restore(self) -> None:
-        torch.set_rng_state(self.torch)
-        random.setstate(self.python)
-        np.random.set_state(self.numpy)
-        if self.cuda is not None:
-            torch.cuda.set_rng_state_all(self.cuda)
-        if self.mps is not None:
-            torch.mps.set_rng_state(self.mps)
 
 
 class ModelState:

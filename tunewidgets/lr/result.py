@@ -1,6 +1,7 @@
 """``LRRangeTestResult``: the curves of an LR range test, its suggestions and why it stopped."""
 from __future__ import annotations
 
+import importlib
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -8,9 +9,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-__all__ = ["LRRangeTestResult", "STOP_REASONS"]
+__all__ = ["LRRangeTestResult", "STOP_REASONS", "PLOT_HOOK"]
 
-STOP_REASONS = ("finished", "diverged", "nonfinite", "stopped")
+#: The one way from the core up to the plots layer: ``LRRangeTestResult.plot()`` imports this
+#: ``"module:function"`` when it is called (tests/test_import_boundary.py allows no other).
+PLOT_HOOK = "tunewidgets.plots.lr:lr_range_figure"
+
+STOP_REASONS = ("finished", "diverged", "stopped")
 
 
 @dataclass
@@ -28,8 +33,9 @@ class LRRangeTestResult:
             has one; None when no rule has one.
         band: ``(low, high)`` spanned by the rules' lrs; a narrow band means they agree.
         stopped_early: True unless all ``num_iter`` steps ran.
-        stop_reason: "finished", "diverged" (the smoothed loss rose too far above its best),
-            "nonfinite" (a NaN or infinite loss) or "stopped" (the stop event was set).
+        stop_reason: "finished", "diverged" (the smoothed loss rose too far above its best, or
+            a loss was NaN or infinite: then ``nonfinite`` is True) or "stopped" (the stop event
+            was set).
         stopped_at: index of the last recorded step when the test stopped early, else None.
         warning: why suggestions are missing or doubtful; None when all is well.
         cycled_data: True when the data ran out and was iterated again; ``data_passes`` counts
@@ -37,6 +43,11 @@ class LRRangeTestResult:
         settings: the settings the test ran with (start_lr, end_lr, num_iter, mode, ...).
         duration_s: wall time of the steps, in seconds.
         run_id: the store's run id when a store recorded the test.
+        nonfinite: True when the test stopped on a NaN or infinite loss.
+        sink_errors: what sinks could not record (a store on a full disk); the curves here are complete.
+        tensorboard_dir, mlflow_uri: where ``tensorboard=`` and ``mlflow=`` logged the test, else None.
+        matches, mismatch: set by ``tw.rerun``: whether this repeat gave the recorded curve, and
+            if not, why; else None.
     """
 
     lrs: np.ndarray
@@ -56,24 +67,32 @@ class LRRangeTestResult:
     settings: dict[str, Any] = field(default_factory=dict)
     duration_s: float = math.nan
     run_id: int | None = None
+    nonfinite: bool = False
+    sink_errors: list[str] = field(default_factory=list)
+    tensorboard_dir: str | None = None
+    mlflow_uri: str | None = None
+    matches: bool | None = None
+    mismatch: str | None = None
 
     def __len__(self) -> int:
         return len(self.lrs)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per step, indexed by ``iteration``: ``lr``, ``loss``, ``smoothed`` (and ``val_loss``)."""
+        """One row per step, indexed by ``step`` (from 0): ``lr``, ``loss``, ``smoothed`` (and ``val_loss``)."""
         data = {"lr": self.lrs, "loss": self.losses, "smoothed": self.smoothed}
         if self.val_losses is not None:
             data["val_loss"] = self.val_losses
         frame = pd.DataFrame(data)
-        frame.index.name = "iteration"
+        frame.index.name = "step"
         return frame
 
     def plot(self, **kwargs: Any) -> Any:
-        """A Bokeh figure of the curves and suggestions (imports Bokeh only now)."""
-        from tunewidgets.plots.lr import lr_range_figure
+        """A Bokeh figure of the curves and suggestions, drawn by the plots layer (Bokeh is imported only now).
 
-        return lr_range_figure(self, **kwargs)
+        The core never imports the plots layer; this method resolves :data:`PLOT_HOOK` when called.
+        """
+        module, name = PLOT_HOOK.split(":")
+        return getattr(importlib.import_module(module), name)(self, **kwargs)
 
     def __repr__(self) -> str:
         def fmt(v: float | None) -> str:

@@ -9,6 +9,19 @@ is stepped after every optimizer step; one with ``interval="epoch"`` after every
 its own lengths (``step_size``, ``milestones``, ``T_0``...) are then in epochs. Internally a
 spec is built for ``n`` *positions*: the number of scheduler values training uses
 (``total_steps``, or the number of epochs).
+
+One rule for lengths, checked by ``build`` and ``preview`` (both know the run's length): every
+length a spec sets must fit in the run. A point where something happens (a decay of ``Step``,
+a ``MultiStep`` or ``Sequential`` milestone, the end of a warm-up) must come before the run
+ends; a span (``Cosine.T_max``, ``Polynomial.total_iters``, the first cycle of
+``CosineWarmRestarts``, the rise of ``Cyclic``) must end by the run's end. Otherwise the
+spec would silently never act, or act only in part (``Step()`` on a 20-step run keeps the
+lr constant), so it raises a ValueError naming the field, both lengths and the fix, as
+``Warmup.steps`` past the end always has. An error, not a warning: a schedule that does not
+do what its fields say is a wrong result reported as normal, warnings are easy to miss in a
+notebook or a search of many trials, and this one is raised before any training, when the
+fix (lower the length, leave it None for the whole run, or train longer) is cheap.
+``ReduceOnPlateau`` is left out: when it acts depends on the metric's values.
 """
 from __future__ import annotations
 
@@ -59,6 +72,20 @@ class ScheduleSpec:
 
     def _check_run(self, n: int) -> None:
         """Checks that need the run length (``n`` positions); raise ValueError naming the field."""
+
+    def _point_in_run(self, field: str, value: int, n: int, what: str, fix: str) -> None:
+        """A point where something happens at position ``value`` must come before the run ends."""
+        if value >= n:
+            unit = self._unit()
+            raise ValueError(f"{type(self).__name__}.{field}: {what} (at {value} {unit}) must come before the end "
+                             f"of the run ({n} {unit}), or it never happens; {fix}")
+
+    def _span_in_run(self, field: str, value: int | None, n: int, what: str, fix: str) -> None:
+        """A span of ``value`` positions from the start must end by the run's end."""
+        if value is not None and value > n:
+            unit = self._unit()
+            raise ValueError(f"{type(self).__name__}.{field}: {what} ({value} {unit}) must fit in the run "
+                             f"({n} {unit}), or it is cut short; {fix}")
 
     # -- shape facts used by composites and preview ------------------------------------
     def _first_lr(self, base: float, n: int) -> float:

@@ -63,6 +63,10 @@ class Step(ScheduleSpec):
                                         fix="a decay factor such as 0.1 or 0.5"))
         self._check_interval()
 
+    def _check_run(self, n: int) -> None:
+        self._point_in_run("step_size", self.step_size, n, "the first decay",
+                           f"lower step_size below {n}, or train longer")
+
     def _make(self, optimizer, n):
         return StepLR(optimizer, step_size=self.step_size, gamma=self.gamma)
 
@@ -91,6 +95,12 @@ class MultiStep(ScheduleSpec):
         self._set("gamma", check_number("MultiStep", "gamma", self.gamma, low=0, high=1, low_open=True,
                                         fix="a decay factor such as 0.1"))
         self._check_interval()
+
+    def _check_run(self, n: int) -> None:
+        late = [m for m in self.milestones if m >= n]
+        if late:
+            self._point_in_run("milestones", late[0], n, "a decay",
+                               f"keep every milestone below {n} (got {list(self.milestones)}), or train longer")
 
     def _make(self, optimizer, n):
         return MultiStepLR(optimizer, milestones=list(self.milestones), gamma=self.gamma)
@@ -142,6 +152,10 @@ class Polynomial(ScheduleSpec):
         self._set("power", check_number("Polynomial", "power", self.power, low=0, low_open=True,
                                         fix="e.g. 1.0 (linear) or 2.0"))
         self._check_interval()
+
+    def _check_run(self, n: int) -> None:
+        self._span_in_run("total_iters", self.total_iters, n, "the decay to 0",
+                          f"use total_iters=None (the whole run) or at most {n}")
 
     def _make(self, optimizer, n):
         total = n if self.total_iters is None else self.total_iters

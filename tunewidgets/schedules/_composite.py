@@ -44,6 +44,14 @@ def _check_child(owner: ScheduleSpec, name: str, child: Any) -> None:
                          f"{child.interval!r})")
 
 
+def _check_part(spec: ScheduleSpec, length: int, where: str) -> None:
+    """Check a wrapped spec on its part of the run; the message keeps the spec's own field first."""
+    try:
+        spec._check_run(length)
+    except ValueError as exc:
+        raise ValueError(f"{exc} (in {where})") from None
+
+
 def _ramp(optimizer: Any, *, then: ScheduleSpec, then_n: int, start_factor: float, steps: int) -> LinearLR:
     """A linear ramp from ``start_factor`` times the first lr of ``then`` up to it."""
     for group in optimizer.param_groups:
@@ -85,7 +93,8 @@ class Warmup(ScheduleSpec):
         if self.steps >= n:
             raise ValueError(f"Warmup.steps: the warm-up ({self.steps} {self._unit()}) must be shorter than the "
                              f"run ({n} {self._unit()}); lower steps or train longer")
-        self.then._check_run(n - self.steps)
+        _check_part(self.then, n - self.steps, f"Warmup.then, which runs for the {n - self.steps} {self._unit()} "
+                    "after the warm-up")
 
     def _peak_lr(self):
         return self.then._peak_lr()
@@ -140,8 +149,8 @@ class Sequential(ScheduleSpec):
         if self.milestones[-1] >= n:
             raise ValueError(f"Sequential.milestones: the last milestone ({self.milestones[-1]}) must come before "
                              f"the end of the run ({n} {self._unit()}); lower it or train longer")
-        for spec, length in zip(self.specs, self._lengths(n)):
-            spec._check_run(length)
+        for i, (spec, length) in enumerate(zip(self.specs, self._lengths(n))):
+            _check_part(spec, length, f"Sequential.specs[{i}], which runs for {length} of the run's {n} {self._unit()}")
 
     def _peak_lr(self):
         peaks = [p for p in (s._peak_lr() for s in self.specs) if p is not None]

@@ -44,6 +44,10 @@ class Cosine(ScheduleSpec):
                                           fix="an lr below the optimizer's, e.g. 0 or 1e-5"))
         self._check_interval()
 
+    def _check_run(self, n: int) -> None:
+        self._span_in_run("T_max", self.T_max, n, "the half cosine down to eta_min",
+                          f"use T_max=None (the whole run) or at most {n}")
+
     def _make(self, optimizer, n):
         return CosineAnnealingLR(optimizer, T_max=n if self.T_max is None else self.T_max, eta_min=self.eta_min)
 
@@ -73,6 +77,9 @@ class CosineWarmRestarts(ScheduleSpec):
         self._set("eta_min", check_number("CosineWarmRestarts", "eta_min", self.eta_min, low=0,
                                           fix="an lr below the optimizer's, e.g. 0 or 1e-5"))
         self._check_interval()
+
+    def _check_run(self, n: int) -> None:
+        self._span_in_run("T_0", self.T_0, n, "the first cycle", f"lower T_0 to at most {n}, or train longer")
 
     def _make(self, optimizer, n):
         return CosineAnnealingWarmRestarts(optimizer, T_0=self.T_0, T_mult=self.T_mult, eta_min=self.eta_min)

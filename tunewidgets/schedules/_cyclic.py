@@ -40,7 +40,8 @@ class Cyclic(ScheduleSpec):
 
     Modes: "triangular" (same height every cycle), "triangular2" (height halves each
     cycle), "exp_range" (height times ``gamma`` per step). It sets the lr itself: the
-    optimizer's lr is not used.
+    optimizer's lr is not used. The first cycle (``step_size_up + step_size_down``) must
+    fit in the run; the last one may be cut short by its end.
     """
 
     base_lr: float = 1e-4
@@ -84,6 +85,16 @@ class Cyclic(ScheduleSpec):
                                         fix="exp_range shrinks the height by gamma per step, e.g. 0.999"))
         _check_momentum(self)
         self._check_interval()
+
+    def _check_run(self, n: int) -> None:
+        # the first cycle must fit: else the lr never completes one (later cycles may be cut by the end)
+        up = self.step_size_up
+        down = up if self.step_size_down is None else self.step_size_down
+        self._span_in_run("step_size_up", up, n, "the rise from base_lr to max_lr",
+                          f"lower step_size_up to at most {n // 2} (a whole cycle in the run), or train longer")
+        self._span_in_run("step_size_down" if self.step_size_down is not None else "step_size_up", up + down, n,
+                          f"the first cycle (up {up} + down {down})",
+                          f"make step_size_up + step_size_down at most {n}, or train longer")
 
     def _peak_lr(self):
         return self.max_lr

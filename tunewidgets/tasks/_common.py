@@ -7,7 +7,9 @@ from typing import Any
 import torch
 from torch.utils.data import TensorDataset
 
-__all__ = ["check_seed", "check_fraction", "check_whole", "check_number", "split"]
+from tunewidgets.engine.task import Task
+
+__all__ = ["check_seed", "check_fraction", "check_whole", "check_number", "split", "described"]
 
 
 def check_seed(seed: Any) -> int:
@@ -52,3 +54,15 @@ def split(x: torch.Tensor, y: torch.Tensor, n_val: int,
     order = torch.randperm(x.shape[0], generator=generator)
     val, train = order[:n_val], order[n_val:]
     return TensorDataset(x[train], y[train]), TensorDataset(x[val], y[val])
+
+
+def described(task: Task, name: str, kwargs: dict[str, Any], image_shape: tuple[int, ...] | None = None) -> Task:
+    """Mark ``task`` as built by ``tw.tasks.<name>(**kwargs)``.
+
+    ``task.spec`` (``{"name": ..., "kwargs": ...}``) lets a recorded run rebuild its task
+    (``tw.rerun``); ``task.image_shape`` (or None) says how one input is viewed as an image
+    ``(channels, height, width)``, for sinks that show predictions.
+    """
+    task.spec = {"name": name, "kwargs": dict(kwargs)}
+    task.image_shape = image_shape
+    return task

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from tunewidgets.engine.task import Task
-from tunewidgets.tasks._common import check_fraction, check_seed, check_whole, split
+from tunewidgets.tasks._common import check_fraction, check_seed, check_whole, split, described
 from tunewidgets.tasks.models import MLP
 
 __all__ = ["digits", "digits_model", "load_digits"]
@@ -82,8 +82,10 @@ def digits(val_fraction: float = 0.2, seed: int = 0, batch_size: int = 64) -> Ta
     check_whole("batch_size", batch_size, 1, 64)
     pixels, labels = load_digits()
     train, val = split(pixels, labels, n_val, gen)
-    return Task(
+    task = Task(
         model=digits_model, train=train, val=val, loss="cross_entropy", metrics=("accuracy",),
         batch_size=batch_size, name="digits",
         recommended={"optimizer": "adam", "lr": 1e-2, "epochs": 10},
     )
+    return described(task, "digits", {
+        "val_fraction": val_fraction, "seed": seed, "batch_size": batch_size}, image_shape=(1, 8, 8))

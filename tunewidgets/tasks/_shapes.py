@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from tunewidgets.engine.task import Task
-from tunewidgets.tasks._common import check_fraction, check_number, check_seed, check_whole, split
+from tunewidgets.tasks._common import check_fraction, check_number, check_seed, check_whole, split, described
 from tunewidgets.tasks.models import TinyUNet
 
 __all__ = ["shapes", "shapes_model", "make_shapes"]
@@ -126,10 +126,13 @@ def shapes(n: int = 512, size: int = 32, classes: int = 1, max_shapes: int = 3, 
     target = (labels > 0).float().unsqueeze(1) if classes == 1 else labels
     train, val = split(x, target, n_val, gen)
     binary = classes == 1
-    return Task(
+    task = Task(
         model=functools.partial(shapes_model, classes=classes), train=train, val=val,
         model_kwargs={} if binary else {"width": 16},  # telling the shapes apart needs more channels
         loss="dice" if binary else "ce_dice", metrics=("dice", "iou"), batch_size=batch_size,
         name="shapes" if binary else "shapes-multiclass",
         recommended={"optimizer": "adam", "lr": 1e-2, "epochs": 10 if binary else 30},
     )
+    return described(task, "shapes", {
+        "n": n, "size": size, "classes": classes, "max_shapes": max_shapes, "noise": noise,
+        "val_fraction": val_fraction, "seed": seed, "batch_size": batch_size}, image_shape=(1, size, size))

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from tunewidgets.engine.task import Task
-from tunewidgets.tasks._common import check_fraction, check_number, check_seed, check_whole, split
+from tunewidgets.tasks._common import check_fraction, check_number, check_seed, check_whole, split, described
 from tunewidgets.tasks.models import MLP
 
 __all__ = ["sine", "sine_model", "make_sine"]
@@ -71,8 +71,11 @@ def sine(n: int = 1000, noise: float = 0.1, periods: float = 1.0, val_fraction: 
     check_whole("batch_size", batch_size, 1, 64)
     x, y = make_sine(n, noise, periods, generator=gen)
     train, val = split(x, y, n_val, gen)
-    return Task(
+    task = Task(
         model=sine_model, train=train, val=val, loss="mse", metrics=("mae",),
         batch_size=batch_size, name="sine",
         recommended={"optimizer": "adam", "lr": 1e-2, "epochs": 30},
     )
+    return described(task, "sine", {
+        "n": n, "noise": noise, "periods": periods, "val_fraction": val_fraction, "seed": seed,
+        "batch_size": batch_size})

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from tunewidgets.engine.task import Task
-from tunewidgets.tasks._common import check_fraction, check_number, check_seed, check_whole, split
+from tunewidgets.tasks._common import check_fraction, check_number, check_seed, check_whole, split, described
 from tunewidgets.tasks.models import MLP
 
 __all__ = ["spirals", "spirals_model", "make_spirals"]
@@ -76,8 +76,11 @@ def spirals(n: int = 1000, arms: int = 3, turns: float = 1.0, noise: float = 0.0
     check_whole("batch_size", batch_size, 1, 64)
     x, y = make_spirals(n, arms, turns, noise, generator=gen)
     train, val = split(x, y, n_val, gen)
-    return Task(
+    task = Task(
         model=functools.partial(spirals_model, arms=arms), train=train, val=val,
         loss="cross_entropy", metrics=("accuracy",), batch_size=batch_size, name="spirals",
         recommended={"optimizer": "adam", "lr": 1e-2, "epochs": 30},
     )
+    return described(task, "spirals", {
+        "n": n, "arms": arms, "turns": turns, "noise": noise, "val_fraction": val_fraction,
+        "seed": seed, "batch_size": batch_size})

@@ -13,10 +13,25 @@ from __future__ import annotations
 
 from tunewidgets.engine.env import collect_env
 from tunewidgets.tracking._schema import SCHEMA_VERSION, StoreVersionError
-from tunewidgets.tracking.sink import StoreSink, attach_store
-from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store
+from tunewidgets.tracking.sink import Sink, StoreSink, attach_store, metric_name, metric_rows
+from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store, StoreWarning, WriteFailure
+from tunewidgets.tracking.tensorboard_sink import TensorBoardSink
 
 __all__ = [
-    "Store", "StoreSink", "attach_store", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
+    "Store", "StoreWarning", "WriteFailure", "Sink", "StoreSink", "attach_store", "metric_name", "metric_rows", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
     "SCHEMA_VERSION", "collect_env",
+    "TensorBoardSink", "MLflowSink", "StudyLog",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # MLflow is imported only when an MLflow sink is made; these names load their modules lazily
+    if name == "MLflowSink":
+        from tunewidgets.tracking.mlflow_sink import MLflowSink
+
+        return MLflowSink
+    if name == "StudyLog":
+        from tunewidgets.tracking.study_log import StudyLog
+
+        return StudyLog
+    raise AttributeError(f"module 'tunewidgets.tracking' has no attribute {name!r}")

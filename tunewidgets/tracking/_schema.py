@@ -2,6 +2,10 @@
 
 Version history:
     1: tables ``meta``, ``runs`` and ``metrics`` (this file's ``_SCHEMA_V1``).
+    2: ``runs.writer_host``, ``writer_started`` (the writing process's start time) and
+       ``writer_lock`` (1 if the writer holds a lock file), to tell live writers from dead
+       ones by more than a pid (see ``_liveness``). A new store is made as version 1 and
+       migrated, so every store takes the same path.
 
 To change the schema, bump ``SCHEMA_VERSION`` and add ``MIGRATIONS[old] = fn``: ``fn(conn)``
 upgrades a store from ``old`` to ``old + 1`` inside the open transaction.
@@ -19,8 +23,7 @@ __all__ = [
     "resolve_db_path", "connect", "prepare",
 ]
 
-SCHEMA_VERSION = 1
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {}
+SCHEMA_VERSION = 2
 DB_NAME = "runs.sqlite"
 DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -61,6 +64,15 @@ CREATE TABLE metrics (
 );
 CREATE INDEX metrics_run_name_step ON metrics (run, name, step);
 """
+
+
+def _v1_to_v2(conn: sqlite3.Connection) -> None:
+    conn.execute("ALTER TABLE runs ADD COLUMN writer_host TEXT")
+    conn.execute("ALTER TABLE runs ADD COLUMN writer_started REAL")
+    conn.execute("ALTER TABLE runs ADD COLUMN writer_lock INTEGER NOT NULL DEFAULT 0")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
 
 
 class StoreVersionError(RuntimeError):

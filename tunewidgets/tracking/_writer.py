@@ -6,36 +6,79 @@ only appends to a list and never waits on the disk. An explicit flush writes at 
 buffer that outgrows ``BACKLOG`` batches is written by the caller (back-pressure). Each write
 is one ``BEGIN IMMEDIATE ... COMMIT``, never one per step. Two locks: ``lock`` guards the
 buffer (held for microseconds), ``db_lock`` the connection.
+
+A failed write (a full disk, a locked or read-only file) never reaches the training that
+logs the rows or ends the run: it is recorded in ``failures`` and warned about once
+(``StoreWarning``, with the cause and the path). The rows stay in memory, up to
+``MAX_HELD``, and how runs ended is kept too; the background thread tries again every
+``flush_interval`` and ``close`` once more. A run's end that cannot be written whole is
+written in its smallest form (status and end time), which often still fits.
 The thread and the finalizer hold this object, not the ``Store``, so a forgotten store is
 still collected, flushed and closed.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-__all__ = ["Writer", "LIVE_TOKENS", "pid_alive"]
+from tunewidgets.tracking._liveness import WriterId, WriterLock, pid_alive
+
+__all__ = ["Writer", "WriteFailure", "StoreWarning", "LIVE_TOKENS", "pid_alive", "MAX_HELD"]
 
 T = TypeVar("T")
+Work = Callable[[sqlite3.Connection], Any]
 
 # open tokens of stores not yet closed in this process: their running runs are not stale
 LIVE_TOKENS: set[str] = set()
 
 _INSERT = "INSERT INTO metrics (run, step, epoch, name, value) VALUES (?, ?, ?, ?, ?)"
 BACKLOG = 8  # batches the buffer may hold before the caller writes them itself
+MAX_HELD = 100_000  # metric rows kept in memory while writes fail; later ones are dropped (and counted)
+
+
+class StoreWarning(UserWarning):
+    """A write to the run store failed; training goes on (see ``Store.errors``)."""
+
+
+@dataclass
+class WriteFailure:
+    """One kind of failed write: what (``op``: "metrics", "finish_run", "close", "open"), why,
+    where, for which run, how often, and whether a later try wrote it after all (``resolved``).
+
+    ``rows``: metric rows waiting when it last failed; ``dropped``: rows given up (the memory
+    cap while failing, or still unwritten when the store closed).
+    """
+
+    op: str
+    error: str
+    path: str
+    run_id: int | None = None
+    count: int = 1
+    rows: int = 0
+    dropped: int = 0
+    first_at: float = 0.0
+    last_at: float = 0.0
+    resolved: bool = False
+
+    def __str__(self) -> str:
+        run = f" (run {self.run_id})" if self.run_id is not None else ""
+        state = "written on a later try" if self.resolved else "not written"
+        return f"{self.op}{run} failed {self.count}x on {self.path}: {self.error}; {state}"
 
 
 class Writer:
-    def __init__(self, conn: sqlite3.Connection, db: Path, token: str,
+    def __init__(self, conn: sqlite3.Connection, db: Path, writer: WriterId,
                  batch_rows: int, flush_interval: float) -> None:
         self.conn = conn
         self.db = db
-        self.token = token
+        self.id = writer
+        self.token = writer.token
         self.batch_rows = batch_rows
         self.flush_interval = flush_interval
         self.lock = threading.RLock()
@@ -45,10 +88,14 @@ class Writer:
         self.first_buffered_at = 0.0
         self.transactions = 0
         self.rows_written = 0
-        self.error: BaseException | None = None
+        self.failures: list[WriteFailure] = []
+        self.failing = False  # the last write failed: retry in the background only
+        self._retry_at = 0.0
+        self._ends: dict[int, tuple[Work, Work]] = {}  # run -> (whole end, smallest end) not yet written
         self.closed = False
         self._stop = threading.Event()
-        LIVE_TOKENS.add(token)
+        self.writer_lock = WriterLock(db, writer)
+        LIVE_TOKENS.add(self.token)
         # started now, not on the first row, so that a training loop never pays for it
         self._thread: threading.Thread | None = threading.Thread(
             target=self._flush_loop, name="tunewidgets-store-flush", daemon=True)
@@ -58,61 +105,153 @@ class Writer:
         if self.closed:
             raise ValueError(f"store: {self.db} is closed; open it again with tw.Store(path)")
 
-    def raise_background_error(self) -> None:
-        err, self.error = self.error, None
-        if err is not None:
-            raise RuntimeError(
-                f"store: writing buffered metrics to {self.db} failed in the background: {err}"
-            ) from err
-
+    # ---------------------------------------------------------------- buffering
     def add(self, rows: list[tuple[int, int, float | None, str, float]]) -> None:
         with self.lock:
             self.check_open()
-            self.raise_background_error()
             if not rows:
+                return
+            if self.failing and len(self.buffer) + len(rows) > MAX_HELD:
+                self._drop(rows)
                 return
             if not self.buffer:
                 self.first_buffered_at = time.monotonic()
             self.buffer.extend(rows)
             size = len(self.buffer)
-        if size >= BACKLOG * self.batch_rows:
-            self.transact(None)
+            failing = self.failing
+        if size >= BACKLOG * self.batch_rows and not failing:
+            self.write("metrics")
         elif size >= self.batch_rows:
             self._wake.set()
 
-    def _due(self) -> bool:
-        return bool(self.buffer) and (len(self.buffer) >= self.batch_rows
-                                      or time.monotonic() - self.first_buffered_at >= self.flush_interval)
+    def _drop(self, rows: list[Any]) -> None:
+        room = max(0, MAX_HELD - len(self.buffer))
+        self.buffer.extend(rows[:room])
+        lost = len(rows) - room
+        failure = next((f for f in reversed(self.failures) if not f.resolved), None)  # why writes fail
+        if failure is not None:
+            first = failure.dropped == 0
+            failure.dropped += lost
+            if first:
+                warnings.warn(StoreWarning(
+                    f"store: {MAX_HELD} metric rows wait in memory for {self.db} and writing still fails "
+                    f"({failure.error}); newer rows are dropped until a write succeeds (counted in "
+                    "store.errors)"), stacklevel=4)
 
+    # ---------------------------------------------------------------- writing
     def transact(self, work: Callable[[sqlite3.Connection], T] | None) -> T | None:
-        """Write the buffered rows and run ``work(conn)`` in one transaction; return its result."""
+        """Write the buffered rows and run ``work(conn)`` in one transaction; return its result (raises)."""
+        results = self._commit([work] if work is not None else [], rows=True)
+        return results[0] if work is not None else None
+
+    def _commit(self, works: list[Work], rows: bool) -> list[Any]:
         with self.db_lock:
             with self.lock:
                 self.check_open()
-                rows, self.buffer = self.buffer, []
-            if not rows and work is None:
-                return None
+                taken, self.buffer = (self.buffer, []) if rows else ([], self.buffer)
+            if not taken and not works:
+                return []
             conn = self.conn
             try:
                 conn.execute("BEGIN IMMEDIATE")
-                if rows:
-                    conn.executemany(_INSERT, rows)
-                result = work(conn) if work is not None else None
+                if taken:
+                    conn.executemany(_INSERT, taken)
+                results = [work(conn) for work in works]
                 conn.execute("COMMIT")
             except BaseException:
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 with self.lock:  # keep the rows, in order, for the next try
-                    self.buffer[:0] = rows
+                    self.buffer[:0] = taken
                 raise
             self.transactions += 1
-            self.rows_written += len(rows)
-            return result
+            self.rows_written += len(taken)
+            return results
+
+    def end_run(self, run_id: int, whole: Work, smallest: Work) -> None:
+        """Record how a run ended, with the buffered rows; never raises for a failed write."""
+        with self.lock:
+            self.check_open()
+            self._ends[run_id] = (whole, smallest)
+        self.write("finish_run", run_id)
+
+    def write(self, op: str, run_id: int | None = None) -> bool:
+        """Write the buffered rows and the runs' ends not yet written; record a failure instead of
+        raising it. True when everything is written."""
+        with self.db_lock:
+            with self.lock:
+                if self.closed:
+                    return False
+                ends = dict(self._ends)
+            try:
+                self._commit([whole for whole, _ in ends.values()], rows=True)
+            except Exception as exc:  # noqa: BLE001 - recorded and warned, never raised into training
+                self._failed(op, run_id, exc)
+                if ends:
+                    self._write_ends_alone(ends)
+                return False
+            with self.lock:
+                for rid in ends:
+                    self._ends.pop(rid, None)
+                self.failing = False
+                for failure in self.failures:
+                    failure.resolved = True
+            return True
+
+    def _write_ends_alone(self, ends: dict[int, tuple[Work, Work]]) -> None:
+        """The rows failed: write the runs' ends without them, whole or at least status and end time."""
+        for rid, (whole, smallest) in ends.items():
+            for work, done in ((whole, True), (smallest, False)):
+                try:
+                    self._commit([work], rows=False)
+                except Exception:  # noqa: BLE001 - the end stays pending; the failure is recorded
+                    continue
+                if done:
+                    with self.lock:
+                        self._ends.pop(rid, None)
+                break
+
+    def _failure(self, op: str, run_id: int | None) -> WriteFailure | None:
+        for failure in reversed(self.failures):
+            if failure.op == op and failure.run_id == run_id and not failure.resolved:
+                return failure
+        return None
+
+    def _failed(self, op: str, run_id: int | None, exc: BaseException) -> None:
+        now = time.time()
+        message = f"{type(exc).__name__}: {exc}"
+        with self.lock:
+            self.failing = True
+            self._retry_at = time.monotonic() + self.flush_interval
+            failure = self._failure(op, run_id)
+            new = failure is None or failure.error != message
+            if new:
+                failure = WriteFailure(op, message, str(self.db), run_id, first_at=now)
+                self.failures.append(failure)
+            else:
+                failure.count += 1
+            failure.rows, failure.last_at = len(self.buffer), now
+            waiting = len(self.buffer)
+            ends = sorted(self._ends)
+        if new:
+            what = f"how run {run_id} ended" if op == "finish_run" else f"{waiting} metric rows"
+            warnings.warn(StoreWarning(
+                f"store: writing {what} to {self.db} failed ({message}); the run goes on regardless: its "
+                f"rows ({waiting}) and run ends ({ends or 'none'}) wait in memory and are tried again every "
+                f"{self.flush_interval:g} s and when the store closes; free disk space or fix the file "
+                "(see store.errors)"), stacklevel=4)
 
     def read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         with self.db_lock:
             self.check_open()
             return work(self.conn)
+
+    # ---------------------------------------------------------------- background
+    def _due(self) -> bool:
+        if self.failing:
+            return (bool(self.buffer) or bool(self._ends)) and time.monotonic() >= self._retry_at
+        return bool(self.buffer) and (len(self.buffer) >= self.batch_rows
+                                      or time.monotonic() - self.first_buffered_at >= self.flush_interval)
 
     def _flush_loop(self) -> None:
         tick = min(0.25, max(0.01, self.flush_interval / 4))
@@ -124,64 +263,36 @@ class Writer:
                     return
                 due = self._due()
             if due:
-                try:
-                    self.transact(None)
-                except Exception as exc:  # raised to the caller on its next store call
-                    with self.lock:
-                        self.error = exc
-                        self.first_buffered_at = time.monotonic()  # retry after another interval
+                self.write("metrics")
 
     def close(self) -> None:
-        """Flush, then close the connection; safe to call twice."""
+        """Write what waits (recording a failure), then close the connection; safe to call twice."""
         with self.db_lock:
             if self.closed:
                 return
             try:
-                self.transact(None)
+                self.write("close")
             finally:
                 with self.lock:
+                    lost, ends = len(self.buffer), sorted(self._ends)
                     self.closed = True
+                    self.buffer = []
                 self._stop.set()
                 self._wake.set()
                 LIVE_TOKENS.discard(self.token)
                 self.conn.close()
+                self.writer_lock.release()
+                if lost or ends:
+                    self._lost(lost, ends)
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=2.0)
 
-
-def pid_alive(pid: int | None) -> bool:
-    """Whether process ``pid`` still runs on this machine (a zombie counts as gone)."""
-    if pid is None or pid <= 0:
-        return False
-    if os.name == "nt":  # os.kill(pid, 0) would end the process on Windows
-        return _pid_alive_windows(pid)
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    except OSError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read().rsplit(b")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return True  # no /proc (macOS): os.kill said it exists
-    return state not in (b"Z", b"X")
-
-
-def _pid_alive_windows(pid: int) -> bool:  # pragma: no cover - exercised on Windows only
-    import ctypes
-
-    kernel32: Any = ctypes.windll.kernel32  # type: ignore[attr-defined]
-    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
-    if not handle:
-        return False
-    try:
-        code = ctypes.c_ulong()
-        ok = kernel32.GetExitCodeProcess(handle, ctypes.byref(code))
-        return bool(ok) and code.value == 259  # STILL_ACTIVE
-    finally:
-        kernel32.CloseHandle(handle)
+    def _lost(self, rows: int, ends: list[int]) -> None:
+        failure = self._failure("close", None)
+        if failure is not None:
+            failure.dropped += rows
+        runs = (f"; runs {ends} keep status 'running' in the file and are marked 'interrupted' when the store "
+                "is opened next") if ends else ""
+        warnings.warn(StoreWarning(f"store: closed {self.db} with {rows} metric rows that could not be "
+                                   f"written{runs} (see store.errors)"), stacklevel=3)

@@ -1,61 +1,166 @@
-"""``StoreSink``: writes a run's events (see ``tunewidgets.engine.events``) into a :class:`Store`.
+"""Sinks: what listens to a run's events and records them somewhere (the store, TensorBoard, MLflow).
 
-Events and what they write:
+A ``Sink`` attaches to a Trainer (or a range test, or any ``EventBus``) from outside, in the
+shape of ignite's ``BaseLogger``: ``attach(trainer_or_bus)`` returns the handles,
+``handle(event, record)`` is called per event (a search driver may also feed it records it
+received from an executor), ``close()`` releases what the sink holds. Every sink names its
+metrics with :func:`metric_rows`, so the store, TensorBoard and MLflow agree:
 
-- START: adds the run (params from ``record["params"]``, merged with the sink's own;
-  env from ``record["env"]``) and puts its id into ``record["run_id"]``.
-- LOG: each row of ``record["rows"]``: ``loss`` as ``train/loss``, ``lr`` as ``lr``
-  (any other number in a row under its own name).
-- EPOCH: ``train_loss`` as ``train/epoch_loss``.
-- EVAL: each ``val_<metric>`` as ``val/<metric>`` (``val/loss``, ``val/accuracy``).
-- END: ``finish_run(status, final=..., error=..., perf=...)``.
+- LOG rows: ``loss`` -> ``train/loss``, ``lr`` -> ``lr``, ``smoothed`` -> ``train/smoothed``,
+  ``val_loss`` -> ``val/loss``, any other number under its own name;
+- EPOCH: ``train_loss`` -> ``train/epoch_loss``;
+- EVAL: ``val_<metric>`` -> ``val/<metric>`` (``val/loss``, ``val/accuracy``).
+
+``StoreSink`` writes a :class:`Store`. Attached to a Trainer it adds the run's row at once
+(so even a run that fails on its first batch is recorded) and gives the trainer its run id.
 
 Example:
-    >>> import tempfile
-    >>> from tunewidgets.engine.events import EventBus, Events
-    >>> from tunewidgets.tracking import Store, attach_store
-    >>> store, bus = Store(tempfile.mkdtemp()), EventBus()
-    >>> with attach_store(bus, store, kind="train", study="demo") as sink:
-    ...     start = {"params": {"lr": 0.1}, "run_id": None}
-    ...     bus.fire(Events.START, start)
-    ...     bus.fire(Events.LOG, {"rows": [{"step": 1, "epoch": 0, "lr": 0.1, "loss": 2.0}]})
-    ...     bus.fire(Events.END, {"status": "finished", "final": {"train_loss": 2.0}})
-    >>> start["run_id"] == sink.run_id, store.run(sink.run_id)["status"]
+    >>> import tempfile, tunewidgets as tw
+    >>> from tunewidgets.tracking import Store, StoreSink
+    >>> store = Store(tempfile.mkdtemp())
+    >>> sink = StoreSink(store, study="demo")
+    >>> run = tw.engine.train(tw.tasks.spirals(), tw.TrainConfig(epochs=1, device="cpu"), callbacks=[sink])
+    >>> run.run_id == sink.run_id, store.run(run.run_id)["status"]
     (True, 'finished')
-    >>> sorted(store.metrics(sink.run_id)["name"])
-    ['lr', 'train/loss']
+    >>> sorted(set(store.metrics(run.run_id)["name"]))[:3]
+    ['lr', 'train/epoch_loss', 'train/loss']
     >>> store.close()
 """
 from __future__ import annotations
 
 import numbers
+import sqlite3
+import warnings
 from collections.abc import Mapping
+from functools import partial
 from typing import Any
 
-from tunewidgets.engine.events import EventBus, Events, Handle
+from tunewidgets.engine.devices import resolve_device
+from tunewidgets.engine.env import environment
+from tunewidgets.engine.events import EventBus, Events, Handle, HOST_EVENTS
+from tunewidgets.tracking.records import repro_record
 from tunewidgets.tracking.store import Store
 
-__all__ = ["StoreSink", "attach_store"]
+__all__ = ["Sink", "StoreSink", "attach_store", "metric_name", "metric_rows"]
 
 _ROW_KEYS = ("step", "epoch")
-_ROW_NAMES = {"loss": "train/loss", "lr": "lr"}
+_NAMES = {"loss": "train/loss", "lr": "lr", "smoothed": "train/smoothed", "train_loss": "train/epoch_loss"}
 _ENGINE_ROW_KEYS = {"step", "epoch", "lr", "loss"}
+_RECORD_KEYS = ("run_id", "trial")
 
 
-class StoreSink:
-    """Listens to a run's events and records them in ``store``.
+def metric_name(key: str) -> str:
+    """The name a sink records a record's key under (``loss`` -> ``train/loss``, ``val_acc`` -> ``val/acc``)."""
+    name = _NAMES.get(key)
+    if name is not None:
+        return name
+    if key.startswith("val_") and len(key) > 4:
+        return "val/" + key[4:]
+    return key
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or value is None:
+        return False
+    return isinstance(value, numbers.Real) or (getattr(value, "shape", None) == ()
+                                               and callable(getattr(value, "item", None)))
+
+
+def metric_rows(event: Events | str, record: Mapping[str, Any]) -> list[tuple[Any, Any, str, Any]]:
+    """``(step, epoch, name, value)`` for every metric ``record`` of ``event`` holds (see the module doc)."""
+    event = Events(event)
+    if event is Events.LOG:
+        out = []
+        for row in record.get("rows") or ():
+            step, epoch = row.get("step"), row.get("epoch")
+            for key, value in row.items():
+                if key not in _ROW_KEYS and (type(value) is float or _is_number(value)):
+                    out.append((step, epoch, metric_name(key), value))
+        return out
+    if event is Events.EPOCH:
+        value = record.get("train_loss")
+        return [(record.get("step"), record.get("epoch"), "train/epoch_loss", value)] if _is_number(value) else []
+    if event is Events.EVAL:
+        step, epoch = record.get("step"), record.get("epoch")
+        return [(step, epoch, metric_name(key), value) for key, value in record.items()
+                if key.startswith("val_") and len(key) > 4 and _is_number(value)]
+    return []
+
+
+class Sink:
+    """Base of every sink: attach to a run's events, ``handle`` each, ``close`` at the end.
+
+    Subclasses override ``on_start``, ``on_log``, ``on_epoch``, ``on_eval``, ``on_end`` (or
+    ``handle`` itself). ``attached(target)`` is called once per attach. Sinks see host-side
+    records only (never STEP, whose loss is still on the device).
+    """
+
+    events: tuple[Events, ...] = HOST_EVENTS
+
+    def __init__(self) -> None:
+        self.handles: list[Handle] = []
+        self.trainer: Any = None
+
+    def attach(self, target: Any) -> list[Handle]:
+        """Listen to ``target`` (a Trainer, anything with a ``bus``, or an EventBus); returns the handles."""
+        bus = getattr(target, "bus", target)
+        if not isinstance(bus, EventBus):
+            raise TypeError(f"{type(self).__name__}.attach: expected a Trainer or an EventBus, got "
+                            f"{type(target).__name__}")
+        self.trainer = target if target is not bus else None
+        handles = [bus.on(event, partial(self.handle, event)) for event in self.events]
+        self.handles.extend(handles)
+        self.attached(target)
+        return handles
+
+    def attached(self, target: Any) -> None:
+        """Called after ``attach``; a sink that gives the run its id does it here."""
+
+    def handle(self, event: Events | str, record: dict[str, Any]) -> None:
+        method = getattr(self, "on_" + Events(event).value, None)
+        if method is not None:
+            method(record)
+
+    def remove(self) -> None:
+        """Detach from every bus (the sink stays usable: attach it again)."""
+        for handle in self.handles:
+            handle.remove()
+        self.handles.clear()
+
+    def close(self) -> None:
+        """Detach and release what the sink holds (files, clients)."""
+        self.remove()
+
+    def __enter__(self) -> "Sink":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class StoreSink(Sink):
+    """Records a run's events in ``store``.
 
     Args:
         store: the :class:`Store` to write.
-        run_id: an existing run to fill (e.g. a trial the search already added); by
-            default START adds a new run, and every later START another one.
-        kind, study, name, params, seed: fields of the run START adds; ``params`` are
-            merged over the record's params, ``seed`` defaults to ``params["seed"]``.
+        run_id: an existing run to fill (a trial the search already added); by default the
+            run is added when the sink is attached to a Trainer, or at START on a bare bus
+            (every later START on that bus adds another one).
+        kind, study, name, params, seed: fields of the run it adds; ``params`` are merged over
+            the run's own (its config), ``seed`` defaults to the config's seed.
+        repro: what the run needs to be repeated (see ``tunewidgets.tracking.records``), kept in
+            the run's ``env["repro"]``; by default made from the Trainer or range test the sink is
+            attached to (its config, seed, versions, device, data and model fingerprints).
+
+    A store that cannot be written (a full disk, a read-only file) does not stop training: the
+    error is kept in ``errors``, a warning says so once, and the sink stops writing that run.
     """
 
     def __init__(self, store: Store, run_id: int | None = None, *, kind: str = "train",
                  study: str | None = None, name: str | None = None,
-                 params: Mapping[str, Any] | None = None, seed: int | None = None) -> None:
+                 params: Mapping[str, Any] | None = None, seed: int | None = None,
+                 repro: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
         if not isinstance(store, Store):
             raise TypeError(f"store: expected a tunewidgets Store, got {type(store).__name__}; "
                             "open one with tw.Store('tunewidgets-runs')")
@@ -69,46 +174,71 @@ class StoreSink:
         self.run_id: int | None = run_id
         self.kind, self.study, self.name, self.seed = kind, study, name, seed
         self.params = dict(params or {})
-        self.handles: list[Handle] = []
+        self.repro = dict(repro) if repro is not None else None
+        self.errors: list[str] = []
         self._preset = run_id
         self._active = run_id is not None
 
-    # ------------------------------------------------------------ attaching
-    def attach(self, bus: EventBus) -> "StoreSink":
-        """Listen to ``bus``; ``remove()`` (or leaving a ``with`` block) detaches."""
-        if not isinstance(bus, EventBus):
-            raise TypeError(f"bus: expected an EventBus, got {type(bus).__name__}")
-        for event, handler in ((Events.START, self.on_start), (Events.LOG, self.on_log),
-                               (Events.EPOCH, self.on_epoch), (Events.EVAL, self.on_eval),
-                               (Events.END, self.on_end)):
-            self.handles.append(bus.on(event, handler))
-        return self
+    # ------------------------------------------------------------ run id
+    def attached(self, target: Any) -> None:
+        if self.trainer is None:
+            return
+        trainer = self.trainer
+        if self.run_id is None and getattr(trainer, "run_id", None) is not None:
+            self.run_id = self._preset = self.store.run(trainer.run_id)["id"]
+        if self.run_id is None:
+            params = {**dict(getattr(trainer, "params", None) or {}), **self.params}
+            device = getattr(trainer, "device", None)
+            if device is None:
+                device = getattr(getattr(trainer, "config", None), "device", None)
+                device = resolve_device(device) if isinstance(device, str) else None
+            env = environment(device) if device is not None else None
+            if self.repro is None:
+                self.repro = _repro_of(trainer)
+            self.run_id = self._preset = self._add_run(params, params.get("seed"), env)
+        trainer.run_id = self.run_id
+        self._active = True
 
-    def remove(self) -> None:
-        for handle in self.handles:
-            handle.remove()
-        self.handles.clear()
+    def _add_run(self, params: dict[str, Any], seed: Any, env: Any) -> int:
+        seed = self.seed if self.seed is not None else seed
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+            seed = None
+        env = dict(env) if isinstance(env, Mapping) else {}
+        if self.repro is not None:
+            env["numpy"] = (self.repro.get("versions") or {}).get("numpy")
+            env["repro"] = self.repro
+        return self.store.start_run(kind=self.kind, study=self.study, name=self.name, params=params,
+                                    seed=seed, env=env or None)
 
-    def __enter__(self) -> "StoreSink":
-        return self
+    # ------------------------------------------------------------ events
+    def handle(self, event: Events | str, record: dict[str, Any]) -> None:
+        try:
+            super().handle(event, record)
+        except (sqlite3.Error, OSError) as exc:
+            self._failed(exc)
 
-    def __exit__(self, *exc: object) -> None:
-        self.remove()
+    def _failed(self, exc: BaseException) -> None:
+        message = f"store: writing {self.store.path} failed ({type(exc).__name__}: {exc})"
+        if not self.errors:
+            warnings.warn(f"{message}; training goes on, but run {self.run_id} is not fully recorded "
+                          "(free some disk space, or pass another store folder)", RuntimeWarning, stacklevel=3)
+        self.errors.append(message)
+        self._active = False
+        if self.run_id is not None:
+            try:
+                self.store.set_status(self.run_id, "failed")
+            except Exception:  # noqa: BLE001 - the store itself is broken; nothing more to do
+                pass
 
-    # ------------------------------------------------------------ handlers
     def on_start(self, record: dict[str, Any]) -> None:
         if self._preset is not None:
             self.run_id, self._preset = self._preset, None
-        else:
+        elif not self.errors:
             given = record.get("params")
             params = {**(dict(given) if isinstance(given, Mapping) else {}), **self.params}
-            seed = self.seed if self.seed is not None else params.get("seed")
-            if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
-                seed = None
-            env = record.get("env")
-            self.run_id = self.store.start_run(
-                kind=self.kind, study=self.study, name=self.name, params=params, seed=seed,
-                env=env if isinstance(env, Mapping) else None)
+            self.run_id = self._add_run(params, params.get("seed"), record.get("env"))
+        else:
+            return
         self._active = True
         record["run_id"] = self.run_id
 
@@ -123,27 +253,15 @@ class StoreSink:
                                         for r in rows]
                                   + [(run, r["step"], r["epoch"], "lr", float(r["lr"])) for r in rows])
             return
-        out = []
-        for row in rows:
-            step, epoch = row.get("step"), row.get("epoch")
-            for key, value in row.items():
-                if key not in _ROW_KEYS and (type(value) is float or _is_number(value)):
-                    out.append((step, epoch, _ROW_NAMES.get(key, key), value))
-        self._write(out)
+        self._write(metric_rows(Events.LOG, record))
 
     def on_epoch(self, record: dict[str, Any]) -> None:
-        if not self._active:
-            return
-        value = record.get("train_loss")
-        if _is_number(value):
-            self._write([(record.get("step"), record.get("epoch"), "train/epoch_loss", value)])
+        if self._active:
+            self._write(metric_rows(Events.EPOCH, record))
 
     def on_eval(self, record: dict[str, Any]) -> None:
-        if not self._active:
-            return
-        step, epoch = record.get("step"), record.get("epoch")
-        self._write([(step, epoch, "val/" + key[len("val_"):], value) for key, value in record.items()
-                     if key.startswith("val_") and len(key) > len("val_") and _is_number(value)])
+        if self._active:
+            self._write(metric_rows(Events.EVAL, record))
 
     def on_end(self, record: dict[str, Any]) -> None:
         if not self._active or self.run_id is None:
@@ -161,16 +279,18 @@ class StoreSink:
             self.store.log_metrics(self.run_id, rows)
 
 
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or value is None:
-        return False
-    return isinstance(value, numbers.Real) or (getattr(value, "shape", None) == ()
-                                               and callable(getattr(value, "item", None)))
+def _repro_of(target: Any) -> dict[str, Any] | None:
+    """The repro record of a Trainer or range test; a fingerprint that fails is recorded, not raised."""
+    try:
+        return repro_record(target)
+    except Exception as exc:  # noqa: BLE001 - an odd dataset must not stop the run from training
+        return {"error": f"could not describe the run for repeating it: {type(exc).__name__}: {exc}"}
 
 
 def attach_store(bus: EventBus, store: Store, *, kind: str = "train", study: str | None = None,
                  name: str | None = None, params: Mapping[str, Any] | None = None,
                  seed: int | None = None, run_id: int | None = None) -> StoreSink:
-    """A :class:`StoreSink` listening to ``bus``; its ``handles`` detach it, so does ``remove()``."""
-    return StoreSink(store, run_id, kind=kind, study=study, name=name, params=params,
-                     seed=seed).attach(bus)
+    """A :class:`StoreSink` listening to ``bus``; ``remove()`` (or leaving a ``with`` block) detaches it."""
+    sink = StoreSink(store, run_id, kind=kind, study=study, name=name, params=params, seed=seed)
+    sink.attach(bus)
+    return sink

@@ -8,7 +8,18 @@ values are REAL, and a NaN metric comes back as NaN.
 Metric rows are buffered and written in one transaction per batch (see ``batch_rows``
 and ``flush_interval``); ``flush()``, ``finish_run()`` and ``close()`` write at once.
 Only one process should write a store. When a store is opened, runs still marked
-``running`` whose writing process has ended are marked ``interrupted``.
+``running`` whose writing process has ended are marked ``interrupted``: each open store
+holds an OS lock (a lock file next to the database) that ends with its process, so a live
+writer in another container or on another machine is not taken for dead, nor a dead one
+for alive because its pid (often 1 in a container) is in use again.
+
+A failed write (a full disk, a read-only or locked file) never raises out of
+``log_metrics``, ``flush``, ``finish_run`` or ``close``, so it cannot cost a finished
+training its results: it is warned about (``StoreWarning``, naming the cause and the file)
+and listed in ``store.errors``; rows and run ends wait in memory and are tried again (every
+``flush_interval`` and at ``close``), and a run's end that does not fit whole is written as
+its status and end time where that still fits. ``start_run`` and ``set_status`` do raise:
+they are called before or outside a training, where the caller can act.
 
 Example:
     >>> import tempfile
@@ -22,6 +33,7 @@ Example:
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import operator
 import os
@@ -34,14 +46,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from tunewidgets.tracking import _json, _schema
 from tunewidgets.engine.env import _version, collect_env
-from tunewidgets.tracking._writer import LIVE_TOKENS, Writer, pid_alive
+from tunewidgets.tracking import _json, _schema
+from tunewidgets.tracking._liveness import remove_lock, sweep_locks, this_writer, writer_gone
+from tunewidgets.tracking._writer import LIVE_TOKENS, StoreWarning, WriteFailure, Writer
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError"]
+__all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError", "StoreWarning", "WriteFailure"]
 
 StoreVersionError = _schema.StoreVersionError
 
@@ -65,8 +78,9 @@ class Store:
         flush_interval: seconds the oldest buffered row may wait before a write (> 0).
 
     ``path`` is the database file, ``folder`` the folder holding it; ``interrupted``
-    lists the runs this open found stale and marked ``interrupted``. Times are unix
-    seconds (UTC). Usable from several threads of the writing process.
+    lists the runs this open found stale and marked ``interrupted``; ``errors`` the writes
+    that failed. Times are unix seconds (UTC). Usable from several threads of the writing
+    process.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, batch_rows: int = 1000,
@@ -86,7 +100,7 @@ class Store:
         self.path: Path = db
         self.folder: Path = db.parent
         self._known: set[int] = set()
-        self._writer = Writer(conn, db, uuid.uuid4().hex, batch_rows, float(flush_interval))
+        self._writer = Writer(conn, db, this_writer(uuid.uuid4().hex), batch_rows, float(flush_interval))
         self._finalizer = weakref.finalize(self, self._writer.close)
         try:
             self.interrupted: tuple[int, ...] = self._mark_interrupted()
@@ -113,22 +127,46 @@ class Store:
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r}{', closed' if self.closed else ''})"
 
-    def _mark_interrupted(self) -> tuple[int, ...]:
-        me = os.getpid()
+    @property
+    def errors(self) -> list[WriteFailure]:
+        """The writes that failed, oldest first (copies): op, error, path, run_id, count, rows,
+        dropped, resolved (a later try wrote it). Empty while all is well."""
+        with self._writer.lock:
+            return [dataclasses.replace(f) for f in self._writer.failures]
 
-        def work(conn: sqlite3.Connection) -> tuple[int, ...]:
+    def _mark_interrupted(self) -> tuple[int, ...]:
+        writer, db = self._writer, self.path
+        me = writer.id
+
+        def work(conn: sqlite3.Connection) -> list[tuple[int, int, str, str | None]]:
             rows = conn.execute(
-                "SELECT id, writer_pid, writer_token FROM runs WHERE status = 'running'").fetchall()
-            stale = [(rid, pid) for rid, pid, token in rows
-                     if (pid == me and token not in LIVE_TOKENS) or (pid != me and not pid_alive(pid))]
+                "SELECT id, writer_pid, writer_token, writer_host, writer_started, writer_lock FROM runs "
+                "WHERE status = 'running'").fetchall()
+            gone: dict[str, bool] = {}
+            stale = []
+            for rid, pid, token, host, started, locked in rows:
+                key = token or f"pid:{pid}"
+                if key not in gone:
+                    gone[key] = writer_gone(db, (pid, token, host, started, locked), me, LIVE_TOKENS)
+                if gone[key]:
+                    stale.append((rid, pid, token, host))
             conn.executemany(
                 "UPDATE runs SET status = 'interrupted', error = COALESCE(error, ?) WHERE id = ?",
-                [(f"interrupted: the process that wrote this run (pid {pid}) ended or closed the "
-                  "store without finishing it; found when the store was opened again", rid)
-                 for rid, pid in stale])
-            return tuple(rid for rid, _ in stale)
+                [(f"interrupted: the process that wrote this run (pid {pid}"
+                  f"{f' on {host}' if host else ''}) ended or closed the store without finishing it; "
+                  "found when the store was opened again", rid)
+                 for rid, pid, _, host in stale])
+            return stale
 
-        return self._writer.transact(work) or ()
+        try:
+            stale = writer.transact(work) or []
+        except sqlite3.Error as exc:  # e.g. a full disk: the store still opens, to read
+            writer._failed("open", None, exc)
+            return ()
+        for token in {t for _, _, t, _ in stale}:
+            remove_lock(db, token)
+        sweep_locks(db)
+        return tuple(rid for rid, _, _, _ in stale)
 
     # ---------------------------------------------------------------- writing
     def start_run(self, *, kind: str = "train", study: str | None = None, name: str | None = None,
@@ -153,10 +191,13 @@ class Store:
         writer = self._writer
 
         def work(conn: sqlite3.Connection) -> int:
+            me = writer.id
             cur = conn.execute(
-                "INSERT INTO runs (study, kind, name, params, seed, status, started_at, env, "
-                "writer_pid, writer_token) VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
-                (study, kind, name, params_json, seed, time.time(), env_json, os.getpid(), writer.token))
+                "INSERT INTO runs (study, kind, name, params, seed, status, started_at, env, writer_pid, "
+                "writer_token, writer_host, writer_started, writer_lock) "
+                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+                (study, kind, name, params_json, seed, time.time(), env_json, me.pid, me.token, me.host,
+                 me.started, int(writer.writer_lock.held)))
             return int(cur.lastrowid)
 
         run_id = writer.transact(work)
@@ -181,16 +222,18 @@ class Store:
         self._writer.add(rows)
 
     def flush(self) -> None:
-        """Write buffered metric rows now, in one transaction."""
-        self._writer.raise_background_error()
-        self._writer.transact(None)
+        """Write buffered metric rows now, in one transaction (a failure is warned and kept in ``errors``)."""
+        self._writer.write("flush")
 
     def finish_run(self, run_id: int, status: str, *, final: Mapping[str, Any] | None = None,
                    error: str | BaseException | None = None,
                    perf: Mapping[str, Any] | None = None) -> None:
         """Record how a run ended; its buffered metrics and this row are committed before returning.
 
-        ``error`` may be an exception: its traceback is stored as text.
+        ``error`` may be an exception: its traceback is stored as text. A write that fails
+        does not raise (the training it ends is done): it is warned about and kept in
+        ``errors``, the end is tried again later, and where the whole row does not fit its
+        status and end time are written alone.
         """
         run_id = self._require_run(run_id)
         _check_status(status, FINAL_STATUSES)
@@ -205,14 +248,17 @@ class Store:
         perf_json = None if perf is None else _json.dumps(perf)
         ended = time.time()
 
-        def work(conn: sqlite3.Connection) -> None:
+        def whole(conn: sqlite3.Connection) -> None:
             conn.execute(
                 "UPDATE runs SET status = ?, ended_at = ?, duration = ? - started_at, error = ?, "
                 "final = ?, perf = ? WHERE id = ?",
                 (status, ended, ended, error, final_json, perf_json, run_id))
 
-        self._writer.raise_background_error()
-        self._writer.transact(work)
+        def smallest(conn: sqlite3.Connection) -> None:
+            conn.execute("UPDATE runs SET status = ?, ended_at = ?, duration = ? - started_at WHERE id = ?",
+                         (status, ended, ended, run_id))
+
+        self._writer.end_run(run_id, whole, smallest)
 
     def set_status(self, run_id: int, status: str) -> None:
         """Change a run's status only (use ``finish_run`` to end a run with its results)."""

@@ -20,6 +20,7 @@ from traitlets import Unicode
 
 from tunewidgets.widgets._bokeh import ensure_bokehjs, figure_views, in_kernel
 from tunewidgets.widgets._kernel import current_cell_id, flush_deferred, on_interrupt
+from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._session import BackgroundSession, Worker
 from tunewidgets.widgets._ui import ErrorArea, RunBar, status_html
 
@@ -50,8 +51,9 @@ def _stop_on_interrupt() -> None:
     stop_all("interrupted")
 
 
-class BackgroundWidget(widgets.VBox):
-    """Base of the widgets that train: run/stop/wait, one status, errors shown inline."""
+class BackgroundWidget(HTMLExport, widgets.VBox):
+    """Base of the widgets that train: run/stop/wait, one status, errors shown inline;
+    ``to_html(path)`` writes the widget as it is now as one offline HTML page."""
 
     status = Unicode("idle", help="idle, running, stopping, finished, stopped, failed, or invalid "
                                   "(bad settings: nothing started)")
@@ -103,6 +105,10 @@ class BackgroundWidget(widgets.VBox):
             self.error_area.show(exc, title="Check the settings; nothing was started.")
             self._set_status("invalid", str(exc))
             return False
+        # while it runs the plots get patches only; each re-renders once (for the saved state) at the end
+        self._held_views = list(figure_views(self))
+        for view in self._held_views:
+            view.hold_renders()
         self._on_start()
         self._resent = False
         self._stop_reason = None
@@ -168,6 +174,10 @@ class BackgroundWidget(widgets.VBox):
             if session.error is None:
                 session.error, session.error_traceback = exc, traceback.format_exc()
             session.status = "failed"
+        finally:
+            for view in getattr(self, "_held_views", ()):
+                view.release_renders()
+            self._held_views = []
         if session.error is not None:
             self.error_area.show(session.error, session.error_traceback, title="The run failed.")
             self._set_status("failed", f"failed: {type(session.error).__name__}: {session.error}")

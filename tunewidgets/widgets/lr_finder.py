@@ -23,6 +23,7 @@ from bokeh.events import Tap
 from traitlets import Any as AnyTrait
 from traitlets import Float, TraitError, observe, validate
 
+from tunewidgets.engine._values import is_real, is_whole
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.optimizers import OPTIMIZERS, check_optimizer
 from tunewidgets.engine.task import Task
@@ -42,6 +43,7 @@ __all__ = ["LRFinder", "MODES"]
 
 MODES = ("exp", "linear")
 _EXP_MIN, _EXP_MAX = -10.0, 2.0
+_MIN_ITER, _MAX_ITER, _MAX_SMOOTHING = 2, 1_000_000, 0.999  # the ranges of the iterations and smoothing controls
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # set by the controls or by the widget itself, so not accepted as extra settings
 _OWN_SETTINGS = {"task", "optimizer", "start_lr", "end_lr", "num_iter", "mode", "smoothing", "stop", "on_step"}
@@ -81,6 +83,7 @@ class LRFinder(BackgroundWidget):
         if mode not in MODES:
             raise ValueError(f"mode: unknown ramp {mode!r}; use 'exp' or 'linear'")
         _check_range(start_lr, end_lr)
+        _check_controls(num_iter, smoothing)
         _check_test_kwargs(test_kwargs)
         self.task = task
         self.test_kwargs = dict(test_kwargs)
@@ -93,11 +96,12 @@ class LRFinder(BackgroundWidget):
             description="LR range", readout=False, style=style, layout=widgets.Layout(width="360px"),
             tooltip="log10 of the first and last learning rate")
         self.lr_range_label = widgets.HTML()
-        self.iterations = widgets.BoundedIntText(value=num_iter, min=2, max=1_000_000, description="iterations",
-                                                 style=style, layout=widgets.Layout(width="200px"))
+        self.iterations = widgets.BoundedIntText(value=int(num_iter), min=_MIN_ITER, max=_MAX_ITER,
+                                                 description="iterations", style=style,
+                                                 layout=widgets.Layout(width="200px"))
         self.optimizer = widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer",
                                           style=style, layout=widgets.Layout(width="220px"))
-        self.smoothing = widgets.FloatSlider(value=smoothing, min=0.0, max=0.999, step=0.001,
+        self.smoothing = widgets.FloatSlider(value=float(smoothing), min=0.0, max=_MAX_SMOOTHING, step=0.001,
                                              readout_format=".3f", description="smoothing", style=style)
         self.mode = widgets.ToggleButtons(options=list(MODES), value=mode, description="ramp", style=style,
                                           tooltips=["even steps in log lr (usual)", "even steps in lr"])
@@ -195,7 +199,6 @@ class LRFinder(BackgroundWidget):
         # a new run: the plot fits its data again (a zoom is kept only until now), and the last
         # run's chosen-lr line and suggestions go until this run has its own
         self.plot.fit()
-        self.plot.hold_renders()
         self.curve.reset()
         show_lr_data(self._parts, LRPlotData(), curve=False)
         set_chosen_lr(self._parts, None)
@@ -220,12 +223,6 @@ class LRFinder(BackgroundWidget):
                                                      f" · loss {_fmt_loss(last.get('smoothed'))}")
 
     def _on_finish(self, session: BackgroundSession) -> None:
-        try:
-            self._show_result(session)
-        finally:
-            self.plot.release_renders()  # one re-render with the final plot
-
-    def _show_result(self, session: BackgroundSession) -> None:
         for control in self._settings:
             control.disabled = False
         self.picker.disabled = False
@@ -303,6 +300,19 @@ def _check_range(start_lr: Any, end_lr: Any) -> None:
                          "e.g. start_lr=1e-7, end_lr=1")
 
 
+def _check_controls(num_iter: Any, smoothing: Any) -> None:
+    """Values the controls cannot show are refused, not clamped to the controls' ranges."""
+    if not is_whole(num_iter):
+        raise TypeError(f"num_iter: expected a whole number in [{_MIN_ITER}, {_MAX_ITER}], got {num_iter!r}; "
+                        "e.g. num_iter=100")
+    if not _MIN_ITER <= num_iter <= _MAX_ITER:
+        raise ValueError(f"num_iter: must be in [{_MIN_ITER}, {_MAX_ITER}] (the ramp needs a first and a last "
+                         f"step), got {num_iter!r}; e.g. num_iter=100")
+    if not is_real(smoothing) or not 0.0 <= smoothing <= _MAX_SMOOTHING:
+        raise ValueError(f"smoothing: must be a number in [0, {_MAX_SMOOTHING}], got {smoothing!r}; 0.98 is usual, "
+                         "0 turns smoothing off")
+
+
 def _check_test_kwargs(kwargs: dict[str, Any]) -> None:
     from tunewidgets.lr import lr_range_test
 
@@ -345,8 +355,8 @@ def _summary(session: BackgroundSession, result: Any, problem: str | None, lr: f
         text = f"stopped at step {n}"
         text += {"interrupted": " (Kernel > Interrupt)", "replaced": " (the cell was run again)"}.get(
             stop_reason or "", "")
-    elif reason in ("diverged", "nonfinite"):
-        text = f"{n} steps; ended early ({'loss diverged' if reason == 'diverged' else 'loss not finite'})"
+    elif reason == "diverged":
+        text = f"{n} steps; ended early ({'loss not finite' if result.nonfinite else 'loss diverged'})"
     else:
         text = f"{n} steps"
     text += f" in {session.elapsed:.1f} s"

@@ -1,0 +1,114 @@
+"""Notebook 03 (grid against random search) runs headless in time and shows what its text says:
+the grid tries 3 learning rates, random search 27, and random search beats the grid's best."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import pytest
+
+from support.notebooks import cell_outputs_text, run_notebook, saved_bokeh_sources
+
+pytestmark = pytest.mark.notebook
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "03_grid_vs_random.ipynb"
+#: The limit on a busy 2-core machine; it ran in about 55 s there with others working.
+BUDGET_S = 120
+
+
+@pytest.fixture(scope="module")
+def executed() -> tuple[nbformat.NotebookNode, float]:
+    began = time.perf_counter()
+    nb = run_notebook(NOTEBOOK, timeout=BUDGET_S)
+    return nb, time.perf_counter() - began
+
+
+def cell(nb: nbformat.NotebookNode, marker: str) -> nbformat.NotebookNode:
+    found = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
+    assert len(found) == 1, f"expected one code cell containing {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def bokeh_sources(nb: nbformat.NotebookNode, marker: str) -> dict[str, dict[str, list[Any]]]:
+    """The named data sources of the one Bokeh figure the cell with ``marker`` shows."""
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    ids = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for o in cell(nb, marker).outputs
+           if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(ids) == 1
+    return saved_bokeh_sources(state[ids[0]])
+
+
+def test_runs_top_to_bottom_within_the_time_budget(executed):
+    nb, elapsed = executed
+    print(f"\nnotebook 03 ran in {elapsed:.1f} s (limit {BUDGET_S} s)")
+    assert elapsed < BUDGET_S
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert [o for o in outputs if o.get("output_type") == "error"] == []
+    assert [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"] == []
+
+
+def test_committed_notebook_is_clean_and_names_python3():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    assert "torch.set_num_threads(1)" in code[0].source
+
+
+def test_bad_spaces_are_explained_before_training(executed):
+    text = cell_outputs_text(cell(executed[0], "for bad in"))
+    assert "lr: LogUniform needs low > 0" in text
+    assert "dropout: not a parameter a search can set (did you mean 'model.dropout'?)" in text
+    assert "momentum: Uniform(0.8, 1.2): high 1.2 is not valid there" in text
+
+
+def test_grid_tries_three_learning_rates_random_tries_27_and_does_better(executed):
+    nb = executed[0]
+    assert "grid: lr 3 x weight_decay 3 x model.dropout 3 = 27 points" in cell_outputs_text(
+        cell(nb, "grid_shape()"))
+    grid = re.search(r"grid: 27 trials, (\d+) different learning rates; best val accuracy ([\d.]+)%",
+                     cell_outputs_text(cell(nb, 'strategy="grid"')))
+    rand = re.search(r"random: 27 trials, (\d+) different learning rates; best val accuracy ([\d.]+)%",
+                     cell_outputs_text(cell(nb, 'rand = tw.search(')))
+    assert grid and rand
+    assert int(grid.group(1)) == 3 and int(rand.group(1)) == 27
+    assert float(rand.group(2)) > float(grid.group(2)) + 1.0  # at least a point better
+
+
+def test_figures_hold_every_trial(executed):
+    nb = executed[0]
+    sources = bokeh_sources(nb, "gridplot([panels])")
+    grid, rand = sources["grid_trials"], sources["random_trials"]
+    assert len(grid["lr"]) == len(rand["lr"]) == 27
+    assert len(set(grid["lr"])) == 3 and len(set(rand["lr"])) == 27
+    curves = bokeh_sources(nb, "def best_so_far")
+    for name in ("grid_best_so_far", "random_best_so_far"):
+        best = curves[name]["best"]
+        assert len(best) == 27 and all(a <= b for a, b in zip(best, best[1:]))
+    assert curves["random_best_so_far"]["best"][-1] > curves["grid_best_so_far"]["best"][-1]
+    matched = int(re.search(r"matched the grid's best \([\d.]+%\) after (\d+) of 27 trials",
+                            cell_outputs_text(cell(nb, "def best_so_far"))).group(1))
+    first = next(i for i, v in enumerate(curves["random_best_so_far"]["best"], 1)
+                 if v >= curves["grid_best_so_far"]["best"][-1])
+    assert matched == first < 27
+
+
+def test_five_seeds_all_match_the_grid(executed):
+    text = cell_outputs_text(cell(executed[0], "for seed in range(5):"))
+    found = re.search(r"random, 5 seeds: matched it after ([\d, ]+) trials; best after 27: ([\d.]+)% to", text)
+    grid = float(re.search(r"grid best: ([\d.]+)% with 27 trials", text).group(1))
+    needed = [int(n) for n in found.group(1).split(", ")]
+    assert len(needed) == 5 and all(1 <= n <= 27 for n in needed)
+    assert float(found.group(2)) > grid
+
+
+def test_best_config_trains_and_the_study_continues(executed):
+    nb = executed[0]
+    text = cell_outputs_text(cell(nb, "best = rand.best_config"))
+    assert float(re.search(r"trained 10 epochs with it: val accuracy ([\d.]+)%", text).group(1)) > 95
+    assert "study 'random-27' now has 30 trials; the first 27 are the same runs: True" in cell_outputs_text(
+        cell(nb, "more = tw.search("))

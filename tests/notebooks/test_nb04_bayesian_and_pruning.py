@@ -1,0 +1,94 @@
+"""Notebook 04 (TPE and pruning) runs headless in time and shows what its text says: TPE's later
+trials are better than random search's, and the median pruner saves most of the training."""
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from support.notebooks import cell_outputs_text, run_notebook, saved_bokeh_sources
+
+pytestmark = pytest.mark.notebook
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "04_bayesian_and_pruning.ipynb"
+#: The limit on a busy 2-core machine; it ran in about 60 s there with others working.
+BUDGET_S = 120
+
+
+@pytest.fixture(scope="module")
+def executed() -> tuple[nbformat.NotebookNode, float]:
+    began = time.perf_counter()
+    nb = run_notebook(NOTEBOOK, timeout=BUDGET_S)
+    return nb, time.perf_counter() - began
+
+
+def cell(nb: nbformat.NotebookNode, marker: str) -> nbformat.NotebookNode:
+    found = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
+    assert len(found) == 1, f"expected one code cell containing {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def shown_sources(nb, marker):
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    ids = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for o in cell(nb, marker).outputs
+           if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(ids) == 1
+    return saved_bokeh_sources(state[ids[0]])
+
+
+def test_runs_top_to_bottom_within_the_time_budget(executed):
+    nb, elapsed = executed
+    print(f"\nnotebook 04 ran in {elapsed:.1f} s (limit {BUDGET_S} s)")
+    assert elapsed < BUDGET_S
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert [o for o in outputs if o.get("output_type") == "error"] == []
+    assert [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"] == []
+
+
+def test_committed_notebook_is_clean_and_names_python3():
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    assert "torch.set_num_threads(1)" in code[0].source
+
+
+def test_momentum_is_sampled_only_for_sgd(executed):
+    out = cell(executed[0], 'study="probe"').outputs
+    table = next(o["data"]["text/plain"] for o in out if "text/plain" in o.get("data", {}))
+    rows = [line.split() for line in table.splitlines()[1:]]
+    assert len(rows) == 6
+    for row in rows:  # index trial optimizer lr momentum width accuracy
+        assert (row[4] == "NaN") == (row[2] == "adam"), row
+
+
+def test_tpe_beats_random_in_its_later_trials(executed):
+    text = cell_outputs_text(cell(executed[0], "for strategy in (\"random\", \"bayes\"):"))
+    rows = re.findall(r"seed (\d): best random ([\d.]+)%, TPE ([\d.]+)%; last 15 trials \(median\) "
+                      r"random ([\d.]+)%, TPE ([\d.]+)%", text)
+    assert len(rows) == 3
+    for _seed, best_r, best_t, late_r, late_t in rows:
+        assert float(late_t) > float(late_r) + 20  # TPE keeps trying good settings
+        assert float(best_t) >= float(best_r)       # as the text says for these seeds
+    sources = shown_sources(executed[0], "gridplot([panels])")
+    assert len(sources["random_seed0"]["trial"]) == len(sources["bayes_seed0"]["trial"]) == 30
+
+
+def test_pruning_saves_most_of_the_training(executed):
+    text = cell_outputs_text(cell(executed[0], 'pruner="median"'))
+    found = {name: (int(e), int(p), float(b)) for name, e, p, b in re.findall(
+        r"^\s*(no pruner|median pruner): +(\d+) epochs trained in +[\d.]+ s, +(\d+) of 30 trials pruned, "
+        r"best val accuracy ([\d.]+)%", text, re.M)}
+    assert found["no pruner"][0] == 300 and found["no pruner"][1] == 0
+    epochs, n_pruned, best = found["median pruner"]
+    assert epochs < 0.5 * 300 and n_pruned >= 10
+    assert best >= found["no pruner"][2] - 1.0
+    saved = int(re.search(r"pruning saved (\d+)% of the training", text).group(1))
+    assert saved == round(100 * (1 - epochs / 300))
+    curves = shown_sources(executed[0], "curves = pruned.curves()")
+    lengths = sorted(len(s["epoch"]) for name, s in curves.items() if name.startswith("curve_"))
+    assert len(lengths) == 30 and lengths[-1] == 10 and lengths[0] < 10

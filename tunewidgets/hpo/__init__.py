@@ -1,0 +1,19 @@
+"""Hyperparameter search: spaces, presets, strategies, pruners, executors and studies.
+
+``tw.search`` (in ``tunewidgets._search_api``) runs a search; ``tw.space`` is
+:mod:`tunewidgets.hpo.space` and ``tw.presets`` is :mod:`tunewidgets.hpo.presets`. The package is
+named ``hpo``, not ``search``: ``import tunewidgets.search`` would replace the function
+``tw.search`` with a module.
+
+Example:
+    >>> import tunewidgets as tw
+    >>> from tunewidgets import hpo
+    >>> hpo.space is tw.space, hpo.presets is tw.presets
+    (True, True)
+"""
+from __future__ import annotations
+
+from tunewidgets.hpo import presets, space
+from tunewidgets.hpo.space import Choice, Fixed, Int, LogUniform, Space, SpaceError, Uniform
+
+__all__ = ["space", "presets", "Space", "SpaceError", "Uniform", "LogUniform", "Int", "Choice", "Fixed"]

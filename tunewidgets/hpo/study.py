@@ -1,0 +1,300 @@
+"""``Study``: a search's trials, its best result, its curves; running or done.
+
+``tw.search`` returns one. While the search runs (in the background inside a kernel), every
+property is a consistent snapshot: ``trials`` includes running trials (state ``running``).
+
+Example:
+    >>> import tempfile, tunewidgets as tw
+    >>> study = tw.search(tw.tasks.spirals(), {"lr": tw.space.LogUniform(1e-3, 1e-1, grid=2)},
+    ...                   base=tw.TrainConfig(optimizer="adam", epochs=2, device="cpu"), strategy="grid",
+    ...                   store=tempfile.mkdtemp(), background=False)
+    >>> list(study.trials.columns)
+    ['trial', 'state', 'lr', 'val_accuracy', 'best_val_accuracy', 'epochs', 'duration', 'run_id', 'error']
+    >>> study.trials["state"].tolist(), study.best["trial"] in (0, 1)
+    (['finished', 'finished'], True)
+    >>> study.best_config.lr == study.best["params"]["lr"]
+    True
+"""
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import threading
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunewidgets.engine.config import TrainConfig
+from tunewidgets.engine.control import RunStop
+from tunewidgets.hpo.targets import apply_params
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from tunewidgets.hpo.plan import Plan
+    from tunewidgets.tracking.store import Store
+
+__all__ = ["Study", "TrialRecord", "ENDED_STATES", "STATES"]
+
+STATES = ("running", "finished", "pruned", "failed", "diverged", "stopped")
+# states that count towards n_trials: the trial ran its course (a stopped or interrupted one runs again)
+ENDED_STATES = ("finished", "pruned", "failed", "diverged")
+_KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
+
+
+class TrialRecord:
+    """What the study keeps of one trial in memory: its values and results, a few hundred bytes.
+
+    Its curve, final metrics and model are not kept (the store has the first two).
+    """
+
+    __slots__ = ("number", "state", "_keys", "_values", "value", "best", "epochs", "duration", "run_id", "error",
+                 "reason")
+
+    def __init__(self, number: int, params: Mapping[str, Any], run_id: int | None, state: str = "running") -> None:
+        self.number, self.run_id, self.state = number, run_id, state
+        self.params = params
+        self.value: float = math.nan
+        self.best: float = math.nan
+        self.epochs = 0
+        self.duration: float = math.nan
+        self.error: str | None = None
+        self.reason: str | None = None
+
+    @property
+    def params(self) -> dict[str, Any]:
+        """The trial's values by key (a key that did not apply is absent)."""
+        return dict(zip(self._keys, self._values))
+
+    @params.setter
+    def params(self, params: Mapping[str, Any]) -> None:
+        keys = tuple(params)
+        self._keys = _KEYS.setdefault(keys, keys)  # one tuple of keys shared by all trials alike
+        self._values = tuple(params.values())
+
+
+class Study:
+    """The result of ``tw.search``; see the module docstring.
+
+    Attributes:
+        name: the study's name in the store (the key for resuming it).
+        store_path: the SQLite file holding its trials.
+        space, base, metric, direction, strategy, n_trials: the search's settings.
+    """
+
+    def __init__(self, plan: Plan, name: str, store_path: Path) -> None:
+        self.name = name
+        self.store_path = Path(store_path)
+        self.space = plan.space
+        self.base: TrainConfig = plan.base
+        self.metric = plan.metric
+        self.direction = plan.direction
+        self.strategy = plan.strategy.name
+        self.n_trials = plan.n_trials
+        self._lock = threading.RLock()
+        self._records: dict[int, TrialRecord] = {}
+        self._stop = RunStop()
+        self._future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._thread: threading.Thread | None = None
+        self._store: Store | None = None  # the search's open store while it runs
+        self.status = "running"
+        self.tensorboard_dir: str | None = None  # <logdir>/<study> when searched with tensorboard=
+        self.mlflow_uri: str | None = None  # the tracking URI when searched with mlflow=
+
+    # ---------------------------------------------------------------- control
+    def stop(self) -> None:
+        """Stop the search: the running trial halts within a step (state ``stopped``), no new one starts.
+
+        Finished trials are kept; the same ``tw.search(..., study=name)`` resumes the search.
+        """
+        self._stop.set("stopped", "the search was stopped")
+
+    @property
+    def done(self) -> bool:
+        return self._future.done()
+
+    def wait(self, timeout: float | None = None) -> "Study":
+        """Block until the search has ended (or ``timeout`` seconds); returns the study.
+
+        Raises the search's own error, if it had one (trials that fail do not end a search).
+        """
+        try:
+            self._future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            raise TimeoutError(f"study {self.name!r}: still running after {timeout} s") from None
+        return self
+
+    async def wait_async(self) -> "Study":
+        """``await study.wait_async()``: wait without blocking the event loop (a kernel stays free)."""
+        await asyncio.wrap_future(self._future)
+        return self
+
+    # ---------------------------------------------------------------- results
+    def _snapshot(self) -> list[TrialRecord]:
+        with self._lock:
+            return [self._records[n] for n in sorted(self._records)]
+
+    @property
+    def trials(self) -> pd.DataFrame:
+        """One row per trial: ``trial``, ``state``, one column per space key, the metric (final
+        value) and ``best_<metric>``, ``epochs`` (done), ``duration`` (s), ``run_id``, ``error``."""
+        import pandas as pd
+
+        keys = list(self.space)
+        m = self.metric
+        columns = ["trial", "state", *keys, m, f"best_{m}", "epochs", "duration", "run_id", "error"]
+        rows = []
+        with self._lock:
+            for r in self._snapshot():
+                row: dict[str, Any] = {"trial": r.number, "state": r.state}
+                params = r.params
+                for k in keys:
+                    row[k] = params.get(k)
+                row.update({m: r.value, f"best_{m}": r.best, "epochs": r.epochs, "duration": r.duration,
+                            "run_id": r.run_id, "error": r.error})
+                rows.append(row)
+        frame = pd.DataFrame(rows, columns=columns)
+        return frame.astype({"trial": "int64", m: "float64", f"best_{m}": "float64", "epochs": "int64",
+                             "duration": "float64"})
+
+    def counts(self) -> dict[str, int]:
+        """Trials by state (every state present, zeros included)."""
+        out = dict.fromkeys(STATES, 0)
+        for r in self._snapshot():
+            out[r.state] = out.get(r.state, 0) + 1
+        return out
+
+    def _better(self, a: float, b: float) -> bool:
+        return a > b if self.direction == "maximize" else a < b
+
+    def _best_record(self) -> TrialRecord | None:
+        best = None
+        for r in self._snapshot():
+            if r.state == "finished" and math.isfinite(r.value) and (best is None or self._better(r.value, best.value)):
+                best = r
+        return best
+
+    @property
+    def best(self) -> dict[str, Any] | None:
+        """The best finished trial (by its final metric): ``trial``, ``params``, the metric,
+        ``best_<metric>``, ``epochs``, ``run_id`` and ``final`` (all its final metrics); None before one."""
+        r = self._best_record()
+        if r is None:
+            return None
+        final = self._with_store(lambda store: store.run(r.run_id)["final"]) or {}
+        return {"trial": r.number, "params": dict(r.params), self.metric: r.value, f"best_{self.metric}": r.best,
+                "epochs": r.epochs, "run_id": r.run_id, "final": dict(final)}
+
+    @property
+    def best_config(self) -> TrainConfig:
+        """The base config with the best trial's values: ``tw.train(task, study.best_config)``."""
+        r = self._best_record()
+        if r is None:
+            raise ValueError(f"study {self.name!r}: no trial has finished yet, so there is no best config; "
+                             "wait for one (study.wait()) or look at study.trials")
+        return apply_params(self.base, r.params)
+
+    def config(self, trial: int) -> TrainConfig:
+        """The config trial ``trial`` trained with."""
+        with self._lock:
+            if trial not in self._records:
+                raise ValueError(f"trial: study {self.name!r} has no trial {trial!r}; it has "
+                                 f"{sorted(self._records)}")
+            return apply_params(self.base, self._records[trial].params)
+
+    def curves(self) -> pd.DataFrame:
+        """Per-epoch metrics of every trial, long form: ``trial``, ``run_id``, ``epoch`` (0-based),
+        ``step``, ``name`` (``val_loss``, ``val_<metric>``, ``train_loss``) and ``value``; read from the store."""
+        from tunewidgets.tracking import studies
+
+        records = self._snapshot()
+        by_run = {r.run_id: r.number for r in records if r.run_id is not None}
+        frame = self._with_store(lambda store: studies.trial_metrics(store, list(by_run)))
+        frame = frame[frame["name"].str.startswith("val/") | (frame["name"] == "train/epoch_loss")]
+        frame = frame.assign(trial=frame["run"].map(by_run).astype("int64"),
+                             name=frame["name"].map(_record_key), epoch=frame["epoch"].astype("int64"))
+        frame = frame.rename(columns={"run": "run_id"})
+        return frame[["trial", "run_id", "epoch", "step", "name", "value"]].sort_values(
+            ["trial", "name", "epoch"], kind="stable").reset_index(drop=True)
+
+    def _with_store(self, fn: Any) -> Any:
+        """``fn(store)`` with the search's open store, or the store file opened for the call."""
+        from tunewidgets.tracking.store import Store
+
+        store = self._store
+        if store is not None and not store.closed:
+            return fn(store)
+        with Store(self.store_path) as opened:
+            return fn(opened)
+
+    # ---------------------------------------------------------------- Optuna views
+    def to_optuna(self) -> Any:
+        """An in-memory ``optuna.Study`` of the ended trials with their real values (for Optuna's plots)."""
+        from optuna.trial import TrialState, create_trial
+
+        from tunewidgets.hpo.strategies import _optuna
+
+        optuna = _optuna()
+        study = optuna.create_study(direction=self.direction)
+        states = {"finished": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
+        curves = self.curves()
+        curves = curves[curves["name"] == self.metric]
+        steps = {t: dict(zip(g["epoch"] + 1, g["value"])) for t, g in curves.groupby("trial")}
+        for r in self._snapshot():
+            if r.state not in ENDED_STATES:
+                continue
+            state = states.get(r.state, TrialState.FAIL)
+            if state is TrialState.COMPLETE and not math.isfinite(r.value):
+                state = TrialState.FAIL
+            params = self.space.to_internal(r.params)
+            study.add_trial(create_trial(
+                state=state, value=r.value if state is TrialState.COMPLETE else None, params=params,
+                distributions=self.space.distributions(r.params), intermediate_values=steps.get(r.number, {}),
+                user_attrs={"trial": r.number, "run_id": r.run_id}))
+        return study
+
+    def importance(self, evaluator: Any = None) -> dict[str, float]:
+        """How much each searched key explains the metric over finished trials (Optuna's
+        ``get_param_importances``; default evaluator PED-ANOVA, ``evaluator="fanova"`` needs scikit-learn).
+
+        Keys that apply to only some trials (conditional ones) are left out, as Optuna does.
+        """
+        import optuna
+
+        finished = sum(1 for r in self._snapshot() if r.state == "finished" and math.isfinite(r.value))
+        if finished < 2:
+            raise ValueError(f"study {self.name!r}: importance needs at least 2 finished trials, it has {finished}")
+        if evaluator == "fanova":
+            evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        elif isinstance(evaluator, str):
+            raise ValueError(f"evaluator: unknown name {evaluator!r}; use 'fanova', None or an Optuna evaluator")
+        return dict(optuna.importance.get_param_importances(self.to_optuna(), evaluator=evaluator))
+
+    def __repr__(self) -> str:
+        c = self.counts()
+        shown = ", ".join(f"{k} {v}" for k, v in c.items() if v)
+        best = self.best
+        best_txt = f", best {self.metric} {best[self.metric]:.4g} (trial {best['trial']})" if best else ""
+        return f"Study({self.name!r}, {self.status}: {shown or 'no trials'}{best_txt})"
+
+
+def _record_key(name: str) -> str:
+    if name == "train/epoch_loss":
+        return "train_loss"
+    return name.replace("/", "_", 1)
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan
+
+
+def fill_record(record: TrialRecord, row: Mapping[str, Any], metric: str) -> None:
+    """Fill a record of a trial read back from the store (its run row)."""
+    final = row.get("final") or {}
+    record.value = _number(final.get(metric))
+    record.duration = _number(row.get("duration"))
+    record.error = row.get("error")

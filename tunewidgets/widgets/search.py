@@ -1,0 +1,450 @@
+"""``Search``: set ranges with sliders, press Launch, watch every trial of a search train.
+
+The widget builds a ``tw.search`` from its controls and runs it in the background
+(``background=True``): the search trains in its own thread, its records reach the widget
+through a queue, and one task on the kernel's loop updates the plots a few times a second, so
+the notebook stays usable. Stop halts the running trial within a step and keeps every trial
+that ended (the same study name resumes the search). Running the cell again stops the search
+the earlier widget of that cell started.
+
+Example (headless, as in a script or a test; in a notebook, show ``w`` and press Launch):
+    >>> import tempfile, tunewidgets as tw
+    >>> w = tw.widgets.Search(tw.tasks.spirals(), {"lr": tw.space.LogUniform(1e-3, 1e-1)},
+    ...                       base=tw.TrainConfig(optimizer="adam", epochs=2, device="cpu"),
+    ...                       n_trials=3, store=tempfile.mkdtemp())
+    >>> w.launch(), w.wait() is w.study
+    (True, True)
+    >>> w.status, w.study.trials["state"].tolist()
+    ('finished', ['finished', 'finished', 'finished'])
+    >>> w.best_config.lr == w.study.best["params"]["lr"]
+    True
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import ipywidgets as widgets
+from traitlets import Any as AnyTrait
+
+from tunewidgets.engine.config import TrainConfig
+from tunewidgets.engine.task import Task
+from tunewidgets.hpo.plan import metric_key
+from tunewidgets.hpo.presets import as_config
+from tunewidgets.hpo.pruners import PRUNERS
+from tunewidgets.hpo.space import Space
+from tunewidgets.hpo.strategies import STRATEGIES
+from tunewidgets.hpo.targets import valid_keys
+from tunewidgets.plots.search import Axis, axes_of, trials_of_study
+from tunewidgets.widgets._base import BackgroundWidget
+from tunewidgets.widgets._bokeh import in_kernel, refresh
+from tunewidgets.widgets._search_controls import (
+    COUNTED, NO_PRUNER, DimensionRow, SearchSettings, default_space, progress_text, space_of,
+)
+from tunewidgets.widgets._search_live import Changes, LiveSources, params_from_config
+from tunewidgets.widgets._search_views import SearchPlots
+from tunewidgets.widgets._search_worker import Relay, search_worker
+from tunewidgets.widgets._session import BackgroundSession, Worker
+
+__all__ = ["Search"]
+
+_STRATEGY_ALIASES = {"tpe": "bayes", "bayesian": "bayes"}
+_by_cell: dict[str, weakref.ref[Search]] = {}
+
+
+class Search(BackgroundWidget):
+    """A hyperparameter search with controls and live plots of every trial.
+
+    Args:
+        task: the :class:`tunewidgets.Task` each trial trains.
+        space: ``{key: dimension}`` (see ``tw.space``): one row of controls per key, all on. None:
+            a space around the base config (lr, momentum; weight decay, batch size, optimizer and
+            the model's width and dropout switched off).
+        base: the config every trial starts from: a ``tw.TrainConfig``, a preset or its name.
+        lr_finder: an ``LRFinder``: its chosen lr (and the optimizer it tested) go into the base
+            config, and the default space's lr range is centred on it (also when it changes).
+        schedule: a ``SchedulePreview``: its schedule goes into the base config. When that
+            schedule sets the lr itself (OneCycle, Cyclic), the lr row searches ``schedule.max_lr``,
+            and a momentum row is left out when it cycles momentum.
+        strategy, n_trials, metric, pruner, seed, store, study: as for ``tw.search`` (the first
+            values of the controls; ``study`` names the study, so that Launch resumes it).
+        epochs: epochs of each trial (default the base config's).
+        max_curves: curves the browser keeps at most (running ones, the best half, the newest).
+        max_rows: rows of the results table (running trials first, then best first).
+        interval: seconds between plot updates.
+
+    ``widget.study`` is the :class:`~tunewidgets.hpo.study.Study` of the last Launch;
+    ``widget.best_config`` its best trial's config, ready for ``tw.train``.
+    """
+
+    best = AnyTrait(None, allow_none=True, help="The best finished trial so far: {'trial', 'value', 'params'}.")
+
+    def __init__(self, task: Task, space: Mapping[str, Any] | None = None, base: Any = None,
+                 lr_finder: Any = None, schedule: Any = None, *, strategy: str = "random", n_trials: int = 20,
+                 metric: str | None = None, pruner: str | None = None, epochs: int | None = None,
+                 store: Any = "tunewidgets-runs", study: str | None = None, seed: int = 0,
+                 max_curves: int = 200, max_rows: int = 100, interval: float = 0.25) -> None:
+        if not isinstance(task, Task):
+            raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "
+                            "e.g. Search(tw.tasks.digits())")
+        base_cfg = TrainConfig() if base is None else as_config(base)
+        _check_finder(lr_finder)
+        _check_preview(schedule)
+        strategy = _STRATEGY_ALIASES.get(strategy, strategy) if isinstance(strategy, str) else strategy
+        if strategy not in STRATEGIES:
+            raise ValueError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+        if pruner is not None and pruner not in PRUNERS:
+            raise ValueError(f"pruner: must be None or one of {', '.join(PRUNERS)}, got {pruner!r}")
+        for name, value, low in (("n_trials", n_trials, 1), ("max_curves", max_curves, 1),
+                                 ("max_rows", max_rows, 1), ("seed", seed, 0)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name}: must be a whole number >= {low}, got {value!r}")
+        if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
+            raise ValueError(f"epochs: must be a whole number >= 1 (epochs of each trial), got {epochs!r}")
+        if not isinstance(store, (str, os.PathLike)) and not hasattr(store, "start_run"):
+            raise TypeError(f"store: expected a runs folder such as 'tunewidgets-runs' or a tw.Store, got {store!r}")
+        metric = metric_key(metric, task)
+        self.task, self.store, self.seed = task, store, seed
+        self.lr_finder, self.schedule = lr_finder, schedule
+        self.max_curves, self.max_rows = max_curves, max_rows
+        self._base = base_cfg
+        self._study: Any = None
+        self._launched = 0.0
+        self._ended_before = 0
+        self._n_trials = n_trials
+        if space is None:
+            kwargs = [k[len("model."):] for k in valid_keys(base_cfg, task) if k.startswith("model.")]
+            dims, on = default_space(self._effective_base(), kwargs, self._finder_lr())
+        else:
+            dims = dict(Space(space, task=task))  # its shape is checked now, its keys at Launch
+            on = set(dims)
+        self._default_space = space is None
+        super().__init__(interval=interval, run_label="Launch")
+
+        # -- controls -----------------------------------------------------------------------
+        self.rows = [DimensionRow(k, d, on=k in on) for k, d in dims.items()]
+        metrics = (["val_loss", *(f"val_{m}" for m in task.metric_fns)] if task.val is not None else []) + [
+            "train_loss"]
+        self.settings = SearchSettings(strategy=strategy, n_trials=n_trials, pruner=pruner, metrics=metrics,
+                                       metric=metric, epochs=epochs or base_cfg.epochs, study=study)
+        self.progress_line = widgets.HTML()
+        for row in self.rows:
+            for control in (row.switch, row.slider, row.points):
+                if control is not None:
+                    control.observe(lambda _c: self._show_grid(), names="value")
+        self.settings.strategy.observe(lambda _c: self._show_grid(), names="value")
+        self.settings.hide_pruned.observe(self._on_view_change, names="value")
+        self.settings.top_k.observe(self._on_view_change, names="value")
+        if lr_finder is not None:
+            lr_finder.observe(self._on_finder_lr, names="lr")
+        if schedule is not None and hasattr(schedule, "observe"):
+            schedule.observe(lambda _c: self._show_grid(), names="spec")
+
+        # -- plots --------------------------------------------------------------------------
+        self.plots = SearchPlots(max_curves=max_curves, max_rows=max_rows)
+        try:
+            first = self._axes(self.search_space(grid=False)[0])
+        except (ValueError, TypeError):  # e.g. every key switched off: plots without keys for now
+            first = []
+        self._build_figures(first, metric)
+
+        rows_box = widgets.VBox([widgets.HTML("<b>space</b>"), *self.rows],
+                                layout=widgets.Layout(min_width="560px"))
+        self.children = [
+            widgets.HBox([rows_box, self.settings], layout=widgets.Layout(flex_flow="row wrap")),
+            self.run_bar, self.progress_line, self.error_area, self.plots, self.status_line,
+        ]
+        self._show_grid()
+        self.add_class("tw-search")
+        self._replace_in_cell()
+
+    # -- public ---------------------------------------------------------------------------
+    @property
+    def study(self) -> Any:
+        """The Study of the last Launch (None before one)."""
+        return self._study
+
+    @property
+    def best_config(self) -> TrainConfig:
+        """The best finished trial's config, ready to train (``tw.train(task, widget.best_config)``)."""
+        if self._study is None:
+            raise ValueError("best_config: no search has run yet; press Launch (or call widget.launch())")
+        return self._study.best_config
+
+    def launch(self) -> bool:
+        """Start the search the controls describe; False (error shown, nothing started) if they are bad."""
+        return self.run()
+
+    def stop(self) -> None:
+        """Stop the search: the running trial halts within a step; the ended trials are kept."""
+        if self._study is not None and self.session.running:
+            self._study.stop()
+        super().stop()
+
+    def base_config(self) -> TrainConfig:
+        """The config every trial starts from now: the base, with the LR finder's lr, the schedule
+        preview's spec and the epochs control."""
+        return self._effective_base().replace(epochs=int(self.settings.epochs.value))
+
+    def search_space(self, grid: bool | None = None) -> tuple[dict[str, Any], dict[str, str]]:
+        """The space the controls describe (``{key: dimension}``) and a note per row left out or renamed."""
+        if grid is None:
+            grid = self.settings.strategy.value == "grid"
+        return space_of(self.rows, self._effective_base(), grid)
+
+    def search_settings(self) -> dict[str, Any]:
+        """The keyword arguments of ``tw.search`` the controls give now (raises ValueError if bad)."""
+        dims, notes = self.search_space()
+        self._show_notes(notes)
+        s = self.settings
+        strategy = s.strategy.value
+        return {"space": dims, "base": self.base_config(), "strategy": strategy,
+                "n_trials": None if strategy == "grid" else int(s.n_trials.value), "metric": s.metric.value,
+                "pruner": None if s.pruner.value == NO_PRUNER else s.pruner.value, "store": self.store,
+                "study": s.study.value.strip() or None, "seed": self.seed}
+
+    def select_trial(self, trial: int | None) -> None:
+        """Highlight ``trial``'s curve and its row in the table (None: no highlight)."""
+        self.live.select(trial)
+
+    @property
+    def data(self) -> dict[str, dict[str, list[Any]]]:
+        """The columns each named source holds now (what the page shows), by source name."""
+        return {name: dict(part.data) for name, part in self.parts.items() if name != "mappers"}
+
+    # -- BackgroundWidget hooks -----------------------------------------------------------
+    def _prepare(self) -> Worker:
+        settings = self.search_settings()
+        import tunewidgets as tw
+
+        relay = Relay(metric_key(settings["metric"], self.task))
+        try:
+            study = tw.search(self.task, background=True, callbacks=[relay], **settings)
+        except RuntimeError as exc:  # e.g. the study is still being searched by an earlier Launch
+            raise ValueError(str(exc)) from exc
+        self._study = study
+        self._n_trials = int(study.n_trials or settings["n_trials"] or 0)
+        self._axes_now = self._axes(study.space)
+        return search_worker(study, relay, self.session.interval)
+
+    def _on_start(self) -> None:
+        try:
+            self._start_plots()
+        except BaseException:
+            self._study.stop()  # the search started; do not leave it running unseen
+            raise
+
+    def _start_plots(self) -> None:
+        study = self._study
+        self._build_figures(self._axes_now, study.metric, study.direction)
+        self.live.reset()
+        self.live.trials.params_of = self._params_of
+        ended = [t for t in (trials_of_study(study) if len(study.trials) else []) if t.state != "running"]
+        self.live.trials.load(ended)
+        self._ended_before = sum(t.state in COUNTED for t in ended)
+        self.live.update(Changes(dirty={t.trial for t in ended}), force=True)
+        self._launched = time.perf_counter()
+        self.best = None
+        self._disable_inputs(True)
+        self._show_progress()
+
+    def _on_records(self, records: list[Any]) -> None:
+        changes = self.live.trials.ingest(records)
+        self.live.update(changes)
+        self._show_progress()
+        if changes.ended:
+            self._update_best()
+
+    def _on_finish(self, session: BackgroundSession) -> None:
+        self.live.flush_table()
+        self._disable_inputs(False)
+        study = self._study
+        self._update_best()
+        self._show_progress()
+        if session.error is None and study is not None:  # before the plots' final render, which is larger
+            self._set_status(session.status, self._summary(session))
+        for view in self.views:
+            refresh(view)
+
+    def _refresh_views(self) -> None:
+        for view in self.views:
+            refresh(view, now=True)
+
+    def _params_of(self, trial: int) -> dict[str, Any]:
+        study = self._study
+        try:
+            return params_from_config(study.config(trial), study.space)
+        except ValueError:  # its values made no valid config (the trial failed before training)
+            row = study.trials.set_index("trial").loc[trial]
+            return {k: row[k] for k in study.space if row[k] is not None and row[k] == row[k]}
+
+    # -- plots ----------------------------------------------------------------------------
+    def _axes(self, space: Mapping[str, Any]) -> list[Axis]:
+        return axes_of({k: d for k, d in space.items()})
+
+    def _build_figures(self, axes: list[Axis], metric: str, direction: str | None = None) -> None:
+        self.plots.show(axes, metric, direction, hide_pruned=bool(self.settings.hide_pruned.value),
+                        top_k=int(self.settings.top_k.value))
+
+    @property
+    def live(self) -> LiveSources:
+        """The sources of the plots and the trials they show."""
+        return self.plots.live
+
+    @property
+    def parts(self) -> dict[str, Any]:
+        """The plots' named sources (and ``"mappers"``, their colour mappers)."""
+        return self.plots.parts
+
+    @property
+    def views(self) -> list[Any]:
+        """The Bokeh views: curves, slices, parallel coordinates, importance, table."""
+        return self.plots.views
+
+    def _on_view_change(self, _change: Any) -> None:
+        self.live.hide_pruned = bool(self.settings.hide_pruned.value)
+        self.live.top_k = int(self.settings.top_k.value)
+        self.live.update(Changes(), force=True)
+
+    # -- progress -------------------------------------------------------------------------
+    def _show_progress(self) -> None:
+        counts, total = self.live.trials.counts(), self._n_trials
+        ended = sum(counts[s] for s in COUNTED)
+        per_trial = None
+        if self.session.running and ended > self._ended_before:
+            per_trial = (time.perf_counter() - self._launched) / (ended - self._ended_before)
+        self.run_bar.set_progress(ended, total, f"{ended} / {total} trials")
+        self.progress_line.value = progress_text(counts, total, per_trial)
+
+    def _update_best(self) -> None:
+        study = self._study
+        best = None
+        finished = [t for t in self.live.trials.by_number.values() if t.state == "finished" and math.isfinite(t.value)]
+        if finished and study is not None:
+            sign = -1.0 if study.direction == "maximize" else 1.0
+            t = min(finished, key=lambda t: (sign * t.value, t.trial))
+            best = {"trial": t.trial, "value": t.value, "params": dict(t.params)}
+        if best != self.best:
+            self.best = best
+
+    def _summary(self, session: BackgroundSession) -> str:
+        c = self.live.trials.counts()
+        study = self._study
+        text = (f"{session.status} after {session.elapsed:.1f} s: {c['finished']} finished, {c['pruned']} pruned, "
+                f"{c['failed'] + c['diverged']} failed")
+        if c["stopped"]:
+            text += f", {c['stopped']} stopped"
+        if self.best is not None:
+            text += f"; best {study.metric} {self.best['value']:.4g} (trial {self.best['trial']})"
+        if session.status == "stopped":
+            text += f"; resume with study name {study.name!r}"
+        return text
+
+    # -- plumbing -------------------------------------------------------------------------
+    def _finder_lr(self) -> float | None:
+        return None if self.lr_finder is None else self.lr_finder.lr
+
+    def _effective_base(self) -> TrainConfig:
+        cfg = self._base
+        if self._finder_lr() is not None:
+            cfg = self.lr_finder.config(cfg)
+        if self.schedule is not None:
+            cfg = cfg.replace(schedule=self.schedule.spec)
+        return cfg
+
+    def _on_finder_lr(self, change: Any) -> None:
+        lr = change["new"]
+        if lr is None or self.session.running or not self._default_space:
+            return
+        for row in self.rows:
+            if row.key == "lr":
+                row.set_range(float(f"{lr / 10:.3g}"), float(f"{lr * 10:.3g}"))
+
+    def _show_grid(self) -> None:
+        """Show the grid's size (grid strategy) and each row's note (a key renamed or left out)."""
+        grid = self.settings.strategy.value == "grid"
+        for row in self.rows:
+            row.show_grid(grid)
+        try:
+            self._show_notes(self.search_space(grid=False)[1])
+        except (ValueError, TypeError):
+            pass
+        info = self.settings.grid_info
+        self.settings.n_trials.disabled = grid or self.session.running
+        if not grid:
+            info.value = ""
+            return
+        try:
+            space = Space(self.search_space(grid=True)[0])
+            size, shape = space.grid_size(), space.grid_shape()
+        except (ValueError, TypeError) as exc:
+            info.value = f'<span style="color:#b00020">{_escape(str(exc))}</span>'
+            return
+        self.settings.n_trials.value = max(1, size)
+        info.value = f'<span style="color:#555">grid: {_escape(shape)}</span>'
+
+    def _show_notes(self, notes: Mapping[str, str]) -> None:
+        for row in self.rows:
+            text = f'<span style="color:#777">{_escape(notes[row.key])}</span>' if row.key in notes else ""
+            if row.note.value != text:
+                row.note.value = text
+
+    def _disable_inputs(self, disabled: bool) -> None:
+        for row in self.rows:
+            row.disable(disabled)
+            if not disabled:
+                row._show_enabled()
+        for control in self.settings.inputs():
+            control.disabled = disabled
+        if not disabled:
+            self._show_grid()
+
+    def _replace_in_cell(self) -> None:
+        """Running a cell again stops the search the earlier widget of that cell started."""
+        cell = _cell_id()
+        if cell is None:
+            return
+        old = _by_cell.get(cell)
+        earlier = old() if old is not None else None
+        if earlier is not None and earlier is not self and earlier.session.running:
+            earlier.stop()
+        _by_cell[cell] = weakref.ref(self)
+
+
+def _escape(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def _cell_id() -> str | None:
+    """The id JupyterLab gives the cell being run (None outside a notebook cell)."""
+    if not in_kernel():
+        return None
+    from IPython import get_ipython
+
+    try:
+        parent = get_ipython().kernel.get_parent()
+    except Exception:  # noqa: BLE001 - an older kernel without get_parent
+        return None
+    if not isinstance(parent, dict) or (parent.get("header") or {}).get("msg_type") != "execute_request":
+        return None
+    cell = (parent.get("metadata") or {}).get("cellId")
+    return cell if isinstance(cell, str) and cell else None
+
+
+def _check_finder(finder: Any) -> None:
+    if finder is not None and not (hasattr(finder, "observe") and hasattr(finder, "has_trait")
+                                   and finder.has_trait("lr") and hasattr(finder, "config")):
+        raise TypeError(f"lr_finder: expected an LRFinder widget, got {type(finder).__name__}; "
+                        "e.g. Search(task, lr_finder=tw.widgets.LRFinder(task))")
+
+
+def _check_preview(preview: Any) -> None:
+    if preview is not None and not hasattr(getattr(preview, "spec", None), "build"):
+        raise TypeError(f"schedule: expected a SchedulePreview widget (with a .spec), got {type(preview).__name__}; "
+                        "e.g. Search(task, schedule=tw.widgets.SchedulePreview())")
