@@ -160,6 +160,9 @@ def test_the_code_rounds_floats_like_the_sliders_and_wraps_between_arguments():
     assert all(" " not in p for p in pieces)
     readout = w.editor.fields["then"].editor.fields["max_lr"].input.readout_format
     assert readout == ".2e"  # the d3 format that reads 5.43e-2, as the code does
+    w.pin()
+    pinned = re.findall(r'<span style="white-space:nowrap">(.*?)</span>', w.pinned_label.value)
+    assert " ".join(html.unescape(p) for p in pinned) == w.pinned_code == w.code
 
 
 def test_the_page_echoing_default_values_carries_nothing_into_the_next_shape():

@@ -10,6 +10,7 @@ Headless (scripts, tests): ``w.run(); w.wait()`` drains on the calling thread.
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import traceback
 import weakref
@@ -126,8 +127,14 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
             self._set_status("stopping", "stopping after the current step...")
 
     def wait(self, timeout: float | None = None) -> Any:
-        """Block until the run is over, draining here when no event loop does; returns its result."""
-        result = self.session.wait(timeout)
+        """Block until the run is over, draining here when no event loop does; returns its result.
+
+        Interrupted (Ctrl+C, Kernel > Interrupt), it stops the run too."""
+        try:
+            result = self.session.wait(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
         self._after_wait()
         return result
 
@@ -135,11 +142,21 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
         """``await widget.wait_async()`` in a notebook cell: wait without blocking the kernel.
 
         A notebook executed top to bottom (nbclient, nbconvert) saves the widget state that
-        cells send: end it with this so the saved notebook shows the final plots.
+        cells send: end it with this so the saved notebook shows the final plots. Interrupting
+        the waiting cell (Kernel > Interrupt) stops the run too.
         """
-        result = await self.session.wait_async()
+        try:
+            result = await self.session.wait_async()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._interrupted()
+            raise
         self._after_wait()
         return result
+
+    def _interrupted(self) -> None:
+        if self.session.running:
+            self._stop_reason = "interrupted"
+            self.session.stop()
 
     def _after_wait(self) -> None:
         # the final state went out from the loop task, tagged with the cell that started the

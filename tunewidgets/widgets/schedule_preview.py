@@ -22,7 +22,6 @@ Example (headless; in a notebook, show ``w`` and move the controls):
 """
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -38,7 +37,7 @@ from tunewidgets.schedules import CATALOGUE, ScheduleSpec
 from tunewidgets.schedules._preview import OPTIMIZER_KINDS
 from tunewidgets.widgets._bokeh import bokeh_widget, ensure_bokehjs
 from tunewidgets.widgets._embed import HTMLExport
-from tunewidgets.widgets._spec_code import code_html, spec_code
+from tunewidgets.widgets._spec_code import code_html, code_spans, spec_code
 from tunewidgets.widgets._spec_controls import FieldControl, SpecEditor, SpecInputError, fit_to_run
 from tunewidgets.widgets._ui import ErrorArea
 
@@ -194,7 +193,7 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         """Overlay the current schedule as a faded reference (replacing an earlier pin)."""
         self._pinned = (self.spec, self._data)
         show_pinned(self._parts, self._data)
-        self.pinned_label.value = f'<span style="color:#777">pinned: <code>{html.escape(self.code)}</code></span>'
+        self.pinned_label.value = f'<span style="color:#777">pinned: <code>{code_spans(self.code)}</code></span>'
         self.unpin_button.disabled = False
         return self.spec
 
