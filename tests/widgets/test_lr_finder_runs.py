@@ -172,3 +172,23 @@ def test_a_finder_made_again_by_the_same_cell_stops_the_old_test(task, monkeypat
     assert new.status == "stopped" and "(Kernel &gt; Interrupt)" in new.status_line.value
     assert other.status == "idle"
     assert not any(t.name == "tunewidgets-worker" and t.is_alive() for t in threading.enumerate())
+
+
+def test_interrupting_a_cell_that_waits_for_the_test_stops_it(task):
+    import asyncio
+
+    f = finder(task, num_iter=100_000, end_lr=1e-3)
+
+    async def main():
+        f.run()
+        waiting = asyncio.ensure_future(f.wait_async())
+        while f.session.records_seen < 3:
+            await asyncio.sleep(0.01)
+        waiting.cancel()  # what Kernel > Interrupt does to a cell that awaits (ipykernel cancels it)
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        while f.session.running:
+            await asyncio.sleep(0.01)
+
+    asyncio.run(main())
+    assert f.status == "stopped" and "(Kernel &gt; Interrupt)" in f.status_line.value

@@ -140,15 +140,14 @@ def test_small_thresholds_get_log_sliders_that_read_their_value():
     assert w.spec.threshold == 0.00316 and w.error == ""
 
 
-def test_milestones_past_the_end_of_the_run_are_refused_inline_and_the_last_good_plot_kept():
-    # schedules refuse events past the run's end (one rule for every spec), so the preview
-    # shows the error under the field and keeps drawing the last good spec
+def test_milestones_past_the_end_of_the_run_are_flagged_under_their_field():
     w = make(MultiStep(milestones=[100, 200]))
+    area = w.editor.fields["milestones"].error
     w.editor.fields["milestones"].input.value = "100, 600, 700"
-    assert w.spec == MultiStep(milestones=[100, 200])
-    assert "milestones" in w.error and "600" in w.error
+    assert area.visible and "MultiStep.milestones" in area.message and "end of the run (500 steps)" in area.message
+    assert w.spec == MultiStep(milestones=[100, 200])  # the plot keeps the last valid schedule
     w.editor.fields["milestones"].input.value = "100, 400"
-    assert w.spec == MultiStep(milestones=[100, 400]) and w.error == ""
+    assert not area.visible and w.spec == MultiStep(milestones=[100, 400])
 
 
 def test_the_code_rounds_floats_like_the_sliders_and_wraps_between_arguments():
@@ -161,6 +160,9 @@ def test_the_code_rounds_floats_like_the_sliders_and_wraps_between_arguments():
     assert all(" " not in p for p in pieces)
     readout = w.editor.fields["then"].editor.fields["max_lr"].input.readout_format
     assert readout == ".2e"  # the d3 format that reads 5.43e-2, as the code does
+    w.pin()
+    pinned = re.findall(r'<span style="white-space:nowrap">(.*?)</span>', w.pinned_label.value)
+    assert " ".join(html.unescape(p) for p in pinned) == w.pinned_code == w.code
 
 
 def test_the_page_echoing_default_values_carries_nothing_into_the_next_shape():

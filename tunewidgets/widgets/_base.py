@@ -10,6 +10,7 @@ Headless (scripts, tests): ``w.run(); w.wait()`` drains on the calling thread.
 """
 from __future__ import annotations
 
+import asyncio
 import threading
 import traceback
 import weakref
@@ -21,6 +22,7 @@ from traitlets import Unicode
 from tunewidgets.widgets._bokeh import ensure_bokehjs, figure_views, in_kernel
 from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._kernel import current_cell_id, flush_deferred, on_interrupt
+from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._session import BackgroundSession, Worker
 from tunewidgets.widgets._ui import ErrorArea, RunBar, status_html
 
@@ -105,6 +107,10 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
             self.error_area.show(exc, title="Check the settings; nothing was started.")
             self._set_status("invalid", str(exc))
             return False
+        # while it runs the plots get patches only; each re-renders once (for the saved state) at the end
+        self._held_views = list(figure_views(self))
+        for view in self._held_views:
+            view.hold_renders()
         self._on_start()
         self._resent = False
         self._stop_reason = None
@@ -122,8 +128,14 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
             self._set_status("stopping", "stopping after the current step...")
 
     def wait(self, timeout: float | None = None) -> Any:
-        """Block until the run is over, draining here when no event loop does; returns its result."""
-        result = self.session.wait(timeout)
+        """Block until the run is over, draining here when no event loop does; returns its result.
+
+        Interrupted (Ctrl+C, Kernel > Interrupt), it stops the run too."""
+        try:
+            result = self.session.wait(timeout)
+        except KeyboardInterrupt:
+            self._interrupted()
+            raise
         self._after_wait()
         return result
 
@@ -131,11 +143,21 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
         """``await widget.wait_async()`` in a notebook cell: wait without blocking the kernel.
 
         A notebook executed top to bottom (nbclient, nbconvert) saves the widget state that
-        cells send: end it with this so the saved notebook shows the final plots.
+        cells send: end it with this so the saved notebook shows the final plots. Interrupting
+        the waiting cell (Kernel > Interrupt) stops the run too.
         """
-        result = await self.session.wait_async()
+        try:
+            result = await self.session.wait_async()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            self._interrupted()
+            raise
         self._after_wait()
         return result
+
+    def _interrupted(self) -> None:
+        if self.session.running:
+            self._stop_reason = "interrupted"
+            self.session.stop()
 
     def _after_wait(self) -> None:
         # the final state went out from the loop task, tagged with the cell that started the
@@ -170,6 +192,10 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
             if session.error is None:
                 session.error, session.error_traceback = exc, traceback.format_exc()
             session.status = "failed"
+        finally:
+            for view in getattr(self, "_held_views", ()):
+                view.release_renders()
+            self._held_views = []
         if session.error is not None:
             self.error_area.show(session.error, session.error_traceback, title="The run failed.")
             self._set_status("failed", f"failed: {type(session.error).__name__}: {session.error}")

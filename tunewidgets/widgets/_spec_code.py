@@ -23,7 +23,7 @@ from typing import Any
 
 from tunewidgets.plots._common import fmt_lr, fmt_num
 
-__all__ = ["spec_code", "code_html"]
+__all__ = ["spec_code", "code_html", "code_spans"]
 
 _ARGUMENT_END = re.compile(r"(?<=,) ")
 
@@ -51,10 +51,14 @@ def _literal(value: Any, kind: str) -> str:
     return repr(value)
 
 
-def code_html(code: str) -> str:
-    """``code`` as a block to select and copy that breaks lines only after an argument's comma."""
+def code_spans(code: str) -> str:
+    """``code`` as HTML that breaks lines only after an argument's comma, never inside a word."""
     pieces = _ARGUMENT_END.split(code)
-    body = " ".join(f'<span style="white-space:nowrap">{html.escape(p)}</span>' for p in pieces)
+    return " ".join(f'<span style="white-space:nowrap">{html.escape(p)}</span>' for p in pieces)
+
+
+def code_html(code: str) -> str:
+    """``code`` as a block to select and copy (see :func:`code_spans`)."""
     return ('<pre title="click to select, then copy" style="user-select:all;margin:4px 0;padding:4px 8px;'
             'background:#f6f8fa;border-radius:4px;white-space:pre-wrap;word-break:normal;'
-            f'overflow-wrap:normal">{body}</pre>')
+            f'overflow-wrap:normal">{code_spans(code)}</pre>')

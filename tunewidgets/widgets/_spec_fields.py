@@ -129,8 +129,11 @@ class _NumberField(FieldControl):
         elif c.log or _small_default(c):
             if not c.log:  # 0 is left out of reach of the slider (set it from code)
                 lo = 10.0 ** (math.floor(math.log10(c.default)) - _LOG_DECADES)
+            # learning rates and tiny values read like the lr readouts (5.88e-3); factors as 25.0
+            small = c.kind == "lr" or lo < 1e-3
             self.input = widgets.FloatLogSlider(value=lo, base=10, min=math.log10(lo), max=math.log10(hi),
-                                                step=0.001, readout_format=LR_FORMAT, **common)
+                                                step=0.001, readout_format=LR_FORMAT if small else ".3g",
+                                                **common)
         else:
             self.step = 10.0 ** math.floor(math.log10((hi - lo) / 100))
             self.decimals = max(0, -int(math.floor(math.log10(self.step))))

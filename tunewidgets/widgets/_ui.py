@@ -43,23 +43,7 @@ class ErrorArea(widgets.HTML):
 
     _message = ""
 
-    @property
-    def warning(self) -> str:
-        """The warning shown (empty when none is)."""
-        return self._warning
-
-    _warning = ""
-
-    def warn(self, text: str) -> None:
-        """Show a warning (amber): the value is accepted, but probably not what was meant."""
-        self._message = ""
-        self._warning = text
-        self.value = (f'<div class="tw-warning" style="color:#8a6d00;border-left:3px solid #e0b000;'
-                      f'padding:4px 8px;background:#fffbea;white-space:pre-wrap">{html.escape(text)}</div>')
-        self.layout.display = None
-
     def show(self, error: BaseException | str, traceback: str = "", title: str | None = None) -> None:
-        self._warning = ""
         if isinstance(error, BaseException):
             self._message = f"{type(error).__name__}: {error}"
         else:
@@ -75,7 +59,6 @@ class ErrorArea(widgets.HTML):
 
     def clear(self) -> None:
         self._message = ""
-        self._warning = ""
         self.value = ""
         self.layout.display = "none"
 

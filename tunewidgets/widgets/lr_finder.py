@@ -199,7 +199,6 @@ class LRFinder(BackgroundWidget):
         # a new run: the plot fits its data again (a zoom is kept only until now), and the last
         # run's chosen-lr line and suggestions go until this run has its own
         self.plot.fit()
-        self.plot.hold_renders()
         self.curve.reset()
         show_lr_data(self._parts, LRPlotData(), curve=False)
         set_chosen_lr(self._parts, None)
@@ -218,17 +217,12 @@ class LRFinder(BackgroundWidget):
             rows[name] = finite_or_nan(rows[name])
         self.curve.push(rows)
         last = records[-1]
-        done = int(last.get("step", self.session.records_seen - 1)) + 1
+        step = last.get("step", last.get("iteration"))
+        done = int(step if step is not None else self.session.records_seen - 1) + 1
         self.run_bar.set_progress(done, self._total, f"{done} / {self._total} · lr {fmt_lr(last.get('lr'))}"
                                                      f" · loss {_fmt_loss(last.get('smoothed'))}")
 
     def _on_finish(self, session: BackgroundSession) -> None:
-        try:
-            self._show_result(session)
-        finally:
-            self.plot.release_renders()  # one re-render with the final plot
-
-    def _show_result(self, session: BackgroundSession) -> None:
         for control in self._settings:
             control.disabled = False
         self.picker.disabled = False

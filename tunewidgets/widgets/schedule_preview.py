@@ -22,7 +22,6 @@ Example (headless; in a notebook, show ``w`` and move the controls):
 """
 from __future__ import annotations
 
-import html
 import math
 from typing import Any
 
@@ -38,7 +37,7 @@ from tunewidgets.schedules import CATALOGUE, ScheduleSpec
 from tunewidgets.schedules._preview import OPTIMIZER_KINDS
 from tunewidgets.widgets._bokeh import bokeh_widget, ensure_bokehjs
 from tunewidgets.widgets._embed import HTMLExport
-from tunewidgets.widgets._spec_code import code_html, spec_code
+from tunewidgets.widgets._spec_code import code_html, code_spans, spec_code
 from tunewidgets.widgets._spec_controls import FieldControl, SpecEditor, SpecInputError, fit_to_run
 from tunewidgets.widgets._ui import ErrorArea
 
@@ -175,7 +174,7 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         except (ValueError, TypeError) as exc:
             self._show_error(exc, self.editor.locate(str(exc)) or self._last_changed)
             return False
-        self._clear_errors(warnings=self._milestone_warnings())
+        self._clear_errors()
         shown = (spec, self.total_steps, self.steps_per_epoch, self.base_lr)
         if shown == self._shown:  # e.g. the browser echoing a value back: nothing to send
             return True
@@ -194,7 +193,7 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         """Overlay the current schedule as a faded reference (replacing an earlier pin)."""
         self._pinned = (self.spec, self._data)
         show_pinned(self._parts, self._data)
-        self.pinned_label.value = f'<span style="color:#777">pinned: <code>{html.escape(self.code)}</code></span>'
+        self.pinned_label.value = f'<span style="color:#777">pinned: <code>{code_spans(self.code)}</code></span>'
         self.unpin_button.disabled = False
         return self.spec
 
@@ -334,41 +333,13 @@ class SchedulePreview(HTMLExport, widgets.VBox):
         self.error = area.message
         self._set_note()
 
-    def _clear_errors(self, keep: ErrorArea | None = None, warnings: dict[Any, str] | None = None) -> None:
-        """Clear the error areas (but ``keep``), showing ``warnings`` ({area: text}) in theirs."""
-        warnings = warnings or {}
+    def _clear_errors(self, keep: ErrorArea | None = None) -> None:
         for area in [*self.editor.error_areas(), self.error_area]:
-            if area in warnings:
-                if area.warning != warnings[area]:
-                    area.warn(warnings[area])
-            elif area is not keep and area.visible:
+            if area is not keep and area.visible:
                 area.clear()
         if keep is None and self.error:
             self.error = ""
         self._set_note()
-
-    def _milestone_warnings(self) -> dict[Any, str]:
-        """Milestones at or past the end of the run never apply: flag them under their field."""
-        out: dict[Any, str] = {}
-        top = self.editor.fields.get("interval")
-        interval = top.value() if top is not None else "step"
-        epochs = interval == "epoch" and self.steps_per_epoch
-        positions = math.ceil(self.total_steps / self.steps_per_epoch) if epochs else self.total_steps
-        unit = "epochs" if epochs else "steps"
-        for editor in self.editor.editors():
-            field = editor.fields.get("milestones")
-            if field is None:
-                continue
-            try:
-                late = [m for m in field.value() if m >= positions]
-            except SpecInputError:
-                continue
-            if late:
-                listed = ", ".join(str(m) for m in late)
-                out[field.error] = (f"{editor.shape.value}.milestones: {listed} "
-                                    f"{'is' if len(late) == 1 else 'are'} at or past the end of the run "
-                                    f"({positions} {unit}), so {'it never applies' if len(late) == 1 else 'they never apply'}")
-        return out
 
     def _set_note(self) -> None:
         """The line under the code: why the plot is stale, or what a metric-driven preview assumes.
