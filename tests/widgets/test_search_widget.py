@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import tunewidgets as tw
+import tunewidgets.widgets._base as base_module
 from tunewidgets.plots.search import CURVE_ENDS, CURVES, HIGHLIGHT, IMPORTANCE, PARALLEL, SLICE, TABLE
 from tunewidgets.widgets import Search
 from tunewidgets.widgets import search as search_module
@@ -331,7 +332,7 @@ def test_stop_halts_within_a_step_keeps_what_ended_and_launch_resumes(task, tmp_
 
 
 def test_running_the_cell_again_stops_the_search_of_the_earlier_widget(task, tmp_path, monkeypatch):
-    monkeypatch.setattr(search_module, "_cell_id", lambda: "cell-7")
+    monkeypatch.setattr(base_module, "current_cell_id", lambda: "cell-7")  # the base class replaces
     space = {"lr": tw.space.LogUniform(1e-3, 1e-2)}
     first = make(task, space, tmp_path, base=base(epochs=200), n_trials=5, study="a")
     assert first.launch()

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import time
-import weakref
 from collections.abc import Mapping
 from typing import Any
 
@@ -41,7 +40,7 @@ from tunewidgets.hpo.strategies import STRATEGIES
 from tunewidgets.hpo.targets import valid_keys
 from tunewidgets.plots.search import Axis, axes_of, trials_of_study
 from tunewidgets.widgets._base import BackgroundWidget
-from tunewidgets.widgets._bokeh import in_kernel, refresh
+from tunewidgets.widgets._bokeh import refresh
 from tunewidgets.widgets._search_controls import (
     COUNTED, NO_PRUNER, DimensionRow, SearchSettings, default_space, progress_text, space_of,
 )
@@ -53,7 +52,6 @@ from tunewidgets.widgets._session import BackgroundSession, Worker
 __all__ = ["Search"]
 
 _STRATEGY_ALIASES = {"tpe": "bayes", "bayesian": "bayes"}
-_by_cell: dict[str, weakref.ref[Search]] = {}
 
 
 class Search(BackgroundWidget):
@@ -160,7 +158,6 @@ class Search(BackgroundWidget):
         ]
         self._show_grid()
         self.add_class("tw-search")
-        self._replace_in_cell()
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -403,38 +400,12 @@ class Search(BackgroundWidget):
         if not disabled:
             self._show_grid()
 
-    def _replace_in_cell(self) -> None:
-        """Running a cell again stops the search the earlier widget of that cell started."""
-        cell = _cell_id()
-        if cell is None:
-            return
-        old = _by_cell.get(cell)
-        earlier = old() if old is not None else None
-        if earlier is not None and earlier is not self and earlier.session.running:
-            earlier.stop()
-        _by_cell[cell] = weakref.ref(self)
 
 
 def _escape(text: str) -> str:
     import html
 
     return html.escape(text)
-
-
-def _cell_id() -> str | None:
-    """The id JupyterLab gives the cell being run (None outside a notebook cell)."""
-    if not in_kernel():
-        return None
-    from IPython import get_ipython
-
-    try:
-        parent = get_ipython().kernel.get_parent()
-    except Exception:  # noqa: BLE001 - an older kernel without get_parent
-        return None
-    if not isinstance(parent, dict) or (parent.get("header") or {}).get("msg_type") != "execute_request":
-        return None
-    cell = (parent.get("metadata") or {}).get("cellId")
-    return cell if isinstance(cell, str) and cell else None
 
 
 def _check_finder(finder: Any) -> None:
