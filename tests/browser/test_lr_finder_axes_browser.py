@@ -101,9 +101,26 @@ def assert_fits(plot: dict[str, Any], *, fill: float = 0.8) -> None:
     assert x_fill > fill and y_fill > fill, (x_fill, y_fill, plot["x_range"], min(lr), max(lr), len(lr))
 
 
+def covers(plot: dict[str, Any]) -> bool:
+    lr, smoothed = curve(plot)
+    (x0, x1), (y0, y1) = plot["x_range"], plot["y_range"]
+    return x0 <= min(lr) and x1 >= max(lr) and y0 <= min(smoothed) and y1 >= max(smoothed)
+
+
 def wait_fitted(page: Any, points: int, timeout: float = 15_000) -> dict[str, Any]:
-    page.wait_for_function(_FITS_JS, arg=points, timeout=timeout, polling=50)
-    plot = finder_plot(page)
+    """The plot once the page shows ranges that fit its curve, checked in full on one snapshot.
+
+    While points stream in, the page can take a new batch between the wait and the snapshot and
+    not have redrawn its ranges yet; such a snapshot is taken again (the page must fit again
+    within the timeout), never passed.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        left = max(deadline - time.monotonic(), 0.5) * 1000
+        page.wait_for_function(_FITS_JS, arg=points, timeout=left, polling=50)
+        plot = finder_plot(page)
+        if covers(plot) or time.monotonic() > deadline:
+            break
     assert_fits(plot)
     return plot
 
