@@ -34,6 +34,7 @@ from tunewidgets.plots.lr import (
 )
 from tunewidgets.widgets._base import BackgroundWidget
 from tunewidgets.widgets._bokeh import bokeh_widget
+from tunewidgets.widgets._logging import Logging, logged_text
 from tunewidgets.widgets._lr_picker import LRPicker
 from tunewidgets.widgets._lr_trust import curve_problem
 from tunewidgets.widgets._session import BackgroundSession, Worker
@@ -58,6 +59,8 @@ class LRFinder(BackgroundWidget):
             (see :func:`tunewidgets.lr_range_test`).
         max_points: the plot keeps at most this many points of a long test (thinned evenly).
         interval: seconds between plot updates while the test runs.
+        store, tensorboard, mlflow: where each run is logged, as for ``tw.lr_range_test`` (a
+            runs folder or ``tw.Store``; True or a folder; True or a tracking URI); checked now.
         **test_kwargs: passed on to ``lr_range_test`` (e.g. ``device``, ``seed``, ``model``,
             ``optimizer_kwargs={"momentum": 0.9, "weight_decay": 1e-4}`` or ``config=``);
             TrainConfig fields among them also go into :meth:`config`.
@@ -75,7 +78,8 @@ class LRFinder(BackgroundWidget):
 
     def __init__(self, task: Task, *, start_lr: float = 1e-7, end_lr: float = 1.0, num_iter: int = 100,
                  optimizer: str = "sgd", smoothing: float = 0.98, mode: str = "exp",
-                 max_points: int = 2000, interval: float = 0.25, **test_kwargs: Any) -> None:
+                 max_points: int = 2000, interval: float = 0.25, store: Any = None, tensorboard: Any = None,
+                 mlflow: Any = None, **test_kwargs: Any) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "
                             "e.g. LRFinder(tw.tasks.digits())")
@@ -85,6 +89,7 @@ class LRFinder(BackgroundWidget):
         _check_range(start_lr, end_lr)
         _check_controls(num_iter, smoothing)
         _check_test_kwargs(test_kwargs)
+        self.logging = Logging(store, tensorboard, mlflow)
         self.task = task
         self.test_kwargs = dict(test_kwargs)
         super().__init__(interval=interval, run_label="Run test")
@@ -185,12 +190,12 @@ class LRFinder(BackgroundWidget):
     # -- BackgroundWidget hooks -----------------------------------------------------------
     def _prepare(self) -> Worker:
         settings = self.test_settings()
-        from tunewidgets.lr import lr_range_test
+        from tunewidgets.api import lr_range_test
 
-        task = self.task
+        task, logging = self.task, self.logging.kwargs()
 
         def worker(emit: Any, stop: Any) -> Any:
-            return lr_range_test(task, stop=stop, on_step=emit, **settings)
+            return lr_range_test(task, stop=stop, on_step=emit, **logging, **settings)
 
         self._total = settings["num_iter"]
         return worker
@@ -366,6 +371,7 @@ def _summary(session: BackgroundSession, result: Any, problem: str | None, lr: f
                  "iterations, or pick an lr yourself")
     elif result.suggested is not None:
         text += f"; suggested lr {fmt_lr(result.suggested)} ({result.method})"
+    text += logged_text(result)
     if result.warning:
         text += f". Note: {result.warning}"
     return text

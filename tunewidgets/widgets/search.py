@@ -22,7 +22,6 @@ Example (headless, as in a script or a test; in a notebook, show ``w`` and press
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -40,6 +39,7 @@ from tunewidgets.hpo.strategies import STRATEGIES
 from tunewidgets.hpo.targets import valid_keys
 from tunewidgets.plots.search import Axis, axes_of, trials_of_study
 from tunewidgets.widgets._base import BackgroundWidget
+from tunewidgets.widgets._logging import Logging, logged_text
 from tunewidgets.widgets._bokeh import refresh
 from tunewidgets.widgets._search_controls import (
     COUNTED, NO_PRUNER, DimensionRow, SearchSettings, default_space, progress_text, space_of,
@@ -70,6 +70,8 @@ class Search(BackgroundWidget):
             and a momentum row is left out when it cycles momentum.
         strategy, n_trials, metric, pruner, seed, store, study: as for ``tw.search`` (the first
             values of the controls; ``study`` names the study, so that Launch resumes it).
+        tensorboard, mlflow: as for ``tw.search``: each trial in TensorBoard (HParams dashboard
+            included) and as an MLflow child run of the study's run; checked now.
         epochs: epochs of each trial (default the base config's).
         max_curves: curves the browser keeps at most (running ones, the best half, the newest).
         max_rows: rows of the results table (running trials first, then best first).
@@ -85,6 +87,7 @@ class Search(BackgroundWidget):
                  lr_finder: Any = None, schedule: Any = None, *, strategy: str = "random", n_trials: int = 20,
                  metric: str | None = None, pruner: str | None = None, epochs: int | None = None,
                  store: Any = "tunewidgets-runs", study: str | None = None, seed: int = 0,
+                 tensorboard: Any = None, mlflow: Any = None,
                  max_curves: int = 200, max_rows: int = 100, interval: float = 0.25) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "
@@ -103,8 +106,7 @@ class Search(BackgroundWidget):
                 raise ValueError(f"{name}: must be a whole number >= {low}, got {value!r}")
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
             raise ValueError(f"epochs: must be a whole number >= 1 (epochs of each trial), got {epochs!r}")
-        if not isinstance(store, (str, os.PathLike)) and not hasattr(store, "start_run"):
-            raise TypeError(f"store: expected a runs folder such as 'tunewidgets-runs' or a tw.Store, got {store!r}")
+        self.logging = Logging(store, tensorboard, mlflow, store_optional=False)
         metric = metric_key(metric, task)
         self.task, self.store, self.seed = task, store, seed
         self.lr_finder, self.schedule = lr_finder, schedule
@@ -201,8 +203,8 @@ class Search(BackgroundWidget):
         strategy = s.strategy.value
         return {"space": dims, "base": self.base_config(), "strategy": strategy,
                 "n_trials": None if strategy == "grid" else int(s.n_trials.value), "metric": s.metric.value,
-                "pruner": None if s.pruner.value == NO_PRUNER else s.pruner.value, "store": self.store,
-                "study": s.study.value.strip() or None, "seed": self.seed}
+                "pruner": None if s.pruner.value == NO_PRUNER else s.pruner.value,
+                "study": s.study.value.strip() or None, "seed": self.seed, **self.logging.kwargs()}
 
     def select_trial(self, trial: int | None) -> None:
         """Highlight ``trial``'s curve and its row in the table (None: no highlight)."""
@@ -339,7 +341,7 @@ class Search(BackgroundWidget):
             text += f"; best {study.metric} {self.best['value']:.4g} (trial {self.best['trial']})"
         if session.status == "stopped":
             text += f"; resume with study name {study.name!r}"
-        return text
+        return text + logged_text(study)
 
     # -- plumbing -------------------------------------------------------------------------
     def _finder_lr(self) -> float | None:
