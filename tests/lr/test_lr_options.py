@@ -93,6 +93,16 @@ def test_an_empty_loader_is_an_error():
         tw.lr_range_test(model=model, loss="mse", data=[], num_iter=5)
 
 
+def test_a_generator_that_runs_out_is_named_and_the_model_is_restored():
+    torch.manual_seed(0)
+    model = nn.Linear(1, 1)
+    before = [p.detach().clone() for p in model.parameters()]
+    batches = ((torch.randn(4, 1), torch.randn(4, 1)) for _ in range(3))  # one pass only
+    with pytest.raises(ValueError, match=r"data: yielded batches on its first pass but none on pass 2"):
+        tw.lr_range_test(model=model, loss="mse", data=batches, num_iter=10)
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
 def test_param_groups_keep_their_lr_ratios():
     model = bn_net()
     opt = RecordingSGD([{"params": model[0].parameters(), "lr": 0.1},

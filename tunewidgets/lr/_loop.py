@@ -52,7 +52,9 @@ class _Cycle:
         try:
             return next(self.it)
         except StopIteration:
-            raise ValueError("data: yields no batches; give it at least one batch") from None
+            raise ValueError(f"data: yielded batches on its first pass but none on pass {self.passes} (an "
+                             "iterator or generator runs out after one pass); give a DataLoader or a list of "
+                             "batches, which start again, or fewer steps (num_iter)") from None
 
 
 def _on_device(batch: Any, device: torch.device, unpack: Callable[[Any], Any]) -> bool:

@@ -156,6 +156,8 @@ class RangeTest:
         self.stop_event = RunStop(parent=stop)
         self.run_id, self.trial = run_id, trial
         self.on_step = on_step
+        self.reason: str | None = None  # why a handler's StopRun ended it
+        self._halted: str | None = None  # the status that StopRun asked for ("pruned", "stopped"...)
         if isinstance(callbacks, Mapping) or not isinstance(callbacks, Iterable):
             callbacks = [callbacks]
         for cb in callbacks:
@@ -199,12 +201,12 @@ class RangeTest:
         result = _result(loop, self.lrs, self.method, self.params, self.run_id, sources.val_data is not None)
         final = {"suggested": result.suggested, **{f"suggested/{k}": v for k, v in result.suggestions.items()},
                  "steps": len(result), "stop_reason": result.stop_reason}
-        self._end(loop, getattr(self, "_halted", None) or result.stop_reason, final=final)
+        self._end(loop, self._halted or result.stop_reason, final=final)
         return result
 
     def _end(self, loop: RangeTestLoop, status: str, *, final: dict[str, Any] | None = None,
              error: str | None = None) -> None:
-        self._fire(Events.END, {"status": status, "reason": getattr(self, "reason", None), "final": final or {},
+        self._fire(Events.END, {"status": status, "reason": self.reason, "final": final or {},
                                 "error": error, "perf": {"duration_s": loop.duration_s, "data_passes": loop.passes}})
 
 
