@@ -44,3 +44,24 @@ def test_unknown_event_names_the_valid_ones():
 def test_non_callable_handler_is_rejected():
     with pytest.raises(TypeError, match="must be callable"):
         EventBus().on(Events.STEP, 3)
+
+
+@pytest.mark.parametrize("bad", [print, "end", 3, [{"end": print}, object()]])
+def test_callbacks_that_are_neither_sinks_nor_dicts_are_refused_before_the_run(bad):
+    """The train loop and the range test take callbacks= the same way and refuse the same things."""
+    import tunewidgets as tw
+
+    task = tw.tasks.spirals(n=60)
+    with pytest.raises(TypeError, match=r"callbacks: .* is neither an object with attach\(run\)"):
+        tw.engine.Trainer(task, tw.TrainConfig(epochs=1, device="cpu"), callbacks=bad)
+    with pytest.raises(TypeError, match=r"callbacks: .* is neither an object with attach\(run\)"):
+        tw.lr_range_test(task, num_iter=5, device="cpu", callbacks=bad)
+
+
+def test_one_dict_or_one_sink_is_taken_as_a_list_of_one():
+    import tunewidgets as tw
+
+    ends = []
+    tw.lr_range_test(tw.tasks.spirals(n=60), num_iter=5, device="cpu", callbacks={"end": ends.append})
+    tw.train(tw.tasks.spirals(n=60), tw.TrainConfig(epochs=1, device="cpu"), callbacks={"end": ends.append})
+    assert [e["status"] for e in ends] == ["finished", "finished"]

@@ -23,10 +23,10 @@ runs at once (a widget's queue, a search driver, a Ray worker):
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["Events", "EventBus", "Handle", "emit", "HOST_EVENTS"]
+__all__ = ["Events", "EventBus", "Handle", "emit", "attach_callbacks", "HOST_EVENTS"]
 
 
 class Events(str, enum.Enum):
@@ -133,3 +133,24 @@ def emit(target: Any, fn: Callable[[str, dict[str, Any]], Any]) -> list[Handle]:
         name = event.value
         handles.append(bus.on(event, lambda record, _name=name: fn(_name, record)))
     return handles
+
+
+def attach_callbacks(run: Any, callbacks: Any, example: str = "{'epoch': print}") -> None:
+    """Attach a run's ``callbacks=``: sinks (``attach(run)``) and ``{event: handler}`` dicts.
+
+    ``callbacks`` is one of them or an iterable of them; ``run`` has a ``bus`` (a Trainer, a range
+    test). Anything else is a TypeError naming ``callbacks`` before the run starts.
+    """
+    if callbacks is None:
+        return
+    if isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable):
+        callbacks = [callbacks]
+    for cb in callbacks:
+        if hasattr(cb, "attach"):
+            cb.attach(run)
+        elif isinstance(cb, Mapping):
+            for event, handler in cb.items():
+                run.bus.on(event, handler)
+        else:
+            raise TypeError(f"callbacks: {cb!r} is neither an object with attach(run) (a sink) nor a dict "
+                            f"{{event: handler}}; e.g. callbacks=[{example}]")

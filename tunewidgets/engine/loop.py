@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import time
 import traceback
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from typing import Any
 
 import pandas as pd
@@ -23,7 +23,7 @@ from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.control import RunStop, StopRun, run_slot
 from tunewidgets.engine.devices import amp_mode, peak_memory, reset_peak_memory, resolve_device
 from tunewidgets.engine.env import environment
-from tunewidgets.engine.events import EventBus, Events, Handle
+from tunewidgets.engine.events import EventBus, Events, Handle, attach_callbacks
 from tunewidgets.engine.optimizers import build_from_config
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.seeding import seeded
@@ -86,10 +86,7 @@ class Trainer:
         self.status = "pending"
         self.reason: str | None = None
         self.step = self.epoch = 0
-        if isinstance(callbacks, (str, bytes, Mapping)) or not isinstance(callbacks, Iterable):
-            callbacks = [callbacks]
-        for cb in callbacks:
-            self._attach(cb)
+        attach_callbacks(self, callbacks)
 
     # -- public -------------------------------------------------------------------------
     def on(self, event: Events | str, handler: Any) -> Handle:
@@ -314,18 +311,6 @@ class Trainer:
                    params=self.params, trial=self.trial, reason=self.reason)
 
     # -- helpers ------------------------------------------------------------------------
-    def _attach(self, cb: Any) -> None:
-        if hasattr(cb, "attach"):
-            cb.attach(self)
-        elif isinstance(cb, Mapping):
-            for event, handler in cb.items():
-                self.bus.on(event, handler)
-        else:
-            raise TypeError(
-                f"callbacks: {cb!r} is neither an object with attach(trainer) (a sink) nor a dict "
-                "{event: handler}; e.g. callbacks=[{'epoch': print}]"
-            )
-
     def _setup_counts(self, batches: Any) -> None:
         cfg = self.config
         try:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import traceback
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -23,7 +23,7 @@ import torch
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.control import RunStop, StopRun, run_slot
 from tunewidgets.engine.env import environment
-from tunewidgets.engine.events import EventBus, Events
+from tunewidgets.engine.events import EventBus, Events, attach_callbacks
 from tunewidgets.engine.seeding import seeded
 from tunewidgets.lr._checks import check_settings, lr_ramp
 from tunewidgets.lr._loop import RangeTestLoop
@@ -158,10 +158,7 @@ class RangeTest:
         self.on_step = on_step
         self.reason: str | None = None  # why a handler's StopRun ended it
         self._halted: str | None = None  # the status that StopRun asked for ("pruned", "stopped"...)
-        if isinstance(callbacks, Mapping) or not isinstance(callbacks, Iterable):
-            callbacks = [callbacks]
-        for cb in callbacks:
-            _attach(self, cb)
+        attach_callbacks(self, callbacks, "{'end': print}")
 
     def stop(self, status: str = "stopped", reason: str | None = None) -> None:
         """Ask the test to halt before its next step."""
@@ -228,17 +225,6 @@ def _renamed(kwargs: dict[str, Any], grad_accum: Any, eval_every: Any) -> tuple[
     if unknown:
         raise TypeError(f"lr_range_test: unknown argument(s) {', '.join(unknown)}")
     return grad_accum, eval_every
-
-
-def _attach(test: RangeTest, cb: Any) -> None:
-    if hasattr(cb, "attach"):
-        cb.attach(test)
-    elif isinstance(cb, Mapping):
-        for event, handler in cb.items():
-            test.bus.on(event, handler)
-    else:
-        raise TypeError(f"callbacks: {cb!r} is neither an object with attach(run) (a sink) nor a dict "
-                        "{event: handler}; e.g. callbacks=[{'end': print}]")
 
 
 def _run_restoring(loop: RangeTestLoop, sources: Sources, start_lr: float) -> None:
