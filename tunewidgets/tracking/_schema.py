@@ -140,6 +140,9 @@ def connect(db: Path) -> sqlite3.Connection:
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         conn.execute("PRAGMA synchronous=NORMAL")  # in WAL: commits survive a killed process
         conn.execute("PRAGMA foreign_keys=ON")
+        # 512 KiB of page cache, not SQLite's 2 MB: the store mostly appends, the OS caches the file
+        # for reads, and a long search in a notebook keeps its memory flat (bench/search_overhead.py)
+        conn.execute("PRAGMA cache_size=-512")
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise ValueError(f"store path: {db} is not a usable SQLite database ({exc}); {_HINT}") from None
