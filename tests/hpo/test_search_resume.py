@@ -1,11 +1,6 @@
 """Resuming a study from its store: after a SIGKILL, after a stop, with more trials; mismatches refused."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import threading
 from pathlib import Path
 
 import pytest
@@ -15,41 +10,28 @@ from hpo_helpers import BASE, blob_task, one_thread  # noqa: F401 (autouse)
 from tunewidgets.hpo.driver import StudyMismatchError
 from tunewidgets.hpo.space import Choice, Int, LogUniform, Uniform
 from tunewidgets.tracking import studies
+from support.killing import child, kill9
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 CHILD_SPACE = {"lr": LogUniform(1e-3, 0.3), "momentum": Uniform(0.5, 0.95), "model.width": Int(4, 16)}
 COLUMNS = ["trial", "state", "lr", "momentum", "model.width", "val_accuracy", "best_val_accuracy", "epochs"]
 
 
-def _child(folder: Path, strategy: str, n_trials: int, slow: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(HERE), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, str(HERE / "_search_child.py"), str(folder), strategy, str(n_trials),
-                             str(slow)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+def _child(folder: Path, strategy: str, n_trials: int, slow: int, timeout: float = 120.0):
+    return child(HERE / "_search_child.py", folder, strategy, n_trials, slow, timeout=timeout, extra_path=(HERE,))
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
 def test_sigkill_and_restart_keeps_finished_trials_and_reruns_the_interrupted_one(tmp_path):
     n_trials, killed_at = 14, 11  # TPE: 10 random start-up trials, then the model of the history
-    proc = _child(tmp_path / "runs", "bayes", n_trials, killed_at)
-    watchdog = threading.Timer(120.0, proc.kill)
-    watchdog.start()
-    try:
+    with _child(tmp_path / "runs", "bayes", n_trials, killed_at) as proc:
         lines = []
         for line in proc.stdout:
             lines.append(line.strip())
             if line.strip() == f"training {killed_at}":
                 break
         assert lines and lines[-1] == f"training {killed_at}", f"child said {lines}; {proc.stderr.read()}"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        watchdog.cancel()
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+        kill9(proc)
     assert [x for x in lines if x.startswith("end")] == [f"end {n} finished" for n in range(killed_at)]
 
     with tw.Store(tmp_path / "runs") as store:
@@ -58,8 +40,8 @@ def test_sigkill_and_restart_keeps_finished_trials_and_reruns_the_interrupted_on
     assert before[killed_at]["status"] == "interrupted"
 
     # restart: same store, same study name, to the end
-    proc = _child(tmp_path / "runs", "bayes", n_trials, -1)
-    out, err = proc.communicate(timeout=120)
+    with _child(tmp_path / "runs", "bayes", n_trials, -1) as proc:
+        out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err[-3000:]
     starts = [int(x.split()[1]) for x in out.splitlines() if x.startswith("start")]
     assert starts == list(range(killed_at, n_trials))  # the interrupted trial first, then new ones

@@ -2,10 +2,6 @@
 sinks attach as to a Trainer; its points reach the store while it runs (SIGKILL keeps them)."""
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,8 +14,8 @@ from tunewidgets.engine.control import StopRun
 from tunewidgets.engine.events import emit
 from tunewidgets.lr import lr_range_test as core_range_test
 from tunewidgets.tracking import Store, StoreSink
+from support.killing import child, kill9, ready_line
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def _task():
@@ -107,28 +103,11 @@ def test_non_finite_loss_ends_diverged_with_the_flag_and_the_store_says_diverged
 
 @pytest.mark.slow
 def test_sigkill_mid_test_keeps_the_points_already_logged(tmp_path):
-    if not hasattr(signal, "SIGKILL"):
-        pytest.skip("needs SIGKILL")
     ready_step = 3000
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_range_killer.py")), str(tmp_path),
-                             str(ready_step)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    watchdog = threading.Timer(120.0, proc.kill)
-    watchdog.start()
-    try:
-        line = proc.stdout.readline()
-        assert line.startswith("ready"), f"child said {line!r}; stderr: {proc.stderr.read()}"
-        run = int(line.split()[1])
+    with child(Path(__file__).with_name("_range_killer.py"), tmp_path, ready_step, timeout=120.0) as proc:
+        run = int(ready_line(proc, "ready").split()[1])
         time.sleep(1.5)  # > the store's flush interval (1 s): everything before `ready` is written
-        assert proc.poll() is None, "the test ended before it was killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        watchdog.cancel()
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+        kill9(proc)
     with Store(tmp_path) as store:
         assert store.run(run)["status"] == "interrupted" and store.run(run)["kind"] == "lr_range_test"
         steps = store.metrics(run, "train/loss")["step"].tolist()

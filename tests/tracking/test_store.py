@@ -6,7 +6,6 @@ import json
 import math
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,8 +17,8 @@ import pytest
 
 from tunewidgets.tracking import SCHEMA_VERSION, STATUSES, Store, StoreVersionError, _schema
 from tunewidgets.engine.env import git_commit
+from support.killing import child, kill9, ready_line
 
-REPO = Path(__file__).resolve().parents[2]
 
 
 def peek(db: Path, sql: str, args: tuple = ()) -> list[tuple]:
@@ -322,29 +321,11 @@ def test_runs_of_a_live_store_in_this_process_are_not_interrupted(tmp_path):
 
 
 def test_sigkill_mid_write_leaves_a_store_that_opens(tmp_path):
-    if not hasattr(signal, "SIGKILL"):
-        pytest.skip("needs SIGKILL")
     per_flush, ready_after = 200, 3
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("_killer.py")), str(tmp_path), str(per_flush),
-         str(ready_after)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    watchdog = threading.Timer(60.0, proc.kill)  # a hung child must not hang the test
-    watchdog.start()
-    try:
-        line = proc.stdout.readline()  # blocks until "ready" (or the child dies)
-        assert line.startswith("ready"), f"child said {line!r}; stderr: {proc.stderr.read()}"
-        run = int(line.split()[1])
+    with child(Path(__file__).with_name("_killer.py"), tmp_path, per_flush, ready_after, timeout=60.0) as proc:
+        run = int(ready_line(proc, "ready").split()[1])
         time.sleep(0.3)  # let it write and flush a while longer
-        assert proc.poll() is None, "the writer stopped before it was killed"
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        watchdog.cancel()
-        proc.kill()
-        proc.wait(timeout=10)
-        proc.stdout.close()
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+        kill9(proc)
 
     with Store(tmp_path) as store:
         assert store.interrupted == (run,)
