@@ -12,7 +12,8 @@ from typing import Any
 import nbformat
 import pytest
 
-from support.notebooks import cell_outputs_text, run_notebook, saved_bokeh_sources
+from support.notebooks import assert_ran_clean, cell_outputs_text, committed_code, run_notebook, saved_bokeh_sources
+from support.notebooks import code_cell as _cell, shown_widget as _view_id, widget_state as _widget_state
 
 pytestmark = pytest.mark.notebook
 
@@ -29,24 +30,6 @@ def executed() -> tuple[nbformat.NotebookNode, float]:
     began = time.perf_counter()
     nb = run_notebook(NOTEBOOK, timeout=BUDGET_S)
     return nb, time.perf_counter() - began
-
-
-def _cell(nb: nbformat.NotebookNode, marker: str) -> nbformat.NotebookNode:
-    """The one code cell whose source contains ``marker``."""
-    found = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
-    assert len(found) == 1, f"expected one code cell containing {marker!r}, found {len(found)}"
-    return found[0]
-
-
-def _widget_state(nb: nbformat.NotebookNode) -> dict[str, Any]:
-    return nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-
-
-def _view_id(cell: nbformat.NotebookNode) -> str:
-    ids = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for o in cell.outputs
-           if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(ids) == 1, f"expected one widget shown by the cell, found {len(ids)}"
-    return ids[0]
 
 
 def _descendants(state: dict[str, Any], model_id: str) -> list[dict[str, Any]]:
@@ -66,19 +49,11 @@ def test_runs_top_to_bottom_within_the_time_budget(executed):
     nb, elapsed = executed
     print(f"\nnotebook 01 ran in {elapsed:.1f} s (target {TARGET_S} s on 2 CPU cores, limit {BUDGET_S} s)")
     assert elapsed < BUDGET_S
-    errors = [o for c in nb.cells for o in c.get("outputs", []) if o.get("output_type") == "error"]
-    assert errors == []
-    stderr = [o["text"] for c in nb.cells for o in c.get("outputs", [])
-              if o.get("output_type") == "stream" and o.get("name") == "stderr"]
-    assert stderr == []  # no warnings in front of a workshop audience
+    assert_ran_clean(nb)  # no warnings in front of a workshop audience
 
 
 def test_committed_notebook_is_clean_and_names_python3():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    nb, code = committed_code(NOTEBOOK)
     assert "widgets" not in nb.metadata  # no saved widget state either
     assert "http" not in "".join(c.source for c in code)  # nothing is downloaded
 

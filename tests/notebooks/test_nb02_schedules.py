@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from support.notebooks import cell_outputs_text, run_notebook
+from support.notebooks import cell_outputs_text, run_notebook, shown_widget
+from support.notebooks import code_cell as cell_with, widget_state as widget_states
 
 pytestmark = pytest.mark.notebook
 
@@ -20,24 +21,6 @@ def executed():
     t0 = time.perf_counter()
     nb = run_notebook(NOTEBOOK, timeout=BUDGET_S)
     return nb, time.perf_counter() - t0
-
-
-def widget_states(nb) -> dict[str, dict]:
-    return nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-
-
-def shown_widget(cell) -> str:
-    """The model id of the widget a cell displays."""
-    views = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for o in cell.outputs
-             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(views) == 1, cell.source
-    return views[0]
-
-
-def cell_with(nb, text: str):
-    cells = [c for c in nb.cells if c.cell_type == "code" and text in c.source]
-    assert len(cells) == 1, text
-    return cells[0]
 
 
 def test_runs_headless_within_budget(executed):

@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from support.notebooks import cell_outputs_text, run_notebook, saved_bokeh_sources
+from support.notebooks import assert_ran_clean, cell_outputs_text, code_cell as cell, committed_code, run_notebook
+from support.notebooks import shown_bokeh_sources as shown_sources
 
 pytestmark = pytest.mark.notebook
 
@@ -25,35 +26,15 @@ def executed() -> tuple[nbformat.NotebookNode, float]:
     return nb, time.perf_counter() - began
 
 
-def cell(nb: nbformat.NotebookNode, marker: str) -> nbformat.NotebookNode:
-    found = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
-    assert len(found) == 1, f"expected one code cell containing {marker!r}, found {len(found)}"
-    return found[0]
-
-
-def shown_sources(nb, marker):
-    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
-    ids = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for o in cell(nb, marker).outputs
-           if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
-    assert len(ids) == 1
-    return saved_bokeh_sources(state[ids[0]])
-
-
 def test_runs_top_to_bottom_within_the_time_budget(executed):
     nb, elapsed = executed
     print(f"\nnotebook 04 ran in {elapsed:.1f} s (limit {BUDGET_S} s)")
     assert elapsed < BUDGET_S
-    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    assert [o for o in outputs if o.get("output_type") == "error"] == []
-    assert [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"] == []
+    assert_ran_clean(nb)
 
 
 def test_committed_notebook_is_clean_and_names_python3():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    nb, code = committed_code(NOTEBOOK)
     assert "torch.set_num_threads(1)" in code[0].source
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from support.notebooks import cell_outputs_text, run_notebook
+from support.notebooks import assert_ran_clean, cell_outputs_text, code_cell as cell, committed_code, run_notebook
 
 pytestmark = pytest.mark.notebook
 
@@ -27,27 +27,15 @@ def executed(tmp_path_factory) -> tuple[nbformat.NotebookNode, float, Path]:
     return nb, time.perf_counter() - began, workdir / NOTEBOOK.parent.name  # the kernel ran in the copy
 
 
-def cell(nb: nbformat.NotebookNode, marker: str) -> nbformat.NotebookNode:
-    found = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
-    assert len(found) == 1, f"expected one code cell containing {marker!r}, found {len(found)}"
-    return found[0]
-
-
 def test_runs_top_to_bottom_within_the_time_budget(executed):
     nb, elapsed, _ = executed
     print(f"\nnotebook 05 ran in {elapsed:.1f} s (limit {BUDGET_S} s)")
     assert elapsed < BUDGET_S
-    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
-    assert [o for o in outputs if o.get("output_type") == "error"] == []
-    assert [o for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"] == []
+    assert_ran_clean(nb)
 
 
 def test_committed_notebook_is_clean_and_names_python3():
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbformat.validate(nb)
-    assert nb.metadata["kernelspec"]["name"] == "python3"
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    nb, code = committed_code(NOTEBOOK)
     assert "torch.set_num_threads(1)" in code[0].source
     # TensorBoard is shown, never started: the magics stay in markdown
     assert not any("%tensorboard" in c.source for c in code)

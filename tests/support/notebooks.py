@@ -33,7 +33,13 @@ from nbclient.exceptions import CellExecutionError
 __all__ = [
     "NotebookCellError",
     "KERNEL_ENV",
+    "assert_ran_clean",
     "cell_outputs_text",
+    "code_cell",
+    "committed_code",
+    "shown_bokeh_sources",
+    "shown_widget",
+    "widget_state",
     "run_notebook",
     "saved_bokeh_sources",
     "write_notebook",
@@ -203,3 +209,46 @@ def saved_bokeh_sources(bokeh_entry: Mapping[str, Any]) -> dict[str, dict[str, l
 
     walk(bundle["docs_json"])
     return found
+
+
+# -- reading an executed or committed notebook ----------------------------------------------------
+def code_cell(nb: nbformat.NotebookNode, marker: str) -> nbformat.NotebookNode:
+    """The one code cell whose source contains ``marker``."""
+    found = [c for c in nb.cells if c.cell_type == "code" and marker in c.source]
+    assert len(found) == 1, f"expected one code cell containing {marker!r}, found {len(found)}"
+    return found[0]
+
+
+def widget_state(nb: nbformat.NotebookNode) -> dict[str, Any]:
+    """The saved widget models of an executed notebook, by model id."""
+    return nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+
+
+def shown_widget(cell: nbformat.NotebookNode) -> str:
+    """The model id of the one widget a cell displays."""
+    ids = [o["data"]["application/vnd.jupyter.widget-view+json"]["model_id"] for o in cell.outputs
+           if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    assert len(ids) == 1, f"expected one widget shown by the cell, found {len(ids)}: {cell.source[:200]}"
+    return ids[0]
+
+
+def shown_bokeh_sources(nb: nbformat.NotebookNode, marker: str) -> dict[str, dict[str, list[Any]]]:
+    """The named data sources of the one Bokeh figure the cell with ``marker`` shows."""
+    return saved_bokeh_sources(widget_state(nb)[shown_widget(code_cell(nb, marker))])
+
+
+def assert_ran_clean(nb: nbformat.NotebookNode) -> None:
+    """No cell raised and nothing went to stderr (no warnings in front of a workshop audience)."""
+    outputs = [o for c in nb.cells for o in c.get("outputs", [])]
+    assert [o for o in outputs if o.get("output_type") == "error"] == []
+    assert [o["text"] for o in outputs if o.get("output_type") == "stream" and o.get("name") == "stderr"] == []
+
+
+def committed_code(path: str | os.PathLike[str]) -> tuple[nbformat.NotebookNode, list[nbformat.NotebookNode]]:
+    """The notebook as committed and its code cells, checked: valid, the python3 kernel, no outputs."""
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    assert nb.metadata["kernelspec"]["name"] == "python3"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code and all(c.outputs == [] and c.execution_count is None for c in code)
+    return nb, code

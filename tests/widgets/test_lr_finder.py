@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import gzip
-import json
 import math
 import threading
 import time
@@ -20,6 +17,7 @@ from traitlets import TraitError
 import tunewidgets as tw
 from tunewidgets.plots.lr import CHOSEN, CURVE, MARKERS
 from tunewidgets.widgets import LRFinder
+from tunewidgets.widgets._bokeh import saved_columns
 
 
 def blobs(n: int = 256) -> TensorDataset:
@@ -42,15 +40,6 @@ class Broken(nn.Module):
         raise RuntimeError("forward failed: shapes do not match")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models run fastest, and steadiest on a busy machine, on one CPU thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def task() -> tw.Task:
     return tw.Task(model=mlp, train=blobs(), loss="cross_entropy", batch_size=32)
@@ -61,33 +50,6 @@ def finder(task, **kw) -> LRFinder:
     kw.setdefault("device", "cpu")
     kw.setdefault("interval", 0.02)
     return LRFinder(task, **kw)
-
-
-def decode(column):
-    """A column of a serialized Bokeh document: a list, or a numpy array sent as (gzipped) bytes."""
-    if isinstance(column, dict) and column.get("type") == "ndarray":
-        raw = base64.b64decode(column["array"]["data"])
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
-        return np.frombuffer(raw, dtype=column["dtype"]).reshape(column["shape"])
-    return column
-
-
-def bundle_data(view, name: str) -> dict:
-    """The columns of source ``name`` as the widget's saved render holds them."""
-    def find(node):
-        if isinstance(node, dict):
-            if node.get("name") == "ColumnDataSource" and node.get("attributes", {}).get("name") == name:
-                return {k: decode(v) for k, v in node["attributes"]["data"]["entries"]}
-            for v in node.values():
-                if (hit := find(v)) is not None:
-                    return hit
-        elif isinstance(node, list):
-            for v in node:
-                if (hit := find(v)) is not None:
-                    return hit
-        return None
-    return find(json.loads(view.get_state()["render_bundle"])["docs_json"])
 
 
 def test_controls_give_the_range_test_settings(task):
@@ -135,8 +97,8 @@ def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
     assert not f.iterations.disabled and not f.optimizer.disabled
     assert "40 steps" in f.status_line.value and not f.error_area.visible
     # the widget was re-rendered from its figure, so a saved notebook shows the final plot
-    np.testing.assert_allclose(bundle_data(f.plot, CURVE)["lr"], res.lrs)
-    assert bundle_data(f.plot, MARKERS)["method"] == markers["method"]
+    np.testing.assert_allclose(saved_columns(f.plot, CURVE)["lr"], res.lrs)
+    assert saved_columns(f.plot, MARKERS)["method"] == markers["method"]
 
 
 def test_long_runs_are_thinned_to_the_cap(task):

@@ -28,14 +28,6 @@ def blobs(n: int = 256) -> TensorDataset:
     return TensorDataset(x, y)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def task() -> tw.Task:
     return tw.Task(model=lambda: nn.Sequential(nn.Linear(2, 16), nn.ReLU(), nn.Linear(16, 3)), train=blobs(),

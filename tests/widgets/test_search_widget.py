@@ -6,28 +6,18 @@ import asyncio
 import base64
 import html
 import gzip
-import json
 import time
 
 import numpy as np
 import pytest
-import torch
 
 import tunewidgets as tw
 import tunewidgets.widgets._base as base_module
 from tunewidgets.plots.search import CURVE_ENDS, CURVES, HIGHLIGHT, IMPORTANCE, PARALLEL, SLICE, TABLE
 from tunewidgets.widgets import Search
-from tunewidgets.widgets import search as search_module
+from tunewidgets.widgets._bokeh import saved_columns
 from tunewidgets.widgets._search_live import LiveSources
 from tunewidgets.plots.search import axes_of, live_search_figures, search_parts
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -51,11 +41,6 @@ def decode(column):
         raw = gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw
         return np.frombuffer(raw, dtype=column["dtype"]).tolist()
     return column
-
-
-def saved(view, name: str) -> dict:
-    """Source ``name`` as the view's saved render (what a saved notebook shows) holds it."""
-    return in_docs(json.loads(view.get_state()["render_bundle"])["docs_json"], name)
 
 
 def in_docs(docs, name: str) -> dict | None:
@@ -256,8 +241,8 @@ def test_a_search_fills_every_source_as_the_study_says(searched):
     imp = data[IMPORTANCE]
     assert dict(zip(imp["key"], imp["importance"])) == pytest.approx(study.importance())
     # the views were re-rendered from their figures: a saved notebook shows the final plots
-    assert saved(w.views[0], CURVES)["trial"] == curves["trial"]
-    assert saved(w.views[4], TABLE)["trial"] == table["trial"]
+    assert saved_columns(w.views[0], CURVES)["trial"] == curves["trial"]
+    assert saved_columns(w.views[4], TABLE)["trial"] == table["trial"]
 
 
 def test_to_html_writes_the_widget_and_its_plots_as_one_offline_page(searched, tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tracking"))
-from sink_helpers import (hparam_value, mlflow_db, mlflow_template, one_torch_thread,  # noqa: E402,F401
+from sink_helpers import (hparam_value, mlflow_db, mlflow_template,  # noqa: E402,F401
                           read_events, scalars, session_groups)
 
 import tunewidgets as tw  # noqa: E402
