@@ -279,3 +279,27 @@ def test_class_weights_stay_exact_under_autocast():
     assert close(got, F.cross_entropy(low.float(), y, weight=torch.tensor(w)), tol=1e-5)
     # without autocast the weights follow a bfloat16 output, as torch requires
     assert loss(low, y).dtype == torch.bfloat16
+
+
+def test_cross_entropy_ignore_index_passes_the_first_batch_check_and_trains_as_torch():
+    """Labels of -100 (padding, unlabelled pixels) are skipped by F.cross_entropy: the first-batch
+    check takes them too, and a run with them trains; a batch of nothing but -100 is named."""
+    import tunewidgets as tw
+    from torch.utils.data import TensorDataset
+
+    loss = get_loss("cross_entropy")
+    out, target = torch.randn(4, 3), torch.tensor([0, -100, 2, -100])
+    loss.check(out, target)
+    assert close(loss(out, target), F.cross_entropy(out, target))
+    with pytest.raises(ValueError, match=r"every target of the batch is the ignore index -100"):
+        loss.check(out, torch.full((4,), -100))
+    with pytest.raises(ValueError, match=r"must lie in \[0, 3\) .* got values in \[-100, 2\]"):
+        get_loss("focal").check(out, target)  # focal has no ignore index: -100 is a bad label there
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 2, generator=g), torch.randint(0, 3, (64,), generator=g)
+    y[::4] = -100
+    task = tw.Task(model=lambda: torch.nn.Linear(2, 3), train=TensorDataset(x, y), val=TensorDataset(x, y),
+                   loss="cross_entropy", batch_size=16)
+    run = tw.train(task, tw.TrainConfig(epochs=2, device="cpu", seed=0))
+    assert run.status == "finished" and math.isfinite(run.final["val_loss"])

@@ -170,3 +170,19 @@ def test_update_reads_nothing_back_to_the_host():
     with no_host_reads():
         m.update(torch.ones(3), torch.zeros(3))
     assert m.compute() == 1.0
+
+
+def test_accuracy_dice_and_iou_leave_out_the_ignored_label():
+    """-100 (cross-entropy's ignore index) is no class: accuracy and the overlaps skip it, as the loss does."""
+    from tunewidgets.engine.metrics import Accuracy, Dice, IoU
+
+    scores = torch.tensor([[5.0, 0, 0], [0, 5.0, 0], [0, 0, 5.0], [5.0, 0, 0]])  # predicts 0, 1, 2, 0
+    acc = Accuracy()
+    acc.update(scores, torch.tensor([0, 1, -100, -100]))
+    assert acc.compute() == 1.0  # 2 of 2 labelled samples right
+    acc.update(scores, torch.tensor([1, 1, -100, -100]))
+    assert acc.compute() == 0.75  # 3 of 4
+    masks = scores.T.reshape(1, 3, 2, 2)  # a 2x2 image predicting classes 0, 1, 2, 0
+    for metric in (Dice(), IoU()):
+        metric.update(masks, torch.tensor([[[0, 1], [-100, -100]]]))
+        assert metric.compute() == 1.0, type(metric).__name__  # class 2 only where the label is ignored

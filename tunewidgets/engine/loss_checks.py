@@ -58,8 +58,13 @@ def unit_values(name: str, target: torch.Tensor) -> None:
                          f"in [{float(target.min()):g}, {float(target.max()):g}]")
 
 
-def class_targets(name: str, output: torch.Tensor, target: torch.Tensor) -> None:
-    """Check class-index targets ``(N, *S)`` for output ``(N, C, *S)``."""
+def class_targets(name: str, output: torch.Tensor, target: torch.Tensor, ignore_index: int | None = None) -> None:
+    """Check class-index targets ``(N, *S)`` for output ``(N, C, *S)``.
+
+    ``ignore_index``: a label the loss skips (cross-entropy's -100, for padding or unlabelled
+    pixels); it is allowed anywhere, but not as every label of the batch (the mean loss over no
+    labels is NaN).
+    """
     if output.ndim < 2:
         raise ValueError(f"loss {name!r}: output shape {shape(output)} has no class axis; the model must "
                          "return scores of shape (N, C) (or (N, C, H, W) for masks)")
@@ -79,6 +84,12 @@ def class_targets(name: str, output: torch.Tensor, target: torch.Tensor) -> None
         what = "spatial sizes differ" if target.ndim == output.ndim - 1 else "expected target shape " + str(want)
         raise ValueError(f"loss {name!r}: {shapes(output, target)} don't fit ({what}); class-index targets "
                          f"must have the output's shape without the class axis, {want}")
+    if ignore_index is not None and target.numel():
+        kept = target[target != ignore_index]
+        if kept.numel() == 0:
+            raise ValueError(f"loss {name!r}: every target of the batch is the ignore index {ignore_index}, "
+                             "so the loss is NaN; a batch needs at least one labelled sample")
+        target = kept
     if target.numel():
         low, high = int(target.min()), int(target.max())
         if low < 0 or high >= n_classes:

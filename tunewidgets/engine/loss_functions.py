@@ -19,9 +19,13 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 
-__all__ = ["is_multiclass", "binary_view", "sigmoid_focal_loss", "softmax_focal_loss", "soft_dice_loss"]
+__all__ = ["IGNORE_INDEX", "is_multiclass", "binary_view", "sigmoid_focal_loss", "softmax_focal_loss", "soft_dice_loss"]
 
 _EPS = 1e-7
+
+
+#: The label F.cross_entropy skips (padding, unlabelled pixels); metrics leave it out too.
+IGNORE_INDEX = -100
 
 
 def is_multiclass(output: torch.Tensor, target: torch.Tensor) -> bool:

@@ -5,6 +5,10 @@ no checks and no host syncs; ``loss.check(output, target)``, which the engine ru
 the first batch, raises a ValueError that names the loss, both shapes and the fix when they
 do not fit (no silent broadcasting).
 
+``cross_entropy`` skips targets of -100, as torch does (padding, unlabelled pixels); the
+first-batch check takes them, and the accuracy, dice and iou metrics leave them out. The other
+class losses (focal, dice, ce_dice) have no such label: -100 is an error there.
+
 Example:
     >>> import torch
     >>> loss = get_loss("mse")
@@ -27,7 +31,7 @@ import torch.nn.functional as F
 from tunewidgets.engine._values import is_flag, is_real
 from tunewidgets.engine.loss_checks import (check_result, class_targets, float_target, label_error, mask_targets,
                                             same_shape, shape, shapes, unit_values)
-from tunewidgets.engine.loss_functions import (binary_view, is_multiclass, sigmoid_focal_loss,
+from tunewidgets.engine.loss_functions import (IGNORE_INDEX, binary_view, is_multiclass, sigmoid_focal_loss,
                                                soft_dice_loss, softmax_focal_loss)
 
 __all__ = ["LOSSES", "Loss", "get_loss"]
@@ -158,7 +162,7 @@ class _CrossEntropy(Loss):
                                  "class probabilities and must be >= 0; for class indices give integer targets "
                                  "of shape (N,)")
         else:
-            class_targets(self.name, output, target)
+            class_targets(self.name, output, target, ignore_index=IGNORE_INDEX)
         w = self._weight.tensor
         if w is not None and w.numel() != output.shape[1]:
             raise ValueError(f"loss {self.name!r}: weight has {w.numel()} entries but the output has "

@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from tunewidgets.engine._values import is_real
-from tunewidgets.engine.loss_functions import binary_view, is_multiclass
+from tunewidgets.engine.loss_functions import IGNORE_INDEX, binary_view, is_multiclass
 
 __all__ = ["METRICS", "Metric", "Accuracy", "Dice", "IoU", "MeanAbsoluteError", "MeanSquaredError",
            "BatchMean", "get_metric", "resolve_metrics"]
@@ -89,11 +89,13 @@ class Accuracy(Metric):
 
     def update(self, output: torch.Tensor, target: torch.Tensor) -> None:
         pred, target, _ = _labels(self.name, output.detach(), target)
-        self.correct = self.correct + (pred == target).sum()
-        self.total += target.numel()
+        kept = target != IGNORE_INDEX  # labels cross-entropy skips count neither way (no host sync)
+        self.correct = self.correct + ((pred == target) & kept).sum()
+        self.total = self.total + kept.sum()
 
     def compute(self) -> float:
-        return float(self.correct) / self.total if self.total else float("nan")
+        total = float(self.total)
+        return float(self.correct) / total if total else float("nan")
 
 
 def _count(index: torch.Tensor, size: int) -> torch.Tensor:
@@ -116,8 +118,12 @@ class _Overlap(Metric):
         if not multiclass:  # one class: the foreground
             inter, ps, ts = (pred * true).sum().reshape(1), pred.sum().reshape(1), true.sum().reshape(1)
         else:
-            p, t = pred.reshape(-1), true.reshape(-1).clamp(0, n_classes - 1)
-            ps, ts = _count(p, n_classes), _count(t, n_classes)
+            # ignored labels (-100) and what was predicted there go to an extra bin, left out
+            t = true.reshape(-1)
+            kept = (t >= 0) & (t < n_classes)
+            p = torch.where(kept, pred.reshape(-1), n_classes)
+            t = torch.where(kept, t, n_classes)
+            ps, ts = _count(p, n_classes + 1)[:n_classes], _count(t, n_classes + 1)[:n_classes]
             inter = _count(torch.where(p == t, p, n_classes), n_classes + 1)[:n_classes]
         if self.inter is None:
             self.inter, self.pred_sum, self.true_sum = inter, ps, ts
