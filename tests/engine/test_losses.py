@@ -303,3 +303,25 @@ def test_cross_entropy_ignore_index_passes_the_first_batch_check_and_trains_as_t
                    loss="cross_entropy", batch_size=16)
     run = tw.train(task, tw.TrainConfig(epochs=2, device="cpu", seed=0))
     assert run.status == "finished" and math.isfinite(run.final["val_loss"])
+
+
+def test_validation_loss_is_the_mean_over_every_label_that_counted():
+    """Batches with more or fewer skipped labels weigh by the labels they hold, so the validation
+    loss equals cross-entropy over the whole set at once; a set of only -100 labels is named."""
+    from tunewidgets.engine.step import evaluate
+
+    g = torch.Generator().manual_seed(1)
+    x, y = torch.randn(12, 2, generator=g), torch.randint(0, 3, (12,), generator=g)
+    y[:3] = -100  # the first batch of 4 keeps 1 label, the others all 4
+    model = torch.nn.Linear(2, 3)
+    batches = [(x[i:i + 4], y[i:i + 4]) for i in range(0, 12, 4)]
+    got = evaluate(model, batches, device=torch.device("cpu"), loss_fn=get_loss("cross_entropy"))
+    with torch.no_grad():
+        want = F.cross_entropy(model(x), y)
+    assert got["val_loss"] == pytest.approx(float(want), rel=1e-6)
+    mse = evaluate(torch.nn.Linear(2, 1), [(x[:4], torch.zeros(4, 1)), (x[4:6], torch.zeros(2, 1))],
+                   device=torch.device("cpu"), loss_fn=get_loss("mse"))
+    assert math.isfinite(mse["val_loss"])  # losses without skipped labels still weigh by samples
+    with pytest.raises(ValueError, match=r"val: every target of the validation data is a label the loss skips"):
+        evaluate(model, [(x[:4], torch.full((4,), -100))], device=torch.device("cpu"),
+                 loss_fn=get_loss("cross_entropy"))

@@ -71,6 +71,12 @@ class Loss:
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         """Shape and value checks of one loss (may sync with the device: runs once)."""
 
+    def counted(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+        """How many targets the mean of ``loss(output, target)`` ran over, as a device tensor, when
+        that is not one per sample (labels the loss skips); None: one per sample. ``evaluate`` weighs
+        each batch by it, so a validation loss is the mean over every target that counted."""
+        return None
+
     def __repr__(self) -> str:
         args = "".join(f", {k}={v!r}" for k, v in self.kwargs.items() if v is not None)
         return f"Loss({self.name!r}{args})"
@@ -152,6 +158,11 @@ class _CrossEntropy(Loss):
                                    label_smoothing=self.kwargs["label_smoothing"])
         except _LABEL_ERRORS as exc:
             _raise_label_error(self.name, output, target, exc)
+
+    def counted(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor | None:
+        if target.is_floating_point():
+            return None  # class probabilities: one target per sample
+        return (target != IGNORE_INDEX).sum()  # every label but the skipped ones (pixels too, for masks)
 
     def _check(self, output: torch.Tensor, target: torch.Tensor) -> None:
         if target.is_floating_point() and target.shape == output.shape and output.ndim >= 2:

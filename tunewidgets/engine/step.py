@@ -202,7 +202,9 @@ def evaluate(model: nn.Module, batches: Iterable[Any], *, device: torch.device,
     model.eval()
     metrics = dict(metrics or {})
     total = torch.zeros((), dtype=torch.float64, device=device)
-    count = 0
+    count: Any = 0  # samples, or a device tensor of counted targets (a loss that skips labels)
+    batches_seen = 0
+    counted = getattr(loss_fn, "counted", None) if batch_loss is None else None
     move = _mover(device)
     try:
         with autocast_for(device, amp_dtype):
@@ -219,14 +221,25 @@ def evaluate(model: nn.Module, batches: Iterable[Any], *, device: torch.device,
                     n = batch_len(x)
                     for m in metrics.values():
                         m.update(out.float(), y)
+                    k = counted(out, y) if counted is not None else None
+                    if k is not None:  # weigh by the targets the mean ran over (none: adds nothing)
+                        total += torch.where(k > 0, loss.detach().double() * k, 0.0)
+                        count = count + k
+                        batches_seen += 1
+                        continue
                 total += loss.detach().double() * n
                 count += n
+                batches_seen += 1
     finally:
         model.train(was_training)
-    if count == 0:
+    seen = float(count)
+    if batches_seen == 0 or (seen == 0 and not isinstance(count, torch.Tensor)):
         raise ValueError(f"{field}: the validation data yields no batches; give it at least one sample, "
                          f"or leave it out (None) to train without validation")
-    record = {"val_loss": float(total) / count}
+    if seen == 0:
+        raise ValueError(f"{field}: every target of the validation data is a label the loss skips "
+                         f"(-100), so there is nothing to validate; give it labelled samples")
+    record = {"val_loss": float(total) / seen}
     for name, m in metrics.items():
         record[f"val_{name}"] = float(m.compute())
     return record
