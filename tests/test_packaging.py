@@ -80,13 +80,21 @@ def test_readme_examples_run(tmp_path):
         "\nassert 'val_accuracy' in run.final, run.final"
         "\nprint('example ok')"
     )
-    proc = subprocess.run([sys.executable, "-c", example + checks], capture_output=True,
-                          text=True, timeout=300, cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    assert proc.stdout.strip().endswith("example ok")
-    for i, other in enumerate(others):  # every other example runs as written, in a scratch folder
-        folder = tmp_path / f"example{i}"
+    # every example runs as written, each in a scratch folder of its own, all at once (one torch
+    # thread each, so that they share the machine's cores instead of fighting over them)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    sources = [example + checks, *others]
+    procs = []
+    for i, source in enumerate(sources):
+        folder = tmp_path / f"example{i + 1}"
         folder.mkdir()
-        proc = subprocess.run([sys.executable, "-c", other], capture_output=True, text=True, timeout=300,
-                              cwd=folder)
-        assert proc.returncode == 0, f"README example {i + 2} failed:\n{other}\n{proc.stderr[-3000:]}"
+        procs.append(subprocess.Popen([sys.executable, "-c", source], stdout=subprocess.PIPE,
+                                      stderr=subprocess.PIPE, text=True, cwd=folder, env=env))
+    try:
+        results = [proc.communicate(timeout=300) for proc in procs]
+    finally:
+        for proc in procs:
+            proc.kill()  # a hung example is not left running
+    for i, (proc, (out, err)) in enumerate(zip(procs, results)):
+        assert proc.returncode == 0, f"README example {i + 1} failed:\n{sources[i]}\n{err[-3000:]}"
+    assert results[0][0].strip().endswith("example ok")
