@@ -24,7 +24,7 @@ from support.jupyter import (
     screenshot,
     wait_kernel_idle,
 )
-from support.notebooks import write_notebook
+from support.notebooks import paced_model_source, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -37,14 +37,7 @@ CELLS = [
     "torch.set_num_threads(1)\n"
     "task = tw.tasks.digits()\n"
     "\n"
-    "class Paced(torch.nn.Module):\n"
-    "    \"\"\"The digits MLP at 8 ms a step, so that a test streams for a few seconds.\"\"\"\n"
-    "    def __init__(self):\n"
-    "        super().__init__()\n"
-    "        self.inner = task.build_model()\n"
-    "    def forward(self, x):\n"
-    "        time.sleep(0.008)\n"
-    "        return self.inner(x)\n"
+    + paced_model_source("Paced", 0.008) +
     "\n"
     f"finder = tw.widgets.LRFinder(task, model=Paced(), optimizer='sgd', start_lr=1e-6, end_lr=1e-3,\n"
     f"                             num_iter={STEPS}, seed=0, device='cpu', interval=0.1)\n"

@@ -25,7 +25,7 @@ from support.jupyter import (
     run_all,
     wait_kernel_idle,
 )
-from support.notebooks import write_notebook
+from support.notebooks import paced_model_source, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -38,14 +38,7 @@ SLOW_FINDER_CELLS = [
     "torch.set_num_threads(1)\n"
     "task = tw.tasks.digits()\n"
     "\n"
-    "class SlowModel(torch.nn.Module):\n"
-    "    \"\"\"The digits MLP at 20 ms a step, so that a test lasts long enough to watch and stop.\"\"\"\n"
-    "    def __init__(self):\n"
-    "        super().__init__()\n"
-    "        self.inner = task.build_model()\n"
-    "    def forward(self, x):\n"
-    "        time.sleep(0.02)\n"
-    "        return self.inner(x)\n"
+    + paced_model_source("SlowModel", 0.02) +
     "\n"
     f"finder = tw.widgets.LRFinder(task, model=SlowModel(), start_lr=1e-6, end_lr=1e-3, num_iter={NUM_ITER},\n"
     "                             device='cpu', interval=0.1)\n"

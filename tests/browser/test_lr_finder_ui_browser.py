@@ -26,7 +26,7 @@ from support.jupyter import (
     screenshot,
     wait_kernel_idle,
 )
-from support.notebooks import write_notebook
+from support.notebooks import paced_model_source, write_notebook
 
 pytestmark = pytest.mark.browser
 
@@ -37,14 +37,7 @@ SETUP = (
     "torch.set_num_threads(1)\n"
     "task = tw.tasks.digits()\n"
     "\n"
-    "class Paced(torch.nn.Module):\n"
-    "    \"\"\"The digits MLP at 20 ms a step: a test that lasts long enough to act on.\"\"\"\n"
-    "    def __init__(self):\n"
-    "        super().__init__()\n"
-    "        self.inner = task.build_model()\n"
-    "    def forward(self, x):\n"
-    "        time.sleep(0.02)\n"
-    "        return self.inner(x)\n"
+    + paced_model_source("Paced", 0.02) +
     "\n"
     "def workers():\n"
     "    return sum(t.name == 'tunewidgets-worker' and t.is_alive() for t in threading.enumerate())\n"

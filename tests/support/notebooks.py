@@ -252,3 +252,16 @@ def committed_code(path: str | os.PathLike[str]) -> tuple[nbformat.NotebookNode,
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code and all(c.outputs == [] and c.execution_count is None for c in code)
     return nb, code
+
+
+def paced_model_source(name: str, seconds: float) -> str:
+    """Cell source of ``class <name>``: the task's own model, ``seconds`` slower a step, so that a
+    browser test can watch a run stream and act on it (needs ``torch``, ``time`` and ``task``)."""
+    return (f"class {name}(torch.nn.Module):\n"
+            f"    \"\"\"The task's model at {seconds * 1000:g} ms a step, so that a test can watch and act.\"\"\"\n"
+            "    def __init__(self):\n"
+            "        super().__init__()\n"
+            "        self.inner = task.build_model()\n"
+            "    def forward(self, x):\n"
+            f"        time.sleep({seconds})\n"
+            "        return self.inner(x)\n")
