@@ -32,6 +32,7 @@ import numpy as np
 from tunewidgets import api, tasks
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.run import Run
+from tunewidgets.engine.status import CUT_SHORT_STATUSES
 from tunewidgets.engine.task import Task
 from tunewidgets.lr.result import LRRangeTestResult
 from tunewidgets.schedules import from_dict
@@ -40,7 +41,6 @@ from tunewidgets.tracking.store import Store
 
 __all__ = ["rerun"]
 
-_EARLY = ("stopped", "pruned", "interrupted")
 _TRAINING_KINDS = ("train", "trial")
 
 
@@ -144,7 +144,7 @@ def _rerun_range_test(store: Store, row: Mapping[str, Any], repro: Mapping[str, 
 def _compare(store: Store, row: Mapping[str, Any], new_id: int) -> str | None:
     """None when the new run recorded the same metric values at the same steps, else the first difference."""
     old, new = store.metrics(row["id"]), store.metrics(new_id)
-    early = row.get("status") in _EARLY
+    early = row.get("status") in CUT_SHORT_STATUSES
     if old.empty:
         return None if new.empty or early else f"run {row['id']} recorded no metrics to compare with"
     first: tuple[int, str] | None = None  # (step, description) of the earliest difference

@@ -6,9 +6,10 @@ from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.control import RunStop, StopRun, run_slot, run_slot_busy
 from tunewidgets.engine.events import EventBus, Events, Handle, emit
 from tunewidgets.engine.loop import Trainer, train
+from tunewidgets.engine import status
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.step import TrainStep, evaluate
 from tunewidgets.engine.task import Task
 
 __all__ = ["Task", "TrainConfig", "Trainer", "train", "Run", "Events", "EventBus", "Handle", "emit",
-           "RunStop", "StopRun", "run_slot", "run_slot_busy", "TrainStep", "evaluate"]
+           "RunStop", "StopRun", "run_slot", "run_slot_busy", "TrainStep", "evaluate", "status"]

@@ -24,9 +24,10 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from tunewidgets.engine.status import EARLY_STATUSES
+
 __all__ = ["StopRun", "RunStop", "EARLY_STATUSES", "run_slot", "run_slot_busy"]
 
-EARLY_STATUSES = ("stopped", "pruned")
 
 
 def _check_status(status: Any) -> str:

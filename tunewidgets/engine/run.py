@@ -7,9 +7,10 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
+from tunewidgets.engine.status import STATUSES
+
 __all__ = ["Run", "STATUSES"]
 
-STATUSES = ("running", "finished", "failed", "stopped", "pruned", "diverged", "interrupted")
 
 
 @dataclass

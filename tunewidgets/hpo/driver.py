@@ -51,7 +51,8 @@ from tunewidgets.hpo.strategies import GridStrategy, _optuna
 from tunewidgets.hpo.study import ENDED_STATES, Study, TrialRecord, fill_record
 from tunewidgets.hpo.targets import apply_params
 from tunewidgets.tracking import records, studies
-from tunewidgets.tracking.sink import StoreSink, metric_name
+from tunewidgets.tracking.metric_names import metric_name
+from tunewidgets.tracking.sink import StoreSink
 from tunewidgets.tracking.store import Store
 
 __all__ = ["SearchDriver", "StudyMismatchError"]

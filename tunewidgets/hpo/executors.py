@@ -61,14 +61,20 @@ __all__ = ["TrialSpec", "TrialOutcome", "Report", "Executor", "LocalExecutor", "
 
 @dataclass
 class TrialSpec:
-    """One trial to train: its number, values, full config, store run id and stop flag."""
+    """One trial to train: its number (``trial``, as in its records), values, full config, store run id
+    and stop flag. ``number`` is the same number under its former name (read-only)."""
 
     study: str
-    number: int
+    trial: int
     params: dict[str, Any]
     config: TrainConfig
     run_id: int | None
     stop: RunStop
+
+    @property
+    def number(self) -> int:
+        """The trial's number: the former name of ``trial``."""
+        return self.trial
 
 
 @dataclass
@@ -152,7 +158,7 @@ class LocalExecutor(Executor):
 
         trainer = None
         try:
-            trainer = Trainer(self.task, spec.config, stop=spec.stop, run_id=spec.run_id, trial=spec.number)
+            trainer = Trainer(self.task, spec.config, stop=spec.stop, run_id=spec.run_id, trial=spec.trial)
             emit(trainer, forward)
             run = trainer.fit()
             return TrialOutcome(spec, run.status, dict(run.final), run.error, run.reason, dict(run.perf),

@@ -25,6 +25,7 @@ from tunewidgets.hpo.presets import as_config
 from tunewidgets.hpo.pruners import make_pruner
 from tunewidgets.hpo.space import Space, SpaceError
 from tunewidgets.hpo.strategies import GridStrategy, Strategy, make_strategy
+from tunewidgets.tracking.metric_names import metric_key as metric_key_of
 
 __all__ = ["Plan", "make_plan", "metric_key", "DIRECTIONS"]
 
@@ -67,11 +68,7 @@ def metric_key(metric: Any, task: Task) -> str:
         return valid[1] if len(valid) > 2 else "val_loss"
     if not isinstance(metric, str):
         raise TypeError(f"metric: expected a metric name such as 'accuracy' or 'val_loss', got {metric!r}")
-    name = metric.replace("/", "_")
-    if name not in valid and f"val_{name}" in valid:
-        name = f"val_{name}"
-    if name == "train_epoch_loss":
-        name = "train_loss"
+    name = metric_key_of(metric, valid)
     if name not in valid:
         raise ValueError(f"metric: the task reports no {metric!r}; use one of: {', '.join(valid)}")
     if name.startswith("val_") and task.val is None:

@@ -41,11 +41,12 @@ import numpy as np
 
 from tunewidgets.hpo.space import Space
 
-__all__ = ["STRATEGIES", "Strategy", "GridStrategy", "RandomStrategy", "BayesStrategy", "make_strategy",
+__all__ = ["STRATEGIES", "STRATEGY_ALIASES", "Strategy", "GridStrategy", "RandomStrategy", "BayesStrategy", "make_strategy",
            "trial_seed"]
 
 STRATEGIES = ("grid", "random", "bayes")
-_ALIASES = {"tpe": "bayes", "bayesian": "bayes"}
+STRATEGY_ALIASES = {"tpe": "bayes", "bayesian": "bayes"}  # other names a strategy is known by
+_ALIASES = STRATEGY_ALIASES
 GRID_PARAM = "grid_point"
 
 

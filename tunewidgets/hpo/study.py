@@ -27,7 +27,9 @@ from typing import TYPE_CHECKING, Any
 
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.control import RunStop
+from tunewidgets.engine.status import ENDED_STATUSES, TRIAL_STATUSES
 from tunewidgets.hpo.targets import apply_params
+from tunewidgets.tracking.metric_names import record_key
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,9 +39,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Study", "TrialRecord", "ENDED_STATES", "STATES"]
 
-STATES = ("running", "finished", "pruned", "failed", "diverged", "stopped")
-# states that count towards n_trials: the trial ran its course (a stopped or interrupted one runs again)
-ENDED_STATES = ("finished", "pruned", "failed", "diverged")
+STATES = TRIAL_STATUSES  # the names this module had before the statuses were defined once
+ENDED_STATES = ENDED_STATUSES  # count towards n_trials: the trial ran its course
 _KEYS: dict[tuple[str, ...], tuple[str, ...]] = {}
 
 
@@ -213,7 +214,7 @@ class Study:
         frame = self._with_store(lambda store: studies.trial_metrics(store, list(by_run)))
         frame = frame[frame["name"].str.startswith("val/") | (frame["name"] == "train/epoch_loss")]
         frame = frame.assign(trial=frame["run"].map(by_run).astype("int64"),
-                             name=frame["name"].map(_record_key), epoch=frame["epoch"].astype("int64"))
+                             name=frame["name"].map(record_key), epoch=frame["epoch"].astype("int64"))
         frame = frame.rename(columns={"run": "run_id"})
         return frame[["trial", "run_id", "epoch", "step", "name", "value"]].sort_values(
             ["trial", "name", "epoch"], kind="stable").reset_index(drop=True)
@@ -277,12 +278,6 @@ class Study:
         best = self.best
         best_txt = f", best {self.metric} {best[self.metric]:.4g} (trial {best['trial']})" if best else ""
         return f"Study({self.name!r}, {self.status}: {shown or 'no trials'}{best_txt})"
-
-
-def _record_key(name: str) -> str:
-    if name == "train/epoch_loss":
-        return "train_loss"
-    return name.replace("/", "_", 1)
 
 
 def _number(value: Any) -> float:

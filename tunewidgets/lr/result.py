@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunewidgets.engine.status import RANGE_TEST_STATUSES
+
 __all__ = ["LRRangeTestResult", "STOP_REASONS", "PLOT_HOOK"]
 
 #: The one way from the core up to the plots layer: ``LRRangeTestResult.plot()`` imports this
 #: ``"module:function"`` when it is called (tests/test_import_boundary.py allows no other).
 PLOT_HOOK = "tunewidgets.plots.lr:lr_range_figure"
 
-STOP_REASONS = ("finished", "diverged", "stopped")
+STOP_REASONS = RANGE_TEST_STATUSES
 
 
 @dataclass

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tunewidgets.tracking import studies
+from tunewidgets.tracking.metric_names import metric_name
 from tunewidgets.tracking.store import Store
 
 __all__ = ["RunData", "StudyData", "ReportData", "load", "downsample", "MAX_POINTS"]
@@ -82,13 +83,6 @@ def _finite(v: Any) -> bool:
     return isinstance(v, (int, float)) and math.isfinite(v)
 
 
-def _store_metric(metric: str) -> str:
-    """A study's metric key (``val_accuracy``) as the store names it (``val/accuracy``)."""
-    if metric == "train_loss":
-        return "train/epoch_loss"
-    return metric.replace("_", "/", 1) if metric.startswith("val_") else metric
-
-
 def load(store: Store, study: str | None = None) -> ReportData:
     """The report's data: every run of ``store`` (or only the study named ``study``)."""
     names = studies.study_names(store)
@@ -139,7 +133,7 @@ def load(store: Store, study: str | None = None) -> ReportData:
         data = StudyData(name, row, trials, metric, direction)
         ids = {int(t["id"]): t["trial"] for t in trials}
         if ids:
-            frame = store.metrics(list(ids), _store_metric(metric))
+            frame = store.metrics(list(ids), metric_name(metric))
             for run_id, epoch, value in zip(frame["run"].tolist(), frame["epoch"].tolist(), frame["value"].tolist()):
                 xs, ys = data.curves.setdefault(ids[int(run_id)], ([], []))
                 xs.append(float(epoch) + 1)

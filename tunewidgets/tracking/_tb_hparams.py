@@ -25,11 +25,12 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from tunewidgets.engine.status import FAILURE_STATUSES, RUNNING, TRIAL_STATUSES
+
 __all__ = ["STATES", "session_start", "session_end", "StudyExperiment", "EXPERIMENT_SUFFIX", "MANIFEST",
            "tb_status"]
 
-STATES = ("finished", "pruned", "stopped", "diverged", "failed")
-_FAILURES = ("diverged", "failed")
+STATES = tuple(s for s in TRIAL_STATUSES if s != RUNNING)  # how a run's HParams session may end
 EXPERIMENT_SUFFIX = ".tunewidgets-experiment"
 MANIFEST = "tunewidgets-hparams.json"
 _PLUGIN = "hparams"
@@ -39,7 +40,7 @@ _LOCKS_GUARD = threading.Lock()
 
 def tb_status(state: str) -> str:
     """TensorBoard's status name for a run's state."""
-    return "STATUS_FAILURE" if state in _FAILURES else "STATUS_SUCCESS"
+    return "STATUS_FAILURE" if state in FAILURE_STATUSES else "STATUS_SUCCESS"
 
 
 def _summary(tag: str, **plugin_data: Any) -> Any:

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewidgets.engine.events import Events
+from tunewidgets.engine.status import EARLY_STATUSES, FAILURE_STATUSES, FINISHED
 from tunewidgets.tracking._params import flat_params
 from tunewidgets.tracking.sink import Sink, metric_rows
 
@@ -52,8 +53,8 @@ __all__ = ["MLflowSink", "default_uri", "client_for", "study_parent", "import_ml
 
 DEFAULT_EXPERIMENT = "tunewidgets"
 #: MLflow's run status for each way a run ends
-MLFLOW_STATUS = {"finished": "FINISHED", "stopped": "KILLED", "pruned": "KILLED", "diverged": "FAILED",
-                 "failed": "FAILED"}
+MLFLOW_STATUS = {FINISHED: "FINISHED", **dict.fromkeys(EARLY_STATUSES, "KILLED"),
+                 **dict.fromkeys(FAILURE_STATUSES, "FAILED")}
 _MAX_METRICS, _MAX_PARAMS, _MAX_VALUE = 1000, 100, 6000
 _CLIENTS: dict[str, Any] = {}
 _LOCK = threading.Lock()

@@ -38,25 +38,15 @@ from typing import Any
 from tunewidgets.engine.devices import resolve_device
 from tunewidgets.engine.env import environment
 from tunewidgets.engine.events import EventBus, Events, Handle, HOST_EVENTS
+from tunewidgets.tracking.metric_names import EPOCH_LOSS, VAL_PREFIX, metric_name
 from tunewidgets.tracking.records import repro_record
 from tunewidgets.tracking.store import Store
 
 __all__ = ["Sink", "StoreSink", "attach_store", "metric_name", "metric_rows"]
 
 _ROW_KEYS = ("step", "epoch")
-_NAMES = {"loss": "train/loss", "lr": "lr", "smoothed": "train/smoothed", "train_loss": "train/epoch_loss"}
 _ENGINE_ROW_KEYS = {"step", "epoch", "lr", "loss"}
 _RECORD_KEYS = ("run_id", "trial")
-
-
-def metric_name(key: str) -> str:
-    """The name a sink records a record's key under (``loss`` -> ``train/loss``, ``val_acc`` -> ``val/acc``)."""
-    name = _NAMES.get(key)
-    if name is not None:
-        return name
-    if key.startswith("val_") and len(key) > 4:
-        return "val/" + key[4:]
-    return key
 
 
 def _is_number(value: Any) -> bool:
@@ -79,11 +69,11 @@ def metric_rows(event: Events | str, record: Mapping[str, Any]) -> list[tuple[An
         return out
     if event is Events.EPOCH:
         value = record.get("train_loss")
-        return [(record.get("step"), record.get("epoch"), "train/epoch_loss", value)] if _is_number(value) else []
+        return [(record.get("step"), record.get("epoch"), EPOCH_LOSS, value)] if _is_number(value) else []
     if event is Events.EVAL:
         step, epoch = record.get("step"), record.get("epoch")
         return [(step, epoch, metric_name(key), value) for key, value in record.items()
-                if key.startswith("val_") and len(key) > 4 and _is_number(value)]
+                if key.startswith(VAL_PREFIX) and len(key) > 4 and _is_number(value)]
     return []
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunewidgets.engine.env import _version, collect_env
+from tunewidgets.engine.status import FINAL_STATUSES, STATUSES
 from tunewidgets.tracking import _json, _schema
 from tunewidgets.tracking._liveness import remove_lock, sweep_locks, this_writer, writer_gone
 from tunewidgets.tracking._writer import LIVE_TOKENS, StoreWarning, WriteFailure, Writer
@@ -58,8 +59,6 @@ __all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError", "StoreWar
 
 StoreVersionError = _schema.StoreVersionError
 
-STATUSES = ("running", "finished", "failed", "stopped", "pruned", "diverged", "interrupted")
-FINAL_STATUSES = STATUSES[1:]
 RUN_COLUMNS = ("id", "study", "kind", "name", "params", "seed", "status", "started_at",
                "ended_at", "duration", "error", "final", "env", "perf")
 METRIC_COLUMNS = ("run", "step", "epoch", "name", "value")

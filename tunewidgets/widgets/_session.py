@@ -30,10 +30,12 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
+from tunewidgets.engine.status import SESSION_STATUSES
+
 __all__ = ["BackgroundSession", "Worker", "STATES"]
 
 Worker = Callable[[Callable[[Any], None], threading.Event], Any]
-STATES = ("idle", "running", "stopping", "finished", "stopped", "failed")
+STATES = SESSION_STATUSES
 
 _log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from tunewidgets.hpo.plan import metric_key
 from tunewidgets.hpo.presets import as_config
 from tunewidgets.hpo.pruners import PRUNERS
 from tunewidgets.hpo.space import Space
-from tunewidgets.hpo.strategies import STRATEGIES
+from tunewidgets.hpo.strategies import STRATEGIES, STRATEGY_ALIASES
 from tunewidgets.hpo.targets import valid_keys
 from tunewidgets.plots.search import Axis, axes_of, trials_of_study
 from tunewidgets.widgets._base import BackgroundWidget
@@ -51,7 +51,7 @@ from tunewidgets.widgets._session import BackgroundSession, Worker
 
 __all__ = ["Search"]
 
-_STRATEGY_ALIASES = {"tpe": "bayes", "bayesian": "bayes"}
+_STRATEGY_ALIASES = STRATEGY_ALIASES
 
 
 class Search(BackgroundWidget):
