@@ -118,7 +118,7 @@ def test_unwritable_tracking_store_does_not_stop_training(tmp_path, mlflow_uri, 
 
     sink = MLflowSink(mlflow_uri)
     monkeypatch.setattr(type(sink.client), "log_batch", broken)
-    with pytest.warns(RuntimeWarning, match="mlflow: logging to"):
+    with pytest.warns(RuntimeWarning, match="mlflow: writing"):
         run = tw.engine.train(tw.tasks.spirals(), tw.TrainConfig(epochs=2, device="cpu"), callbacks=[sink])
     assert run.status == "finished" and len(sink.errors) == 1 and "disk full" in sink.errors[0]
 

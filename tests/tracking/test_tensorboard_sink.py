@@ -123,11 +123,26 @@ def test_session_and_state_of_each_run(tmp_path):
         assert end.status == 1  # STATUS_SUCCESS: it ended without an error
 
 
-def test_unwritable_folder_does_not_stop_training(tmp_path):
+def test_a_folder_under_a_file_is_refused_before_the_run(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
+    for logdir in (blocker, blocker / "tb"):
+        with pytest.raises(ValueError, match=r"tensorboard: .* is a file"):
+            tw.train(tw.tasks.spirals(), tw.TrainConfig(epochs=1, device="cpu"), store=tmp_path / "runs",
+                     tensorboard=logdir)
+    with Store(tmp_path / "runs") as store:
+        assert store.runs().empty  # refused before any run started
+
+
+def test_a_write_that_fails_mid_run_does_not_stop_training(tmp_path, monkeypatch):
+    from tunewidgets.tracking import tensorboard_sink
+
+    def full(self, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(tensorboard_sink.EventFile, "add", full)
     with pytest.warns(RuntimeWarning, match="tensorboard: writing"):
-        run = tw.train(tw.tasks.spirals(), tw.TrainConfig(epochs=1, device="cpu"), tensorboard=blocker / "tb")
+        run = tw.train(tw.tasks.spirals(), tw.TrainConfig(epochs=1, device="cpu"), tensorboard=tmp_path / "tb")
     assert run.status == "finished"
     assert len(run.sink_errors) == 1 and "tensorboard" in run.sink_errors[0]
 

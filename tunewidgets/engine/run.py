@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 from torch import nn
 
+from tunewidgets.engine.logged import Logged
 from tunewidgets.engine.status import STATUSES
 
 __all__ = ["Run", "STATUSES"]
@@ -14,7 +15,7 @@ __all__ = ["Run", "STATUSES"]
 
 
 @dataclass
-class Run:
+class Run(Logged):
     """The result of :func:`tunewidgets.train`.
 
     Attributes:
@@ -30,8 +31,10 @@ class Run:
         reason: why a run ended early (a pruner's or a stop's reason), else None.
         sink_errors: what sinks could not record without stopping training (a store on a full
             disk): the model and the curves here are complete, the record may not be.
-        tensorboard_dir: the run's TensorBoard folder when ``tensorboard=`` logged it, else None.
-        mlflow_uri: the MLflow tracking URI the run was logged to (``mlflow=``), else None.
+        logged: where the run was logged, by destination: ``{"store": <file>, "tensorboard":
+            <the run's folder>, "mlflow": <tracking URI>}`` (only those given; see ``tw.train``).
+        tensorboard_dir, mlflow_uri: ``logged["tensorboard"]`` and ``logged["mlflow"]`` (None when
+            not logged there), their former names.
         matches, mismatch: set by ``tw.rerun``: whether this repeat gave the recorded curve, and
             if not, why (a changed dataset, model factory, config or version); else None.
     """
@@ -48,8 +51,7 @@ class Run:
     trial: int | None = None
     reason: str | None = None
     sink_errors: list[str] = field(default_factory=list)
-    tensorboard_dir: str | None = None
-    mlflow_uri: str | None = None
+    logged: dict[str, Any] = field(default_factory=dict)
     matches: bool | None = None
     mismatch: str | None = None
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.control import RunStop
+from tunewidgets.engine.logged import Logged
 from tunewidgets.engine.status import ENDED_STATUSES, TRIAL_STATUSES
 from tunewidgets.hpo.targets import apply_params
 from tunewidgets.tracking.metric_names import record_key
@@ -75,7 +76,7 @@ class TrialRecord:
         self._values = tuple(params.values())
 
 
-class Study:
+class Study(Logged):
     """The result of ``tw.search``; see the module docstring.
 
     Attributes:
@@ -100,8 +101,8 @@ class Study:
         self._thread: threading.Thread | None = None
         self._store: Store | None = None  # the search's open store while it runs
         self.status = "running"
-        self.tensorboard_dir: str | None = None  # <logdir>/<study> when searched with tensorboard=
-        self.mlflow_uri: str | None = None  # the tracking URI when searched with mlflow=
+        # where the search logged: "store", "tensorboard" (<logdir>/<study>), "mlflow" (the tracking URI)
+        self.logged: dict[str, Any] = {}
 
     # ---------------------------------------------------------------- control
     def stop(self) -> None:
@@ -221,12 +222,12 @@ class Study:
 
     def _with_store(self, fn: Any) -> Any:
         """``fn(store)`` with the search's open store, or the store file opened for the call."""
-        from tunewidgets.tracking.store import Store
+        from tunewidgets.tracking.destinations import open_store
 
         store = self._store
         if store is not None and not store.closed:
             return fn(store)
-        with Store(self.store_path) as opened:
+        with open_store(self.store_path) as opened:
             return fn(opened)
 
     # ---------------------------------------------------------------- Optuna views

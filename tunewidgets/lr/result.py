@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tunewidgets.engine.logged import Logged
 from tunewidgets.engine.status import RANGE_TEST_STATUSES
 
 __all__ = ["LRRangeTestResult", "STOP_REASONS", "PLOT_HOOK"]
@@ -21,7 +22,7 @@ STOP_REASONS = RANGE_TEST_STATUSES
 
 
 @dataclass
-class LRRangeTestResult:
+class LRRangeTestResult(Logged):
     """What :func:`tunewidgets.lr.lr_range_test` returns.
 
     Attributes:
@@ -47,7 +48,8 @@ class LRRangeTestResult:
         run_id: the store's run id when a store recorded the test.
         nonfinite: True when the test stopped on a NaN or infinite loss.
         sink_errors: what sinks could not record (a store on a full disk); the curves here are complete.
-        tensorboard_dir, mlflow_uri: where ``tensorboard=`` and ``mlflow=`` logged the test, else None.
+        logged: where the test was logged, by destination (``"store"``, ``"tensorboard"``, ``"mlflow"``).
+        tensorboard_dir, mlflow_uri: ``logged["tensorboard"]`` and ``logged["mlflow"]`` (else None).
         matches, mismatch: set by ``tw.rerun``: whether this repeat gave the recorded curve, and
             if not, why; else None.
     """
@@ -71,8 +73,7 @@ class LRRangeTestResult:
     run_id: int | None = None
     nonfinite: bool = False
     sink_errors: list[str] = field(default_factory=list)
-    tensorboard_dir: str | None = None
-    mlflow_uri: str | None = None
+    logged: dict[str, Any] = field(default_factory=dict)
     matches: bool | None = None
     mismatch: str | None = None
 

@@ -10,6 +10,7 @@ Example:
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import numbers
 import re
@@ -18,7 +19,9 @@ from typing import Any
 
 from tunewidgets.tracking._json import to_jsonable
 
-__all__ = ["flat_params", "safe_name"]
+__all__ = ["flat_params", "safe_name", "folder_name", "check_name"]
+
+_MAX_FOLDER = 100  # characters of a name kept in a folder name (file systems allow 255 bytes)
 
 Scalar = bool | int | float | str
 
@@ -50,3 +53,41 @@ def safe_name(text: str) -> str:
     """``text`` with anything but letters, digits, ``.``, ``_`` and ``-`` turned into ``-`` (for folder names)."""
     name = re.sub(r"[^\w.-]+", "-", str(text)).strip("-.")
     return name or "run"
+
+
+def folder_name(name: str) -> str:
+    """A safe, unique folder name for ``name``: letters, digits, ``.``, ``_`` and ``-`` kept; a name
+    that had other characters, or was longer than 100, gets a short hash of itself, so that
+    ``'x/y'`` and ``'x y'`` get two folders and a 300-character name fits the file system.
+
+    >>> folder_name("digits-lr"), folder_name("x/y") != folder_name("x y"), len(folder_name("a" * 300))
+    ('digits-lr', True, 109)
+    """
+    text = str(name)
+    safe = safe_name(text)
+    if safe == text and len(safe) <= _MAX_FOLDER:
+        return safe
+    digest = hashlib.sha1(text.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return f"{safe[:_MAX_FOLDER].rstrip('-.') or 'run'}-{digest}"
+
+
+def check_name(field: str, value: Any) -> str | None:
+    """``value`` if it is None or a string that can be written (no lone surrogate), else a ValueError naming ``field``.
+
+    >>> check_name("study", "digits-lr")
+    'digits-lr'
+    >>> check_name("study", "bad\\ud800")
+    Traceback (most recent call last):
+    ...
+    ValueError: study: 'bad\\ud800' holds a character that cannot be written ('\\ud800' at position 3, a lone surrogate); remove it or use another name
+    """
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"{field}: expected a string or None, got {type(value).__name__} {value!r}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"{field}: {value!r} holds a character that cannot be written ({value[exc.start]!r} at "
+                         f"position {exc.start}, a lone surrogate); remove it or use another name") from None
+    return value

@@ -38,7 +38,6 @@ import math
 import os
 import threading
 import time
-import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -157,6 +156,8 @@ class MLflowSink(Sink):
         flush_secs: buffered metrics are written at least this often.
     """
 
+    destination = "mlflow"
+
     def __init__(self, tracking_uri: str, *, experiment: str = DEFAULT_EXPERIMENT, study: str | None = None,
                  parent_run_id: str | None = None, name: str | None = None, kind: str | None = None,
                  params: Mapping[str, Any] | None = None, tags: Mapping[str, Any] | None = None,
@@ -176,7 +177,6 @@ class MLflowSink(Sink):
         self.client = client_for(tracking_uri)
         self.experiment_id = experiment_id(self.client, tracking_uri, experiment)
         self.mlflow_run_id: str | None = None
-        self.errors: list[str] = []
         self._buffer: list[Any] = []
         self._last_flush = time.monotonic()
         self._last_step = 0
@@ -185,19 +185,10 @@ class MLflowSink(Sink):
         self._metric, self._param, self._tag = Metric, Param, RunTag
 
     # ------------------------------------------------------------ events
-    def handle(self, event: Events | str, record: dict[str, Any]) -> None:
-        if self.errors:
-            return
-        try:
-            super().handle(event, record)
-        except Exception as exc:  # noqa: BLE001 - MLflow's own errors (sqlalchemy, HTTP) must not end training
-            self._failed(exc)
+    def where(self) -> str:
+        return self.tracking_uri
 
-    def _failed(self, exc: BaseException) -> None:
-        message = f"mlflow: logging to {self.tracking_uri} failed ({type(exc).__name__}: {exc})"
-        warnings.warn(f"{message}; training goes on without MLflow logging for this run", RuntimeWarning,
-                      stacklevel=4)
-        self.errors.append(message)
+    def on_failure(self, exc: BaseException) -> None:
         self._buffer = []
 
     def _run_name(self, record: Mapping[str, Any]) -> str:
@@ -289,5 +280,5 @@ class MLflowSink(Sink):
         if not self.errors:
             try:
                 self.flush()
-            except Exception as exc:  # noqa: BLE001
-                self._failed(exc)
+            except Exception as exc:  # noqa: BLE001 - MLflow's own errors (sqlalchemy, HTTP)
+                self.failed(exc)

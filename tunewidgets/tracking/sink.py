@@ -29,15 +29,16 @@ Example:
 from __future__ import annotations
 
 import numbers
-import sqlite3
 import warnings
 from collections.abc import Mapping
 from functools import partial
 from typing import Any
 
+from tunewidgets.engine.control import StopRun
 from tunewidgets.engine.devices import resolve_device
 from tunewidgets.engine.env import environment
 from tunewidgets.engine.events import EventBus, Events, Handle, HOST_EVENTS
+from tunewidgets.engine.status import FAILED, FINISHED
 from tunewidgets.tracking.metric_names import EPOCH_LOSS, VAL_PREFIX, metric_name
 from tunewidgets.tracking.records import repro_record
 from tunewidgets.tracking.store import Store
@@ -63,6 +64,8 @@ def metric_rows(event: Events | str, record: Mapping[str, Any]) -> list[tuple[An
         out = []
         for row in record.get("rows") or ():
             step, epoch = row.get("step"), row.get("epoch")
+            if step is not None and step < 0:
+                _negative(step, row)
             for key, value in row.items():
                 if key not in _ROW_KEYS and (type(value) is float or _is_number(value)):
                     out.append((step, epoch, metric_name(key), value))
@@ -72,24 +75,55 @@ def metric_rows(event: Events | str, record: Mapping[str, Any]) -> list[tuple[An
         return [(record.get("step"), record.get("epoch"), EPOCH_LOSS, value)] if _is_number(value) else []
     if event is Events.EVAL:
         step, epoch = record.get("step"), record.get("epoch")
+        if step is not None and step < 0:
+            _negative(step, record)
         return [(step, epoch, metric_name(key), value) for key, value in record.items()
                 if key.startswith(VAL_PREFIX) and len(key) > 4 and _is_number(value)]
     return []
 
 
+def _negative(step: Any, row: Mapping[str, Any]) -> None:
+    raise ValueError(f"step: must be a whole number >= 0 (steps are counted from the run's start), got {step} "
+                     f"in {dict(row)!r}")
+
+
 class Sink:
     """Base of every sink: attach to a run's events, ``handle`` each, ``close`` at the end.
 
-    Subclasses override ``on_start``, ``on_log``, ``on_epoch``, ``on_eval``, ``on_end`` (or
-    ``handle`` itself). ``attached(target)`` is called once per attach. Sinks see host-side
-    records only (never STEP, whose loss is still on the device).
+    Subclasses override ``on_start``, ``on_log``, ``on_epoch``, ``on_eval``, ``on_end``;
+    ``attached(target)`` is called once per attach. Sinks see host-side records only (never
+    STEP, whose loss is still on the device).
+
+    A sink that fails never stops the run, and every sink records its failure the same way:
+    ``handle`` catches the error, keeps ``"<destination>: writing <where()> failed (...)"`` in
+    ``errors``, warns once (``RuntimeWarning``), calls ``on_failure(exc)`` (release what it
+    holds) and ignores the run's later records. ``destination`` names where the sink writes
+    (``store``, ``tensorboard``, ``mlflow``), ``where()`` the file, folder or URI.
+
+    Example:
+        >>> import warnings
+        >>> class Broken(Sink):
+        ...     destination = "demo"
+        ...     def on_log(self, record):
+        ...         raise OSError(28, "No space left on device")
+        >>> sink = Broken()
+        >>> with warnings.catch_warnings(record=True):
+        ...     sink.handle("log", {"rows": []}); sink.handle("log", {"rows": []})
+        >>> sink.errors
+        ['demo: writing demo failed (OSError: [Errno 28] No space left on device)']
     """
 
     events: tuple[Events, ...] = HOST_EVENTS
+    destination: str = "sink"
 
     def __init__(self) -> None:
         self.handles: list[Handle] = []
         self.trainer: Any = None
+        self.errors: list[str] = []
+
+    def where(self) -> str:
+        """The file, folder or URI this sink writes (named in its errors)."""
+        return self.destination
 
     def attach(self, target: Any) -> list[Handle]:
         """Listen to ``target`` (a Trainer, anything with a ``bus``, or an EventBus); returns the handles."""
@@ -107,9 +141,32 @@ class Sink:
         """Called after ``attach``; a sink that gives the run its id does it here."""
 
     def handle(self, event: Events | str, record: dict[str, Any]) -> None:
-        method = getattr(self, "on_" + Events(event).value, None)
-        if method is not None:
-            method(record)
+        """Hand one record to ``on_<event>``; a failure is recorded (see the class doc), never raised."""
+        if self.errors:
+            return
+        try:
+            method = getattr(self, "on_" + Events(event).value, None)
+            if method is not None:
+                method(record)
+        except StopRun:  # a sink may end the run on purpose (a user's own)
+            raise
+        except Exception as exc:  # noqa: BLE001 - a sink must not end the run it records
+            self.failed(exc)
+
+    def failed(self, exc: BaseException) -> None:
+        """Record that writing failed with ``exc`` (kept in ``errors``, warned once) and call ``on_failure``."""
+        message = f"{self.destination}: writing {self.where()} failed ({type(exc).__name__}: {exc})"
+        if not self.errors:
+            warnings.warn(f"{message}; the run goes on, but is not fully recorded there", RuntimeWarning,
+                          stacklevel=3)
+        self.errors.append(message)
+        try:
+            self.on_failure(exc)
+        except Exception:  # noqa: BLE001 - the destination itself is broken; nothing more to do
+            pass
+
+    def on_failure(self, exc: BaseException) -> None:
+        """Called once writing has failed: release what the sink holds (a writer, a buffer)."""
 
     def remove(self) -> None:
         """Detach from every bus (the sink stays usable: attach it again)."""
@@ -143,8 +200,11 @@ class StoreSink(Sink):
             attached to (its config, seed, versions, device, data and model fingerprints).
 
     A store that cannot be written (a full disk, a read-only file) does not stop training: the
-    error is kept in ``errors``, a warning says so once, and the sink stops writing that run.
+    error is kept in ``errors``, a warning says so once, and the sink stops writing that run
+    (marked ``failed`` where the store still takes that), as every :class:`Sink` does.
     """
+
+    destination = "store"
 
     def __init__(self, store: Store, run_id: int | None = None, *, kind: str = "train",
                  study: str | None = None, name: str | None = None,
@@ -165,7 +225,6 @@ class StoreSink(Sink):
         self.kind, self.study, self.name, self.seed = kind, study, name, seed
         self.params = dict(params or {})
         self.repro = dict(repro) if repro is not None else None
-        self.errors: list[str] = []
         self._preset = run_id
         self._active = run_id is not None
 
@@ -201,34 +260,21 @@ class StoreSink(Sink):
                                     seed=seed, env=env or None)
 
     # ------------------------------------------------------------ events
-    def handle(self, event: Events | str, record: dict[str, Any]) -> None:
-        try:
-            super().handle(event, record)
-        except (sqlite3.Error, OSError) as exc:
-            self._failed(exc)
+    def where(self) -> str:
+        return str(self.store.path)
 
-    def _failed(self, exc: BaseException) -> None:
-        message = f"store: writing {self.store.path} failed ({type(exc).__name__}: {exc})"
-        if not self.errors:
-            warnings.warn(f"{message}; training goes on, but run {self.run_id} is not fully recorded "
-                          "(free some disk space, or pass another store folder)", RuntimeWarning, stacklevel=3)
-        self.errors.append(message)
+    def on_failure(self, exc: BaseException) -> None:
         self._active = False
         if self.run_id is not None:
-            try:
-                self.store.set_status(self.run_id, "failed")
-            except Exception:  # noqa: BLE001 - the store itself is broken; nothing more to do
-                pass
+            self.store.set_status(self.run_id, FAILED)
 
     def on_start(self, record: dict[str, Any]) -> None:
         if self._preset is not None:
             self.run_id, self._preset = self._preset, None
-        elif not self.errors:
+        else:
             given = record.get("params")
             params = {**(dict(given) if isinstance(given, Mapping) else {}), **self.params}
             self.run_id = self._add_run(params, params.get("seed"), record.get("env"))
-        else:
-            return
         self._active = True
         record["run_id"] = self.run_id
 
@@ -239,9 +285,9 @@ class StoreSink(Sink):
         if rows and all(_ENGINE_ROW_KEYS == r.keys() for r in rows):
             # the engine's own rows: two metrics each, built without per-value checks
             run = self.run_id
-            self.store._log_clean(run, [(run, r["step"], r["epoch"], "train/loss", float(r["loss"]))
+            self.store.log_checked(run, [(run, r["step"], r["epoch"], "train/loss", float(r["loss"]))
                                         for r in rows]
-                                  + [(run, r["step"], r["epoch"], "lr", float(r["lr"])) for r in rows])
+                                   + [(run, r["step"], r["epoch"], "lr", float(r["lr"])) for r in rows])
             return
         self._write(metric_rows(Events.LOG, record))
 
@@ -259,7 +305,7 @@ class StoreSink(Sink):
         self._active = False
         final, perf = record.get("final"), record.get("perf")
         self.store.finish_run(
-            self.run_id, record.get("status", "finished"),
+            self.run_id, record.get("status", FINISHED),
             final=final if isinstance(final, Mapping) else None,
             error=record.get("error"),
             perf=perf if isinstance(perf, Mapping) else None)

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any
 from tunewidgets.engine.env import _version, collect_env
 from tunewidgets.engine.status import FINAL_STATUSES, STATUSES
 from tunewidgets.tracking import _json, _schema
+from tunewidgets.tracking._params import check_name
 from tunewidgets.tracking._liveness import remove_lock, sweep_locks, this_writer, writer_gone
 from tunewidgets.tracking._writer import LIVE_TOKENS, StoreWarning, WriteFailure, Writer
 
@@ -180,6 +181,7 @@ class Store:
         for field, value in (("study", study), ("name", name)):
             if value is not None and not isinstance(value, str):
                 raise TypeError(f"{field}: expected a string or None, got {value!r}")
+            check_name(field, value)
         for field, value in (("params", params), ("env", env)):
             if value is not None and not isinstance(value, Mapping):
                 raise TypeError(f"{field}: expected a dict or None, got {type(value).__name__} {value!r}")
@@ -216,8 +218,17 @@ class Store:
         clean = [_metric_row(run_id, row, i) for i, row in enumerate(rows)]
         self._writer.add(clean)
 
-    def _log_clean(self, run_id: int, rows: list[MetricRow]) -> None:
-        """Buffer rows already in stored form ``(run, step, epoch, name, value)`` (the sink's fast path)."""
+    def log_checked(self, run_id: int, rows: list[MetricRow]) -> None:
+        """Buffer rows already in stored form ``(run_id, step, epoch, name, value)``, without per-value checks.
+
+        For a writer that builds its rows from values it has checked itself (the ``StoreSink``'s
+        fast path for the engine's own step rows: int steps >= 0, float values): each row's
+        ``run_id`` must be ``run_id``; use :meth:`log_metrics` for anything else.
+
+        Example: ``store.log_checked(run, [(run, 10, 0, "train/loss", 0.7), (run, 10, 0, "lr", 0.1)])``.
+        """
+        if run_id not in self._known:
+            run_id = self._require_run(run_id)
         self._writer.add(rows)
 
     def flush(self) -> None:
@@ -359,6 +370,9 @@ def _metric_row(run_id: int, row: Any, i: int) -> MetricRow:
     else:
         raise TypeError(f"rows[{i}]: expected a row, got {row!r}; {_ROW_HELP}")
     step = _whole(f"rows[{i}].step", step)
+    if step < 0:
+        raise ValueError(f"rows[{i}].step: must be a whole number >= 0 (steps are counted from the run's start), "
+                         f"got {step} in {row!r}")
     if epoch is not None:
         epoch = _real(f"rows[{i}].epoch", epoch)
     if not isinstance(name, str) or not name:

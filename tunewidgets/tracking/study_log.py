@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from tunewidgets.tracking._params import flat_params, safe_name
+from tunewidgets.tracking._params import flat_params, folder_name
 from tunewidgets.tracking._tb_hparams import StudyExperiment
 from tunewidgets.tracking.sink import Sink
 from tunewidgets.tracking.tensorboard_sink import TensorBoardSink, import_tensorboardx
@@ -49,11 +49,13 @@ class StudyLog:
         images: validation images each trial shows with its predictions (TensorBoard).
         image_shape: how one input is viewed as an image (the task's ``task.image_shape``), for
             trials whose records are fed with ``handle()`` (attached sinks read it from the Trainer).
+        others: any other destination's resolved value by keyword (see
+            ``tunewidgets.tracking.destinations``): each trial gets that destination's sink.
     """
 
     def __init__(self, study: str, *, tensorboard: str | os.PathLike[str] | None = None, mlflow: str | None = None,
                  params: Mapping[str, Any] | None = None, experiment: str | None = None, images: int = 16,
-                 image_shape: tuple[int, ...] | None = None) -> None:
+                 image_shape: tuple[int, ...] | None = None, others: Mapping[str, Any] | None = None) -> None:
         if not isinstance(study, str) or not study.strip():
             raise ValueError(f"study: expected a non-empty name such as 'digits-lr', got {study!r}")
         self.study, self.params, self.images, self.image_shape = study, dict(params or {}), images, image_shape
@@ -61,6 +63,7 @@ class StudyLog:
         if self.logdir is not None:
             import_tensorboardx()
         self.mlflow_uri = mlflow
+        self.others = dict(others or {})
         self.experiment = experiment
         self.mlflow_run_id: str | None = None
         self._client: Any = None
@@ -75,7 +78,7 @@ class StudyLog:
     @property
     def tensorboard_dir(self) -> Path | None:
         """``<logdir>/<study>``: open TensorBoard here to compare the trials in its HParams tab."""
-        return None if self.logdir is None else self.logdir / safe_name(self.study)
+        return None if self.logdir is None else self.logdir / folder_name(self.study)
 
     def start(self) -> None:
         """Make the study's folder and MLflow parent run (reopened when the study resumes)."""
@@ -106,6 +109,12 @@ class StudyLog:
                 self.start()
             out.append(MLflowSink(self.mlflow_uri, experiment=self.experiment, study=self.study, kind=kind,
                                   name=name, params=params, parent_run_id=self.mlflow_run_id))
+        if self.others:
+            from tunewidgets.tracking.destinations import DESTINATIONS
+
+            for keyword, resolved in self.others.items():
+                out.append(DESTINATIONS[keyword].sink(resolved, kind=kind, study=self.study, name=name,
+                                                      params=params, task=None))
         return out
 
     def end(self, status: str = "finished") -> None:

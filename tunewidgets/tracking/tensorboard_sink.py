@@ -47,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from tunewidgets.engine.events import Events
-from tunewidgets.tracking._params import flat_params, safe_name
+from tunewidgets.tracking._params import flat_params, folder_name
 from tunewidgets.tracking._tb_hparams import StudyExperiment, session_end, session_start
 from tunewidgets.tracking._tb_images import prediction_grid
 from tunewidgets.tracking.sink import Sink, metric_rows
@@ -74,6 +74,8 @@ def import_tensorboardx() -> Any:
 class TensorBoardSink(Sink):
     """Writes a run's metrics, performance, prediction images and HParams for TensorBoard.
 
+    A failure is recorded as every :class:`~tunewidgets.tracking.Sink` records one (``errors``).
+
     Args:
         logdir: the TensorBoard folder (``tensorboard --logdir <logdir>``); created if missing.
         study: file the run under ``<logdir>/<study>/`` and keep the study's HParams Experiment.
@@ -87,6 +89,8 @@ class TensorBoardSink(Sink):
         hparams: write the HParams session (and the study's Experiment).
         flush_secs: how often the event file is flushed while the run trains.
     """
+
+    destination = "tensorboard"
 
     def __init__(self, logdir: str | os.PathLike[str], *, study: str | None = None, name: str | None = None,
                  kind: str | None = None, params: Mapping[str, Any] | None = None, images: int = 16,
@@ -108,7 +112,6 @@ class TensorBoardSink(Sink):
         self.images, self.image_shape, self.hparams = images, image_shape, bool(hparams)
         self.flush_secs = flush_secs
         self.run_dir: Path | None = None
-        self.errors: list[str] = []
         self._fw: EventFile | None = None
         self._summary: Any = None
         self._tags: set[str] = set()
@@ -121,7 +124,7 @@ class TensorBoardSink(Sink):
     @property
     def study_dir(self) -> Path | None:
         """``<logdir>/<study>`` (the folder holding the study's Experiment), or None without a study."""
-        return self.logdir / safe_name(self.study) if self.study else None
+        return self.logdir / folder_name(self.study) if self.study else None
 
     def attached(self, target: Any) -> None:
         if self.trainer is None:
@@ -135,7 +138,7 @@ class TensorBoardSink(Sink):
 
     def _folder_name(self, record: Mapping[str, Any]) -> str:
         if self.name:
-            return safe_name(self.name)
+            return folder_name(self.name)
         trial, run_id = record.get("trial"), record.get("run_id")
         if isinstance(trial, int) and not isinstance(trial, bool):
             return f"trial-{trial:04d}"
@@ -162,20 +165,10 @@ class TensorBoardSink(Sink):
         self._summary = Summary
 
     # ------------------------------------------------------------ events
-    def handle(self, event: Events | str, record: dict[str, Any]) -> None:
-        if self.errors:
-            return
-        try:
-            super().handle(event, record)
-        except OSError as exc:
-            self._failed(exc)
+    def where(self) -> str:
+        return str(self.run_dir or self.logdir)
 
-    def _failed(self, exc: BaseException) -> None:
-        where = self.run_dir or self.logdir
-        message = f"tensorboard: writing {where} failed ({type(exc).__name__}: {exc})"
-        warnings.warn(f"{message}; training goes on without TensorBoard logging for this run", RuntimeWarning,
-                      stacklevel=4)
-        self.errors.append(message)
+    def on_failure(self, exc: BaseException) -> None:
         self._close_writer()
 
     def on_start(self, record: dict[str, Any]) -> None:
@@ -271,7 +264,7 @@ class TensorBoardSink(Sink):
                 writer.close()
             except OSError as exc:  # the disk filled up at the last flush
                 if not self.errors:
-                    self.errors.append(f"tensorboard: closing {self.run_dir} failed ({exc})")
+                    self.failed(exc)
 
     def close(self) -> None:
         """Detach and close the event file (flushes what is buffered)."""
