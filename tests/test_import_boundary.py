@@ -88,18 +88,37 @@ def test_the_check_sees_a_ui_import():
 
 
 # ------------------------------------------------------------------ layers, read from the source
-# What each core layer may import from tunewidgets (itself included). Read from the AST, so an
-# import inside a function counts as much as one at the top of the file.
+# What each layer may import from tunewidgets (itself included), for every layer of DESIGN.md.
+# Read from the AST, so an import inside a function counts as much as one at the top of the file.
 import ast
 
+CORE = {"engine", "schedules", "lr", "tasks", "tracking"}
+FACADE_MODULES = {"api", "_search_api", "_rerun_api"}
 LAYERS = {
     "engine": {"engine"},
     "schedules": {"engine", "schedules"},
     "lr": {"engine", "schedules", "lr"},
     "tasks": {"engine", "schedules", "lr", "tasks"},
-    "tracking": {"engine", "schedules", "lr", "tasks", "tracking"},
+    "tracking": CORE,
+    "hpo": CORE | {"hpo"},  # no plots, reports or widgets
+    "export": {"export"},  # a notebook or a widget as offline HTML: plain files, no run
+    "plots": {"plots"},  # figures from plain data: no engine (no torch), no widgets
+    "reports": CORE | {"hpo", "plots", "export", "reports"},  # no widgets
+    "widgets": CORE | {"hpo", "plots", "export", "reports", "widgets"} | FACADE_MODULES,
 }
-TOP_LEVEL = {"_version"}  # modules of the package root a layer may import
+# The package root's facades, each above everything it uses (and nothing below imports them):
+# api (tw.train, tw.lr_range_test) over the core, tw.search and tw.rerun over it.
+FACADES = {
+    "api.py": CORE,
+    "_search_api.py": CORE | {"hpo", "api"},
+    "_rerun_api.py": CORE | {"hpo", "api"},
+    "__init__.py": CORE | {"hpo"} | FACADE_MODULES,  # at import time; tw.widgets & co. are lazy names
+}
+TOP_LEVEL = {"_version"}  # modules of the package root any layer may import
+# Third-party packages a layer may not import at all (the UI stack stays above the core).
+UI_FREE = {"engine", "schedules", "lr", "tasks", "tracking", "hpo"}
+FORBIDDEN = {"plots": ("ipywidgets", "jupyter_bokeh", "torch"), "reports": ("ipywidgets", "jupyter_bokeh")}
+WHOLE_PACKAGE = {"widgets"}  # a widget may call tw.search through the package (it is the top layer)
 # The one documented way up from the core: a "module:function" path resolved when called.
 HOOKS = {("lr/result.py", "PLOT_HOOK")}
 # Optional packages a core module may import, only inside the functions that use them (never
@@ -110,6 +129,7 @@ OPTIONAL_USERS = {
     "tracking/mlflow_sink.py": {"mlflow"},
     "tracking/study_log.py": {"mlflow"},
 }
+LAYER_OPTIONAL = {"hpo": {"optuna"}}  # a dependency, imported where used so `import tunewidgets` stays quick
 
 
 def _import_time_lines(tree: ast.Module) -> set[int]:
@@ -157,36 +177,60 @@ def _module_strings(tree: ast.AST) -> list[tuple[int, str, str | None]]:
             and n.value.startswith("tunewidgets.")]
 
 
+def _file_violations(path: Path, rel: str, layer: str, allowed: set[str]) -> list[str]:
+    bad = []
+    tree = ast.parse(path.read_text(), filename=str(path))
+    at_import = _import_time_lines(tree)
+    facade = layer == "facade"
+    for lineno, name in _imports(tree):
+        if name.startswith("."):
+            bad.append(f"{rel}:{lineno}: relative import {name!r}; use the absolute name")
+            continue
+        top = name.split(".")[0]
+        if layer in UI_FREE or facade:
+            if top in UI_LIBRARIES + OPTIONAL_EXTRAS + ("tensorboardX", "optuna"):
+                if top not in OPTIONAL_USERS.get(rel, set()) | LAYER_OPTIONAL.get(layer, set()):
+                    bad.append(f"{rel}:{lineno}: imports {name}")
+                elif lineno in at_import:
+                    bad.append(f"{rel}:{lineno}: imports {name} when the module is imported; import it "
+                               "inside the function that uses it")
+        elif top in FORBIDDEN.get(layer, ()):
+            bad.append(f"{rel}:{lineno}: the {layer} layer imports {name}")
+        if facade and rel == "__init__.py" and lineno not in at_import:
+            continue  # the root's lazy attributes (tw.widgets, tw.report) are its own business
+        if name == "tunewidgets" or not name.startswith("tunewidgets."):
+            if name == "tunewidgets" and layer not in WHOLE_PACKAGE:
+                bad.append(f"{rel}:{lineno}: imports the whole package; import the module it needs")
+            continue
+        part = name.split(".")[1]
+        if part not in allowed and part not in TOP_LEVEL:
+            bad.append(f"{rel}:{lineno}: the {'facade ' + rel if facade else layer + ' layer'} imports {name}")
+    if facade and rel == "__init__.py":
+        return bad
+    for lineno, text, bound_to in _module_strings(tree):
+        part = text.split(".")[1].split(":")[0]
+        if part not in allowed and (rel, bound_to) not in HOOKS:
+            bad.append(f"{rel}:{lineno}: names {text!r} (a lazy import of a layer above)")
+    return bad
+
+
 def layer_violations(package_dir: Path = PACKAGE_DIR) -> list[str]:
     bad = []
     for layer, allowed in LAYERS.items():
         for path in sorted((package_dir / layer).rglob("*.py")):
-            rel = path.relative_to(package_dir).as_posix()
-            tree = ast.parse(path.read_text(), filename=str(path))
-            at_import = _import_time_lines(tree)
-            for lineno, name in _imports(tree):
-                if name.startswith("."):
-                    bad.append(f"{rel}:{lineno}: relative import {name!r}; use the absolute name")
-                    continue
-                top = name.split(".")[0]
-                if top in UI_LIBRARIES + OPTIONAL_EXTRAS + ("tensorboardX", "optuna"):
-                    if top not in OPTIONAL_USERS.get(rel, ()):
-                        bad.append(f"{rel}:{lineno}: imports {name}")
-                    elif lineno in at_import:
-                        bad.append(f"{rel}:{lineno}: imports {name} when the module is imported; import it "
-                                   "inside the function that uses it")
-                if name == "tunewidgets" or not name.startswith("tunewidgets."):
-                    if name == "tunewidgets":
-                        bad.append(f"{rel}:{lineno}: imports the whole package; import the module it needs")
-                    continue
-                part = name.split(".")[1]
-                if part not in allowed and part not in TOP_LEVEL:
-                    bad.append(f"{rel}:{lineno}: the {layer} layer imports {name}")
-            for lineno, text, bound_to in _module_strings(tree):
-                part = text.split(".")[1].split(":")[0]
-                if part not in allowed and (rel, bound_to) not in HOOKS:
-                    bad.append(f"{rel}:{lineno}: names {text!r} (a lazy import of a layer above)")
+            bad += _file_violations(path, path.relative_to(package_dir).as_posix(), layer, allowed)
+    for name, allowed in FACADES.items():
+        path = package_dir / name
+        if path.exists():
+            bad += _file_violations(path, name, "facade", allowed | {name[:-3]})
     return bad
+
+
+def test_every_layer_and_facade_is_checked():
+    top = {p.name for p in PACKAGE_DIR.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert top == set(LAYERS), f"a package without its line in LAYERS: {sorted(top - set(LAYERS))}"
+    root = {p.name for p in PACKAGE_DIR.glob("*.py")} - {"_version.py"}
+    assert root == set(FACADES), f"a root module without its line in FACADES: {sorted(root - set(FACADES))}"
 
 
 def test_core_layers_import_only_downward():
@@ -213,3 +257,27 @@ def test_the_layer_check_catches_lazy_imports_and_module_strings(tmp_path):
     assert any("mlflow_sink.py:1: imports mlflow when the module is imported" in b for b in bad)
     assert any("mlflow_sink.py:4: imports tensorboardX" in b for b in bad)
     assert len(bad) == 5
+
+
+def test_the_layer_check_covers_the_upper_layers_and_facades(tmp_path):
+    for layer in LAYERS:
+        (tmp_path / layer).mkdir()
+    (tmp_path / "hpo" / "bad.py").write_text("import tunewidgets.plots.search\nimport bokeh\n")
+    (tmp_path / "plots" / "bad.py").write_text("def f():\n    from tunewidgets.engine import Run\n"
+                                               "    import torch\n")
+    (tmp_path / "reports" / "bad.py").write_text("from tunewidgets.widgets import Search\n"
+                                                 "from tunewidgets.api import open_store\n")
+    (tmp_path / "api.py").write_text("from tunewidgets._search_api import search\nimport ipywidgets\n")
+    (tmp_path / "widgets" / "ok.py").write_text("import ipywidgets\nimport tunewidgets\n"
+                                                "from tunewidgets.api import train\n")
+    bad = layer_violations(tmp_path)
+    assert sorted(bad) == sorted([
+        "hpo/bad.py:1: the hpo layer imports tunewidgets.plots.search",
+        "hpo/bad.py:2: imports bokeh",
+        "plots/bad.py:2: the plots layer imports tunewidgets.engine",
+        "plots/bad.py:3: the plots layer imports torch",
+        "reports/bad.py:1: the reports layer imports tunewidgets.widgets",
+        "reports/bad.py:2: the reports layer imports tunewidgets.api",
+        "api.py:1: the facade api.py imports tunewidgets._search_api",
+        "api.py:2: imports ipywidgets",
+    ])

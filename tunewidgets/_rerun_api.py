@@ -29,7 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from tunewidgets import api, tasks
+import tunewidgets.api as api
+import tunewidgets.tasks as tasks
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.status import CUT_SHORT_STATUSES

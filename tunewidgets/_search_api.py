@@ -16,24 +16,25 @@ Example:
     >>> logged = tw.search(tw.tasks.spirals(), {"lr": tw.space.Choice([0.05, 0.1])}, strategy="grid",
     ...                    base=tw.TrainConfig(epochs=1, device="cpu"), store=runs, study="logged",
     ...                    tensorboard=True, background=False)   # each trial: <logdir>/<study>/trial-<n>
-    >>> folder = logged.tensorboard_dir
+    >>> folder = logged.logged["tensorboard"]
     >>> os.path.basename(folder), sorted(e.name for e in os.scandir(folder) if e.is_dir())
     ('logged', ['trial-0000', 'trial-0001'])
+    >>> logged.tensorboard_dir == folder   # its former name
+    True
 """
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from tunewidgets.api import study_log
 from tunewidgets.engine.task import Task
 from tunewidgets.hpo.driver import SearchDriver
 from tunewidgets.hpo.executors import make_executor
 from tunewidgets.hpo.plan import make_plan
 from tunewidgets.hpo.study import Study
-from tunewidgets.tracking import studies
+from tunewidgets.tracking import destinations, studies
+from tunewidgets.tracking.listeners import record_handlers
 from tunewidgets.tracking.store import Store
 
 __all__ = ["search"]
@@ -44,7 +45,7 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
            pruner: Any = None, store: Any = "tunewidgets-runs", study: str | None = None,
            executor: Any = "local", seed: int = 0, timeout: float | None = None,
            background: bool | None = None, callbacks: Iterable[Any] = (), tensorboard: Any = None,
-           mlflow: Any = None) -> Study:
+           mlflow: Any = None, **more: Any) -> Study:
     """Search hyperparameters of ``task``: train trials with values from ``space`` and keep them all.
 
     Args:
@@ -70,14 +71,18 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
         timeout: seconds after which no new trial starts (the running one finishes).
         background: True: run in a thread and return the running Study at once; False: block;
             None: in a kernel with a running event loop (Jupyter), True, else False.
-        callbacks: ``fn(event, record)`` callables or sinks (objects with ``handle(event, record)``)
-            that receive every trial's records (START, LOG, EPOCH, EVAL, END; each has ``run_id``
-            and ``trial``), in the search's thread.
+        callbacks: ``fn(event, record)`` callables, ``{event: handler(record)}`` dicts or sinks
+            (objects with ``handle(event, record)``), the shapes ``tw.train`` takes too: they
+            receive every trial's records (START, LOG, EPOCH, EVAL, END; each has ``run_id`` and
+            ``trial``), in the search's thread.
         tensorboard: True (``<runs folder>/tensorboard``) or a logdir: each trial writes
             ``<logdir>/<study>/trial-<n>``, with its params, final metrics and ``state`` in the
-            HParams dashboard (``study.tensorboard_dir`` is the study's folder).
+            HParams dashboard (``study.logged["tensorboard"]`` is the study's folder; the study's
+            name is made a safe folder name, with a short hash when it had to be changed).
         mlflow: True (``sqlite:///<runs folder>/mlflow.db``) or a tracking URI: the study is a
-            parent run, each trial a child run (``study.mlflow_uri``).
+            parent run, each trial a child run (``study.logged["mlflow"]``); a server is checked
+            reachable before any trial.
+        more: any other logging destination by its keyword (``tunewidgets.tracking.destinations``).
 
     Returns:
         The :class:`~tunewidgets.hpo.study.Study`: ``study.trials``, ``study.best``,
@@ -86,22 +91,26 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
     plan = make_plan(task, space, base=base, strategy=strategy, n_trials=n_trials, metric=metric,
                      direction=direction, pruner=pruner, seed=seed, timeout=timeout)
     the_executor = make_executor(executor)
-    handlers = _callbacks(callbacks)
+    handlers = record_handlers(callbacks)
     if background is not None and not isinstance(background, bool):
         raise TypeError(f"background: expected True, False or None, got {background!r}")
     if background is None:
         background = _in_running_loop()
     if study is not None and (not isinstance(study, str) or not study.strip()):
         raise ValueError(f"study: expected a non-empty name such as 'digits-lr', got {study!r}")
-    opened, owns = _open(store)
+    destinations.check_name("study", study)
+    where = destinations.resolve(store, store_required=True, tensorboard=tensorboard, mlflow=mlflow, **more)
+    opened, owns = destinations.opened_store(store, required=True)
+    assert opened is not None
     try:
         name = study if study is not None else _fresh_name(opened, task.name, plan.strategy.name)
         result = Study(plan, name, opened.path)
-        log = study_log(name, store=opened, tensorboard=tensorboard, mlflow=mlflow,
-                        params=plan.settings(), task=task)
+        result.logged["store"] = str(opened.path)
+        log = where.study_log(name, params=plan.settings(), task=task)
         if log is not None:
-            result.tensorboard_dir = None if log.tensorboard_dir is None else str(log.tensorboard_dir)
-            result.mlflow_uri = log.mlflow_uri
+            if log.tensorboard_dir is not None:
+                result.logged["tensorboard"] = str(log.tensorboard_dir)
+            result.logged.update({k: v for k, v in where.resolved.items() if k != "tensorboard"})
         driver = SearchDriver(plan, name, opened, owns, the_executor, result, handlers, log=log)
         driver.prepare()
     except BaseException:
@@ -119,40 +128,12 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
     return result.wait()
 
 
-def _open(store: Any) -> tuple[Store, bool]:
-    if isinstance(store, Store):
-        if store.closed:
-            raise ValueError(f"store: {store.path} is closed; open it again with tw.Store(path)")
-        return store, False
-    if isinstance(store, (str, os.PathLike)):
-        return Store(store), True
-    raise TypeError(f"store: expected a runs folder such as 'tunewidgets-runs' or a tw.Store, got "
-                    f"{type(store).__name__} {store!r}; a search keeps every trial in a store so it can resume")
-
-
 def _fresh_name(store: Store, task_name: str, strategy: str) -> str:
     taken = set(studies.study_names(store))
     n = 1
     while f"{task_name}-{strategy}-{n}" in taken:
         n += 1
     return f"{task_name}-{strategy}-{n}"
-
-
-def _callbacks(callbacks: Any) -> list[Any]:
-    if callbacks is None:
-        return []
-    if callable(callbacks) or hasattr(callbacks, "handle"):
-        callbacks = [callbacks]
-    out = []
-    for cb in callbacks:
-        if hasattr(cb, "handle") and callable(cb.handle):
-            out.append(cb.handle)
-        elif callable(cb):
-            out.append(cb)
-        else:
-            raise TypeError(f"callbacks: {cb!r} is neither a callable fn(event, record) nor a sink with "
-                            "handle(event, record)")
-    return out
 
 
 def _in_running_loop() -> bool:

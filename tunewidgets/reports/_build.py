@@ -22,7 +22,7 @@ from bokeh.embed import components
 from bokeh.embed.bundle import bundle_for_objs_and_resources
 from bokeh.resources import INLINE
 
-from tunewidgets.api import open_store
+from tunewidgets.tracking.destinations import open_store
 from tunewidgets.export._runtime import escape_script, script_tag
 from tunewidgets.reports import _figures as figs
 from tunewidgets.reports._load import ReportData, RunData, StudyData, load
