@@ -188,7 +188,7 @@ def lr_range_test(task: Any = None, *, store: Any = None, callbacks: Iterable[An
         True
     """
     listeners = run_callbacks(callbacks)
-    where = _destinations.resolve(store, tensorboard=tensorboard, mlflow=mlflow, **_destinations.split(kwargs))
+    where = _destinations.resolve(store, tensorboard=tensorboard, mlflow=mlflow, **_destinations.take_destinations(kwargs))
     name = getattr(task, "name", None) if task is not None else None
     return _run(lambda sinks: _lr_range_test(task, callbacks=[*sinks, *listeners], **kwargs), where,
                 lambda opened: where.sinks(opened, kind="lr_range_test", store_name=name,

@@ -158,7 +158,7 @@ class Jsonl(Destination):
             raise TypeError(f"jsonl: expected a file name, got {value!r}")
         return folder / value
 
-    def sink(self, resolved, *, kind, study, name, params, task):
+    def sink(self, resolved, *, kind, study, name, params, task, **options):
         return JsonlSink(resolved, study)
 
 

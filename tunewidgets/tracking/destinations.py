@@ -62,7 +62,7 @@ from tunewidgets.tracking.sink import Sink, StoreSink
 from tunewidgets.tracking.store import Store
 
 __all__ = ["resolve", "Destinations", "Destination", "DESTINATIONS", "open_store", "opened_store", "runs_folder",
-           "folder_name", "check_name", "DEFAULT_RUNS", "REACH_TIMEOUT"]
+           "folder_name", "check_name", "reachable", "take_destinations", "DEFAULT_RUNS", "REACH_TIMEOUT"]
 
 DEFAULT_RUNS = "tunewidgets-runs"
 REACH_TIMEOUT = 5.0  # seconds an MLflow server has to answer before a run is refused
@@ -96,7 +96,14 @@ def _check_store(store: Any, *, required: bool = False) -> None:
 
 def opened_store(store: Any, *, required: bool = False) -> tuple[Store | None, bool]:
     """``store=`` as users give it, opened: ``(store, owned)``; ``owned`` is True when this call opened
-    it (the caller closes it). None gives ``(None, False)`` unless ``required``."""
+    it (the caller closes it). None gives ``(None, False)`` unless ``required``.
+
+    >>> import tempfile
+    >>> store, owned = opened_store(tempfile.mkdtemp())
+    >>> owned, opened_store(store) == (store, False)
+    (True, True)
+    >>> store.close()
+    """
     _check_store(store, required=required)
     if store is None or isinstance(store, Store):
         return store, False
@@ -135,7 +142,9 @@ class Destination:
         """Checks that need more than the value (a server that answers); raise naming the keyword."""
 
     def sink(self, resolved: Any, *, kind: str, study: str | None, name: str | None,
-             params: Mapping[str, Any] | None, task: Any) -> Sink:
+             params: Mapping[str, Any] | None, task: Any, **options: Any) -> Sink:
+        """One run's sink: ``kind``, ``study``, ``name`` and ``params`` file it; ``options`` are hints a
+        sink may use or ignore (``images``: validation images to draw)."""
         raise NotImplementedError
 
     def where(self, sink: Sink, resolved: Any) -> Any:
@@ -166,7 +175,7 @@ class TensorBoard(Destination):
         return logdir
 
     def sink(self, resolved: Any, *, kind: str, study: str | None, name: str | None,
-             params: Mapping[str, Any] | None, task: Any, images: int = 16) -> Sink:
+             params: Mapping[str, Any] | None, task: Any, images: int = 16, **options: Any) -> Sink:
         from tunewidgets.tracking.tensorboard_sink import TensorBoardSink
 
         return TensorBoardSink(resolved, study=study, name=name, kind=kind, params=params, images=images,
@@ -199,7 +208,7 @@ class MLflow(Destination):
         reachable(resolved)
 
     def sink(self, resolved: Any, *, kind: str, study: str | None, name: str | None,
-             params: Mapping[str, Any] | None, task: Any) -> Sink:
+             params: Mapping[str, Any] | None, task: Any, **options: Any) -> Sink:
         from tunewidgets.tracking.mlflow_sink import MLflowSink
 
         return MLflowSink(resolved, study=study, name=name, kind=kind, params=params)
@@ -267,13 +276,8 @@ class Destinations:
             out.extend(study_log.sinks(trial=trial, kind=kind, name=run_name, params=params))
             return out
         for keyword, resolved in self.resolved.items():
-            destination = DESTINATIONS[keyword]
-            if isinstance(destination, TensorBoard):
-                out.append(destination.sink(resolved, kind=kind, study=study, name=run_name, params=params,
-                                            task=task, images=images))
-            else:
-                out.append(destination.sink(resolved, kind=kind, study=study, name=run_name, params=params,
-                                            task=task))
+            out.append(DESTINATIONS[keyword].sink(resolved, kind=kind, study=study, name=run_name, params=params,
+                                                  task=task, images=images))
         return out
 
     def study_log(self, study: str, *, params: Mapping[str, Any] | None = None, task: Any = None,
@@ -346,6 +350,11 @@ def resolve(store: Any = None, *, store_required: bool = False, **given: Any) ->
     return Destinations(store, given, resolved)
 
 
-def split(kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Take the destinations' keywords (other than the built-in ones a facade names) out of ``kwargs``."""
+def take_destinations(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """Take the destinations' keywords out of a facade's other ``kwargs`` (for ``tw.lr_range_test``).
+
+    >>> kwargs = {"num_iter": 50, "mlflow": None}
+    >>> take_destinations(kwargs), kwargs
+    ({'mlflow': None}, {'num_iter': 50})
+    """
     return {k: kwargs.pop(k) for k in list(kwargs) if k in DESTINATIONS}
