@@ -46,16 +46,16 @@ def task() -> tw.Task:
 
 
 def finder(task, **kw) -> LRFinder:
-    kw.setdefault("num_iter", 40)
+    kw.setdefault("steps", 40)
     kw.setdefault("device", "cpu")
     kw.setdefault("interval", 0.02)
     return LRFinder(task, **kw)
 
 
 def test_controls_give_the_range_test_settings(task):
-    f = finder(task, start_lr=1e-5, end_lr=10.0, num_iter=80, optimizer="adam", smoothing=0.9,
+    f = finder(task, start_lr=1e-5, end_lr=10.0, steps=80, optimizer="adam", smoothing=0.9,
                mode="linear", seed=3)
-    assert f.test_settings() == {"optimizer": "adam", "start_lr": 1e-5, "end_lr": 10.0, "num_iter": 80,
+    assert f.test_settings() == {"optimizer": "adam", "start_lr": 1e-5, "end_lr": 10.0, "steps": 80,
                                  "mode": "linear", "smoothing": 0.9, "device": "cpu", "seed": 3}
     # the range slider works in log10 units; its label shows the learning rates
     assert f.lr_range.value == pytest.approx((-5.0, 1.0))
@@ -65,12 +65,12 @@ def test_controls_give_the_range_test_settings(task):
     assert f.lr_range_label.value == "1.00e-6 &rarr; 3.16e-3"  # as slider readouts show lrs
     f.iterations.value, f.optimizer.value, f.mode.value, f.smoothing.value = 25, "sgd", "exp", 0.5
     s = f.test_settings()
-    assert (s["num_iter"], s["optimizer"], s["mode"], s["smoothing"]) == (25, "sgd", "exp", 0.5)
+    assert (s["steps"], s["optimizer"], s["mode"], s["smoothing"]) == (25, "sgd", "exp", 0.5)
     assert list(f.optimizer.options) == list(tw.engine.optimizers.OPTIMIZERS)
 
 
 def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
-    f = finder(task, num_iter=40)
+    f = finder(task, steps=40)
     assert f.run() is True
     assert f.status == "running" and f.run_bar.run_button.disabled and not f.run_bar.stop_button.disabled
     assert f.iterations.disabled and f.lr_range.disabled  # settings stay as the run started
@@ -102,7 +102,7 @@ def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
 
 
 def test_long_runs_are_thinned_to_the_cap(task):
-    f = finder(task, num_iter=80, max_points=16, start_lr=1e-4, end_lr=1e-1)
+    f = finder(task, steps=80, max_points=16, start_lr=1e-4, end_lr=1e-1)
     f.run()
     res = f.wait(timeout=60)
     curve = f.figure.select_one({"name": CURVE}).data
@@ -116,7 +116,7 @@ def test_long_runs_are_thinned_to_the_cap(task):
 def test_stop_from_another_thread_leaves_stopped_and_the_model_restored(task):
     net = mlp()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    f = finder(task, num_iter=5000, model=net, end_lr=1e-2)
+    f = finder(task, steps=5000, model=net, end_lr=1e-2)
     f.run()
 
     def press_stop():
@@ -166,7 +166,7 @@ def test_an_error_in_the_test_shows_in_the_widget(task):
 
 
 def test_picking_an_lr_from_the_list_the_slider_and_the_plot(task):
-    f = finder(task, num_iter=40)
+    f = finder(task, steps=40)
     with pytest.raises(ValueError, match="no learning rate chosen yet"):
         f.config()
     f.run()
@@ -230,7 +230,7 @@ def test_optimizer_settings_go_into_the_config(task):
 
 
 def test_on_a_running_loop_the_plot_updates_between_awaits(task):
-    f = finder(task, num_iter=60)
+    f = finder(task, steps=60)
     counts = []
 
     async def main():
@@ -264,7 +264,7 @@ def test_bad_arguments_fail_before_anything_is_built(task, kwargs, error, words)
 
 
 def test_the_buttons_run_and_stop(task):
-    f = finder(task, num_iter=5000, end_lr=1e-2)
+    f = finder(task, steps=5000, end_lr=1e-2)
     f.run_bar.run_button.click()
     assert f.status == "running" and f.session.running
     f.run_bar.stop_button.click()  # on the UI thread: the UI says so at once
