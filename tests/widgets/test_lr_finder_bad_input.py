@@ -36,7 +36,7 @@ def test_values_outside_the_controls_are_refused_not_clamped(task, kwargs, error
 
 def test_values_inside_the_controls_are_kept_exactly(task):
     f = LRFinder(task, steps=np.int64(2), smoothing=0.999, device="cpu")
-    assert f.iterations.value == 2 and f.smoothing.value == 0.999
+    assert f.steps.value == 2 and f.smoothing.value == 0.999
     settings = f.test_settings()
     assert settings["steps"] == 2 and settings["smoothing"] == 0.999
     assert LRFinder(task, smoothing=0, device="cpu").test_settings()["smoothing"] == 0.0
