@@ -2,15 +2,15 @@
 
 All three build a fresh model with the same init, draw the same batches (one seeded
 permutation per pass over the data), use plain SGD and the same exponential ramp over
-``num_iter`` steps, and fetch each step's loss to the host (the divergence rule needs it).
+``--steps`` steps, and fetch each step's loss to the host (the divergence rule needs it).
 Each timing covers one whole call: model and optimizer built, the steps, and whatever the
 tool does around them (state saved and restored, suggestions). Repeats are interleaved in one
 process; the table shows medians. The last line is the ratio ours/raw (goal: <= 1.03).
 
     python bench/lr_range_test.py                    # digits MLP, batch 64, CPU
-    python bench/lr_range_test.py --num-iter 300 --repeats 11
+    python bench/lr_range_test.py --steps 300 --repeats 11
     python bench/lr_range_test.py --device cuda      # on a GPU
-    python bench/lr_range_test.py --own --num-iter 50   # your own model, optimizer and DataLoader
+    python bench/lr_range_test.py --own --steps 50      # your own model, optimizer and DataLoader
 
 ``--own`` passes ``model=``, ``optimizer=`` (torch SGD), ``loss=`` and a shuffled
 ``DataLoader`` instead of a task (the raw loop draws from the same kind of loader), so the
@@ -135,7 +135,7 @@ def run_ours_own(task: tw.Task, device: torch.device, num_iter: int, start_lr: f
     _sync(device)
     t0 = clock()
     res = tw.lr_range_test(model=model, optimizer=opt, loss="cross_entropy", data=loader, start_lr=start_lr,
-                           end_lr=end_lr, num_iter=num_iter, diverge=np.inf)
+                           end_lr=end_lr, steps=num_iter, diverge=np.inf)
     _sync(device)
     return len(res.lrs), clock() - t0
 
@@ -144,7 +144,7 @@ def run_ours(task: tw.Task, device: torch.device, num_iter: int, start_lr: float
              seed: int = 0) -> tuple[int, float]:
     _sync(device)
     t0 = clock()
-    res = tw.lr_range_test(task, optimizer="sgd", start_lr=start_lr, end_lr=end_lr, num_iter=num_iter,
+    res = tw.lr_range_test(task, optimizer="sgd", start_lr=start_lr, end_lr=end_lr, steps=num_iter,
                            device=str(device), seed=seed, diverge=np.inf)
     _sync(device)
     return len(res.lrs), clock() - t0
@@ -197,7 +197,7 @@ def measure(task: tw.Task, device: torch.device, num_iter: int, repeats: int, st
 def main(argv: list[str] | None = None) -> float:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--num-iter", type=int, default=100)
+    ap.add_argument("--steps", "--num-iter", dest="steps", type=int, default=100)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 gives steadier timings)")
     ap.add_argument("--clock", choices=sorted(CLOCKS), default="wall")
@@ -210,16 +210,16 @@ def main(argv: list[str] | None = None) -> float:
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     task = make_task()
-    times = measure(task, device, args.num_iter, args.repeats,
+    times = measure(task, device, args.steps, args.repeats,
                     contenders=OWN_CONTENDERS if args.own else CONTENDERS)
     med = {name: statistics.median(ts) for name, ts in times.items()}
     raw = med["raw loop"]
     kind = "own model/optimizer/DataLoader" if args.own else "task"
-    print(f"LR range test ({kind}), {args.num_iter} steps, digits-sized MLP, batch {task.batch_size}, {device}, "
+    print(f"LR range test ({kind}), {args.steps} steps, digits-sized MLP, batch {task.batch_size}, {device}, "
           f"{args.repeats} interleaved repeats (medians, {args.clock} clock)")
     print(f"{'':<20}{'ms/call':>10}{'us/step':>10}{'vs raw':>9}")
     for name, m in med.items():
-        print(f"{name:<20}{m * 1e3:>10.2f}{m / args.num_iter * 1e6:>10.1f}{m / raw:>9.3f}")
+        print(f"{name:<20}{m * 1e3:>10.2f}{m / args.steps * 1e6:>10.1f}{m / raw:>9.3f}")
     ratio = med["tw.lr_range_test"] / raw
     print(f"ratio ours/raw: {ratio:.3f}")
     return ratio

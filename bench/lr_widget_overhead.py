@@ -44,7 +44,7 @@ def widget(finder: "tw.widgets.LRFinder") -> tuple[int, float, float]:
 def main(argv: list[str] | None = None) -> float:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--num-iter", type=int, default=3000)
+    ap.add_argument("--steps", "--num-iter", dest="steps", type=int, default=3000)
     ap.add_argument("--repeats", type=int, default=9)
     ap.add_argument("--interval", type=float, default=0.25, help="seconds between the widget's plot updates")
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 gives steady timings)")
@@ -52,10 +52,10 @@ def main(argv: list[str] | None = None) -> float:
 
     torch.set_num_threads(args.threads)
     task = tw.tasks.digits()
-    settings = dict(optimizer="sgd", start_lr=1e-5, end_lr=1.0, num_iter=args.num_iter, mode="exp",
+    settings = dict(optimizer="sgd", start_lr=1e-5, end_lr=1.0, steps=args.steps, mode="exp",
                     smoothing=0.98, diverge=math.inf, device=args.device, seed=0)
     finder = tw.widgets.LRFinder(task, start_lr=settings["start_lr"], end_lr=settings["end_lr"],
-                                 num_iter=args.num_iter, interval=args.interval, diverge=math.inf,
+                                 steps=args.steps, interval=args.interval, diverge=math.inf,
                                  device=args.device, seed=0)
     assert {k: v for k, v in finder.test_settings().items()} == settings, finder.test_settings()
 
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> float:
     for _ in range(args.repeats):
         n_plain, t_plain, c_plain = plain(task, settings)
         n_widget, t_widget, c_widget = widget(finder)
-        assert n_plain == n_widget == args.num_iter, (n_plain, n_widget)
+        assert n_plain == n_widget == args.steps, (n_plain, n_widget)
         times["plain"].append(t_plain)
         times["widget"].append(t_widget)
         cpu["plain"].append(c_plain)
@@ -75,10 +75,10 @@ def main(argv: list[str] | None = None) -> float:
         drained.append(finder.session.drain_seconds)
     med = {k: statistics.median(v) for k, v in times.items()}
     med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
-    print(f"task digits, {args.num_iter} steps, device {args.device}, {args.repeats} repeats, "
+    print(f"task digits, {args.steps} steps, device {args.device}, {args.repeats} repeats, "
           f"widget interval {args.interval} s, {finder.session.ticks} ticks in the last run")
     for k in ("plain", "widget"):
-        print(f"{k:>7}: median {med[k] * 1000:8.1f} ms  ({args.num_iter / med[k]:7.1f} steps/s)  "
+        print(f"{k:>7}: median {med[k] * 1000:8.1f} ms  ({args.steps / med[k]:7.1f} steps/s)  "
               f"cpu {med_cpu[k] * 1000:8.1f} ms  runs {', '.join(f'{t * 1000:.0f}' for t in times[k])} ms")
     print(f"widget drain and draw: median {statistics.median(drained) * 1000:.1f} ms a run "
           f"({statistics.median(drained) / med['plain'] * 100:.1f}% of the plain run)")

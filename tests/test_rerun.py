@@ -95,8 +95,8 @@ def test_custom_task_is_passed_again(tmp_path):
 
 def test_range_test_repeats_exactly(tmp_path):
     res = tw.lr_range_test(tw.tasks.digits(), optimizer="sgd", optimizer_kwargs={"momentum": 0.5},
-                           num_iter=40, start_lr=1e-4, end_lr=3.0, device="cpu", store=tmp_path, val_data=True,
-                           eval_every=10)
+                           steps=40, start_lr=1e-4, end_lr=3.0, device="cpu", store=tmp_path, val=True,
+                           eval_every_steps=10)
     again = tw.rerun(tmp_path, res.run_id)
     assert isinstance(again, tw.LRRangeTestResult) and again.matches and again.mismatch is None
     np.testing.assert_array_equal(again.losses, res.losses)
@@ -133,7 +133,7 @@ def test_runs_that_cannot_be_repeated_say_why(tmp_path):
     with pytest.raises(ValueError, match="schedule given as a function"):
         tw.rerun(tmp_path, run.run_id)
     model = tw.tasks.spirals().build_model()
-    res = tw.lr_range_test(model=model, optimizer="sgd", loss="cross_entropy", num_iter=5, store=tmp_path,
+    res = tw.lr_range_test(model=model, optimizer="sgd", loss="cross_entropy", steps=5, store=tmp_path,
                            data=[(torch.randn(8, 2), torch.randint(0, 3, (8,)))])
     with pytest.raises(ValueError, match=r"objects of your own \(model, data\)"):
         tw.rerun(tmp_path, res.run_id)

@@ -35,6 +35,7 @@ from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.status import CUT_SHORT_STATUSES
 from tunewidgets.engine.task import Task
+from tunewidgets.lr.range_test import current_names
 from tunewidgets.lr.result import LRRangeTestResult
 from tunewidgets.schedules import from_dict
 from tunewidgets.tracking.records import differences
@@ -135,7 +136,7 @@ def _rerun_range_test(store: Store, row: Mapping[str, Any], repro: Mapping[str, 
     if own:
         raise ValueError(f"run_id: range test {row['id']} ran on objects of your own ({', '.join(own)}), which the "
                          "store does not keep; repeat it with tw.lr_range_test and the same objects")
-    call = dict(repro["call"])
+    call = current_names(repro["call"])  # a store from before a keyword was renamed
     if "config" in call:
         call["config"] = TrainConfig(**call["config"])
     return api.lr_range_test(_task(row, repro, task), store=store, **call)

@@ -182,7 +182,7 @@ def lr_range_test(task: Any = None, *, store: Any = None, callbacks: Iterable[An
     Example:
         >>> import tempfile, tunewidgets as tw
         >>> folder = tempfile.mkdtemp()
-        >>> res = tw.lr_range_test(tw.tasks.spirals(), num_iter=30, device="cpu", store=folder)
+        >>> res = tw.lr_range_test(tw.tasks.spirals(), steps=30, device="cpu", store=folder)
         >>> with tw.Store(folder) as store:
         ...     len(store.metrics(res.run_id, "train/loss")) == len(res.losses)
         True

@@ -40,7 +40,7 @@ CELLS = [
     + paced_model_source("Paced", 0.008) +
     "\n"
     f"finder = tw.widgets.LRFinder(task, model=Paced(), optimizer='sgd', start_lr=1e-6, end_lr=1e-3,\n"
-    f"                             num_iter={STEPS}, seed=0, device='cpu', interval=0.1)\n"
+    f"                             steps={STEPS}, seed=0, device='cpu', interval=0.1)\n"
     "finder",
     "finder.run()\nresult = await finder.wait_async()\nprint(len(result), result.stop_reason)",
     "finder.set_range(1e-3, 1.0)\nfinder.run()\nresult = await finder.wait_async()\n"

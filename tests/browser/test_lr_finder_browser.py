@@ -40,7 +40,7 @@ SLOW_FINDER_CELLS = [
     "\n"
     + paced_model_source("SlowModel", 0.02) +
     "\n"
-    f"finder = tw.widgets.LRFinder(task, model=SlowModel(), start_lr=1e-6, end_lr=1e-3, num_iter={NUM_ITER},\n"
+    f"finder = tw.widgets.LRFinder(task, model=SlowModel(), start_lr=1e-6, end_lr=1e-3, steps={NUM_ITER},\n"
     "                             device='cpu', interval=0.1)\n"
     "finder.run()\n"
     "finder",

@@ -47,16 +47,16 @@ CELLS = [
     "# md\n# LRFinder: what a user trips over",
     SETUP,
     # a flat sweep (lrs far too small for SGD) with a linked schedule preview
-    "finder = tw.widgets.LRFinder(task, model=Paced(), start_lr=1e-7, end_lr=1e-4, num_iter=2000, seed=0,\n"
+    "finder = tw.widgets.LRFinder(task, model=Paced(), start_lr=1e-7, end_lr=1e-4, steps=2000, seed=0,\n"
     "                             device='cpu', interval=0.1)\n"
     "preview = tw.widgets.SchedulePreview(lr_finder=finder, total_steps=200)\n"
     "display(finder, preview)",
     # a good test, then the next one started (and left running)
-    "finder.optimizer.value = 'adam'\nfinder.set_range(1e-4, 1.0)\nfinder.iterations.value = 120\n"
+    "finder.optimizer.value = 'adam'\nfinder.set_range(1e-4, 1.0)\nfinder.steps.value = 120\n"
     "finder.run()\nresult = await finder.wait_async()\nprint('lr', finder.lr)",
-    "finder.set_range(1e-3, 10.0)\nfinder.iterations.value = 2000\nfinder.run()",
+    "finder.set_range(1e-3, 10.0)\nfinder.steps.value = 2000\nfinder.run()",
     # a finder that runs in the background; running this cell again replaces it
-    "f = tw.widgets.LRFinder(task, model=Paced(), num_iter=100_000, end_lr=1e-3, device='cpu', interval=0.1)\n"
+    "f = tw.widgets.LRFinder(task, model=Paced(), steps=100_000, end_lr=1e-3, device='cpu', interval=0.1)\n"
     "made.append(f)\nf.run()\nf",
     "time.sleep(0.5)\nprint('workers', workers(), 'statuses', [w.status for w in made])",
     "finder.stop()\nawait finder.wait_async()",

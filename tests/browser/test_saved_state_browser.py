@@ -46,7 +46,7 @@ CELLS = [
     "from ipywidgets.widgets.widget import _instances\n"
     "torch.set_num_threads(1)\n"
     "task = tw.tasks.digits()",
-    "finder = tw.widgets.LRFinder(task, optimizer='adam', start_lr=1e-4, end_lr=1.0, num_iter=120, seed=0,\n"
+    "finder = tw.widgets.LRFinder(task, optimizer='adam', start_lr=1e-4, end_lr=1.0, steps=120, seed=0,\n"
     "                             device='cpu')\n"
     "finder.run()\n"
     "finder",

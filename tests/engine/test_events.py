@@ -58,13 +58,13 @@ def test_callbacks_that_are_neither_sinks_nor_dicts_are_refused_before_the_run(b
     if bad is print:  # a callable fn(event, record): a listener of the facades
         return
     with pytest.raises(TypeError, match=r"callbacks: .* is not a listener"):
-        tw.lr_range_test(task, num_iter=5, device="cpu", callbacks=bad)
+        tw.lr_range_test(task, steps=5, device="cpu", callbacks=bad)
 
 
 def test_one_dict_or_one_sink_is_taken_as_a_list_of_one():
     import tunewidgets as tw
 
     ends = []
-    tw.lr_range_test(tw.tasks.spirals(n=60), num_iter=5, device="cpu", callbacks={"end": ends.append})
+    tw.lr_range_test(tw.tasks.spirals(n=60), steps=5, device="cpu", callbacks={"end": ends.append})
     tw.train(tw.tasks.spirals(n=60), tw.TrainConfig(epochs=1, device="cpu"), callbacks={"end": ends.append})
     assert [e["status"] for e in ends] == ["finished", "finished"]

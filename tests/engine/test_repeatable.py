@@ -46,7 +46,7 @@ def test_a_range_test_running_in_the_background_does_not_change_a_seeded_run():
     lone = _curve(tw.train(_dropout_task(), CFG))
     started = threading.Event()
     background = threading.Thread(target=lambda: tw.lr_range_test(
-        _dropout_task(), num_iter=400, diverge=float("inf"), device="cpu", seed=None,
+        _dropout_task(), steps=400, diverge=float("inf"), device="cpu", seed=None,
         on_step=lambda rec: started.set()))
     background.start()
     started.wait(30)

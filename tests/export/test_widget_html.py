@@ -28,7 +28,7 @@ def _bokeh_entries(html: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def finished_finder():
-    finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer="adam", start_lr=1e-4, end_lr=1.0, num_iter=40,
+    finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer="adam", start_lr=1e-4, end_lr=1.0, steps=40,
                                  device="cpu", seed=0)
     assert finder.run()
     finder.wait(timeout=120)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.slow
 def pages(tmp_path_factory: pytest.TempPathFactory) -> SimpleNamespace:
     # made before the browser starts: a headless run drains on this thread
     base = tmp_path_factory.mktemp("widget_pages")
-    finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer="adam", start_lr=1e-5, end_lr=1.0, num_iter=60,
+    finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer="adam", start_lr=1e-5, end_lr=1.0, steps=60,
                                  device="cpu", seed=0)
     finder.run()
     finder.wait(timeout=120)

@@ -29,7 +29,7 @@ def main() -> None:
             print(f"ready {run_id[0]}", flush=True)
         if rec["step"] >= ready_step:
             time.sleep(0.01)
-    tw.lr_range_test(task, start_lr=1e-6, end_lr=1e-3, num_iter=100_000, diverge=float("inf"), device="cpu",
+    tw.lr_range_test(task, start_lr=1e-6, end_lr=1e-3, steps=100_000, diverge=float("inf"), device="cpu",
                      store=folder, on_step=on_step, callbacks=[{"start": lambda rec: run_id.append(rec["run_id"])}])
 
 

@@ -13,7 +13,7 @@ import tunewidgets as tw
 
 def _run(values, **kwargs):
     objects = scripted(values)
-    kwargs = {"num_iter": len(values), **kwargs}
+    kwargs = {"steps": len(values), **kwargs}
     return tw.lr_range_test(**objects, **kwargs), objects
 
 
@@ -22,7 +22,7 @@ def test_ramp_values_are_exact_first_is_start_last_is_end(mode):
     n, start, end = 25, 1e-6, 3.0
     objects = scripted([1.0] * n)
     opt = RecordingSGD(objects["model"].parameters(), lr=0.5)
-    res = tw.lr_range_test(**{**objects, "optimizer": opt}, start_lr=start, end_lr=end, num_iter=n, mode=mode,
+    res = tw.lr_range_test(**{**objects, "optimizer": opt}, start_lr=start, end_lr=end, steps=n, mode=mode,
                            **FLAT)
     i = np.arange(n)
     want = start * (end / start) ** (i / (n - 1)) if mode == "exp" else start + (end - start) * i / (n - 1)
@@ -73,7 +73,7 @@ def test_divergence_stops_where_the_smoothed_loss_passes_diverge_times_the_best(
             break
     assert expect is not None and 20 < expect < len(values) - 1
     assert res.stop_reason == "diverged" and res.stopped_early
-    assert res.stopped_at == expect and len(res.lrs) == len(res.losses) == len(res.smoothed) == expect + 1
+    assert res.stopped_at == expect + 1 and len(res.lrs) == len(res.losses) == len(res.smoothed) == expect + 1
     assert res.smoothed[-1] > diverge * res.smoothed.min()
     assert res.smoothed[-2] <= diverge * res.smoothed[:-1].min()
 
@@ -81,7 +81,7 @@ def test_divergence_stops_where_the_smoothed_loss_passes_diverge_times_the_best(
 def test_a_nan_loss_stops_the_test_and_is_recorded():
     values = [1.0] * 12 + [float("nan")] + [1.0] * 10
     res, _ = _run(values)
-    assert res.stop_reason == "diverged" and res.nonfinite and res.stopped_at == 12 and len(res.losses) == 13
+    assert res.stop_reason == "diverged" and res.nonfinite and res.stopped_at == 13 and len(res.losses) == 13
     assert math.isnan(res.losses[-1]) and math.isnan(res.smoothed[-1])
     assert np.isfinite(res.losses[:-1]).all()
     assert "non-finite" in res.warning
@@ -89,7 +89,7 @@ def test_a_nan_loss_stops_the_test_and_is_recorded():
 
 def test_an_infinite_loss_stops_too():
     res, _ = _run([1.0] * 5 + [float("inf")] + [1.0] * 5)
-    assert res.stop_reason == "diverged" and res.nonfinite and res.stopped_at == 5
+    assert res.stop_reason == "diverged" and res.nonfinite and res.stopped_at == 6
 
 
 def test_nan_tail_gives_no_suggestions_when_too_few_points_remain():
@@ -109,13 +109,13 @@ def test_negative_losses_diverge_by_distance_from_the_best():
     # best = -5; the rule smoothed - best > (diverge - 1) * |best| stops above -5 + 3 * 5 = 10
     values = [-1.0, -3.0, -5.0, 0.0, 9.0, 10.5, 20.0]
     res, _ = _run(values, smoothing=0.0, diverge=4.0)
-    assert res.stop_reason == "diverged" and res.stopped_at == 5
+    assert res.stop_reason == "diverged" and res.stopped_at == 6
 
 
 def test_a_best_of_exactly_zero_uses_the_first_loss_as_scale():
     values = [2.0, 1.0, 0.0, 0.5, 5.0, 7.0, 8.0]  # stop above 0 + 3 * |2.0| = 6
     res, _ = _run(values, smoothing=0.0, diverge=4.0)
-    assert res.stop_reason == "diverged" and res.stopped_at == 5
+    assert res.stop_reason == "diverged" and res.stopped_at == 6
 
 
 def test_diverge_inf_never_stops_on_divergence():
@@ -126,6 +126,6 @@ def test_diverge_inf_never_stops_on_divergence():
 def test_a_real_model_diverges_at_a_huge_lr():
     task = tw.Task(model=lambda: torch.nn.Linear(4, 3), train=torch.utils.data.TensorDataset(
         torch.randn(64, 4), torch.randint(0, 3, (64,))), batch_size=16)
-    res = tw.lr_range_test(task, start_lr=1e-3, end_lr=1e4, num_iter=60, device="cpu")
+    res = tw.lr_range_test(task, start_lr=1e-3, end_lr=1e4, steps=60, device="cpu")
     assert res.stop_reason == "diverged" and len(res.lrs) < 60
     assert res.lrs[-1] > 1.0

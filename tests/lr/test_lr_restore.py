@@ -30,7 +30,7 @@ def objects():
 
 
 def _test(model, optimizer, loader, **kwargs):
-    settings = dict(start_lr=1e-4, end_lr=1.0, num_iter=12, loss="cross_entropy")
+    settings = dict(start_lr=1e-4, end_lr=1.0, steps=12, loss="cross_entropy")
     settings.update(kwargs)
     return tw.lr_range_test(model=model, optimizer=optimizer, data=loader, **settings)
 
@@ -49,7 +49,7 @@ def test_restored_after_a_normal_end(objects):
 def test_restored_after_divergence(objects):
     model, optimizer, loader = objects
     before = snapshot(model, optimizer)
-    res = _test(model, optimizer, loader, start_lr=1.0, end_lr=1e6, num_iter=40, smoothing=0.0, diverge=1.5)
+    res = _test(model, optimizer, loader, start_lr=1.0, end_lr=1e6, steps=40, smoothing=0.0, diverge=1.5)
     assert res.stop_reason == "diverged" and res.stopped_early
     assert_restored(before, model, optimizer)
     assert same_draws_as_before(before)
@@ -63,11 +63,11 @@ def test_restored_after_stop_set_inside_on_step(objects):
 
     def on_step(rec):
         seen.append(rec)
-        if rec["step"] == 4:
+        if rec["step"] == 5:
             stop.set()
 
     res = _test(model, optimizer, loader, stop=stop, on_step=on_step, **FLAT)
-    assert res.stop_reason == "stopped" and res.stopped_early and res.stopped_at == 4
+    assert res.stop_reason == "stopped" and res.stopped_early and res.stopped_at == 5
     assert len(res.lrs) == len(seen) == 5
     assert_restored(before, model, optimizer)
     assert same_draws_as_before(before)
@@ -83,7 +83,7 @@ def test_restored_after_stop_from_another_thread(objects):
         stop.set()
 
     def on_step(rec):
-        if rec["step"] == 2:
+        if rec["step"] == 3:
             reached.set()
             assert stop.wait(10)  # hold step 2 until the other thread has asked to stop
 
@@ -162,7 +162,7 @@ def test_adam_state_and_param_groups_are_restored():
     warmed_up(model, optimizer, loader)
     before = snapshot(model, optimizer)
     res = tw.lr_range_test(model=model, optimizer=optimizer, loss="cross_entropy", data=loader,
-                           num_iter=10, start_lr=1e-5, end_lr=1e-1, **FLAT)
+                           steps=10, start_lr=1e-5, end_lr=1e-1, **FLAT)
     assert len(res.lrs) == 10
     assert_restored(before, model, optimizer)
     assert [g["lr"] for g in optimizer.param_groups] == [1e-3, 1e-2]
@@ -178,7 +178,7 @@ def test_task_mode_leaves_the_global_generators_as_they_were():
     random.seed(5)
     np.random.seed(5)
     before = snapshot(torch.nn.Linear(1, 1), None)
-    tw.lr_range_test(task, num_iter=10, device="cpu", seed=3)
+    tw.lr_range_test(task, steps=10, device="cpu", seed=3)
     assert same_draws_as_before(before)
 
 
@@ -186,7 +186,7 @@ def test_an_existing_model_on_a_task_is_tested_and_restored():
     task = tw.Task(model=bn_net, train=blob_data(), batch_size=16)
     model = task.build_model()
     before = snapshot(model, None)
-    res = tw.lr_range_test(task, model=model, optimizer="sgd", num_iter=10, **FLAT)
+    res = tw.lr_range_test(task, model=model, optimizer="sgd", steps=10, **FLAT)
     assert len(res.lrs) == 10
     assert_restored(before, model, None)
 

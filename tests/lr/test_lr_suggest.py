@@ -81,7 +81,7 @@ def test_too_few_points_give_no_suggestions_and_say_why():
     assert suggest_steepest(lrs, y) is None and suggest_valley(lrs, y) is None and suggest_minimum(lrs, y) is None
     s = suggest(lrs, y)
     assert s.suggested is None and s.band is None and set(s.values.values()) == {None}
-    assert "9 usable point(s)" in s.warning and "num_iter" in s.warning
+    assert "9 usable point(s)" in s.warning and "steps" in s.warning
 
 
 def test_no_points_at_all():

@@ -32,7 +32,7 @@ def test_data_from_result_has_equal_columns_and_markers_at_suggestions():
     data = lr_plot_data(res)
     assert tuple(data.curve) == CURVE_COLUMNS
     assert {len(v) for v in data.curve.values()} == {50}
-    assert data.curve["step"] == list(range(50))
+    assert data.curve["step"] == list(range(1, 51))  # steps count from 1
     np.testing.assert_allclose(data.curve["lr"], res.lrs)
     np.testing.assert_allclose(data.curve["loss"], res.losses)
     np.testing.assert_allclose(data.curve["smoothed"], res.smoothed)

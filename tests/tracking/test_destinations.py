@@ -32,7 +32,7 @@ def facades(tmp_path, **kwargs):
     task = tw.tasks.spirals()
     return {
         "train": lambda **kw: tw.train(task, CPU, **kwargs, **kw),
-        "lr_range_test": lambda **kw: tw.lr_range_test(task, num_iter=10, device="cpu", **kwargs, **kw),
+        "lr_range_test": lambda **kw: tw.lr_range_test(task, steps=10, device="cpu", **kwargs, **kw),
         "search": lambda **kw: tw.search(task, GRID, base=CPU, strategy="grid", background=False,
                                          **{"store": tmp_path / "search-runs", **kwargs, **kw}),
     }
@@ -119,7 +119,7 @@ def test_results_carry_logged_and_the_old_attributes_read_it(tmp_path, mlflow_ur
     assert run.logged == {"store": str(runs / "runs.sqlite"),
                           "tensorboard": str(runs / "tensorboard" / f"train-{run.run_id}"), "mlflow": mlflow_uri}
     assert run.tensorboard_dir == run.logged["tensorboard"] and run.mlflow_uri == mlflow_uri
-    res = tw.lr_range_test(tw.tasks.spirals(), num_iter=10, device="cpu", store=runs, tensorboard=True)
+    res = tw.lr_range_test(tw.tasks.spirals(), steps=10, device="cpu", store=runs, tensorboard=True)
     assert sorted(res.logged) == ["store", "tensorboard"] and res.mlflow_uri is None
     assert res.tensorboard_dir == str(runs / "tensorboard" / f"lr_range_test-{res.run_id}")
     study = tw.search(tw.tasks.spirals(), GRID, base=CPU, strategy="grid", store=runs, study="s",

@@ -17,7 +17,7 @@ def call(facade, tmp_path, callbacks):
     if facade == "train":
         return tw.train(task, CPU, callbacks=callbacks)
     if facade == "lr_range_test":
-        return tw.lr_range_test(task, num_iter=10, device="cpu", callbacks=callbacks)
+        return tw.lr_range_test(task, steps=10, device="cpu", callbacks=callbacks)
     return tw.search(task, {"lr": tw.space.Choice([0.05])}, base=CPU, strategy="grid", store=tmp_path,
                      background=False, callbacks=callbacks)
 

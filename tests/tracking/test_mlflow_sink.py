@@ -98,10 +98,10 @@ def test_runs_filed_under_a_study_share_its_parent(tmp_path, mlflow_uri, client)
 
 def test_range_test_is_a_plain_run(tmp_path, mlflow_uri, client):
     runs = tmp_path / "store"
-    res = tw.lr_range_test(tw.tasks.digits(), num_iter=30, device="cpu", store=runs, mlflow=mlflow_uri)
+    res = tw.lr_range_test(tw.tasks.digits(), steps=30, device="cpu", store=runs, mlflow=mlflow_uri)
     (got,) = runs_of(client, **{"tw.kind": "lr_range_test"})
     assert "mlflow.parentRunId" not in got.data.tags and got.info.run_name == f"lr_range_test-{res.run_id}"
-    assert got.data.params["num_iter"] == "30" and got.data.tags["state"] == res.stop_reason
+    assert got.data.params["steps"] == "30" and got.data.tags["state"] == res.stop_reason
     with Store(runs) as store:
         for name in ("train/loss", "train/smoothed", "lr"):
             steps, values = history(client, got.info.run_id, name)
@@ -133,6 +133,6 @@ def test_missing_mlflow_names_the_extra(tmp_path, monkeypatch):
 
 def test_bad_mlflow_value_fails_before_training(tmp_path):
     with pytest.raises(ValueError, match="mlflow: expected True, False or a tracking URI"):
-        tw.lr_range_test(tw.tasks.spirals(), num_iter=10, device="cpu", store=tmp_path, mlflow="mlruns")
+        tw.lr_range_test(tw.tasks.spirals(), steps=10, device="cpu", store=tmp_path, mlflow="mlruns")
     with Store(tmp_path) as store:
         assert store.runs().empty

@@ -35,11 +35,11 @@ def test_store_keeps_config_seed_versions_device_and_fingerprints(tmp_path):
 
 def test_range_test_records_the_arguments_that_repeat_it(tmp_path):
     res = tw.lr_range_test(tw.tasks.spirals(), optimizer="sgd", optimizer_kwargs={"momentum": 0.9},
-                           num_iter=20, start_lr=1e-4, end_lr=1.0, device="cpu", store=tmp_path, seed=2)
+                           steps=20, start_lr=1e-4, end_lr=1.0, device="cpu", store=tmp_path, seed=2)
     with Store(tmp_path) as store:
         repro = store.run(res.run_id)["env"]["repro"]
     call = repro["call"]
-    assert (call["optimizer"], call["optimizer_kwargs"]["momentum"], call["num_iter"], call["seed"]) == (
+    assert (call["optimizer"], call["optimizer_kwargs"]["momentum"], call["steps"], call["seed"]) == (
         "sgd", 0.9, 20, 2)
     assert repro["own_objects"] == [] and repro["task"]["spec"]["name"] == "spirals"
 

@@ -60,7 +60,7 @@ def test_train_and_range_test_return_where_they_logged(tmp_path, mlflow_db):
                    mlflow=True, name="baseline")
     assert run.tensorboard_dir == str(runs / "tensorboard" / "baseline")
     assert run.mlflow_uri.endswith("/runs/mlflow.db") and run.sink_errors == []
-    res = tw.lr_range_test(tw.tasks.spirals(), num_iter=10, device="cpu", store=runs, tensorboard=True, mlflow=True)
+    res = tw.lr_range_test(tw.tasks.spirals(), steps=10, device="cpu", store=runs, tensorboard=True, mlflow=True)
     assert res.tensorboard_dir == str(runs / "tensorboard" / f"lr_range_test-{res.run_id}")
     assert res.mlflow_uri == run.mlflow_uri
     assert "lr_range/loss" in read_events(res.tensorboard_dir).Tags()["scalars"]

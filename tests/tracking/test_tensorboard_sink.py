@@ -79,7 +79,7 @@ def test_shapes_masks_grid(tmp_path):
 
 def test_range_test_loss_against_lr(tmp_path):
     runs = tmp_path / "runs"
-    res = tw.lr_range_test(tw.tasks.digits(), num_iter=40, end_lr=10, device="cpu", store=runs, tensorboard=True)
+    res = tw.lr_range_test(tw.tasks.digits(), steps=40, end_lr=10, device="cpu", store=runs, tensorboard=True)
     acc = read_events(res.tensorboard_dir)
     steps, losses = scalars(acc, "lr_range/loss")
     assert steps == [round(1000 * math.log10(lr)) for lr in res.lrs]  # the step axis is 1000 log10(lr)

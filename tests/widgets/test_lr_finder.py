@@ -46,16 +46,16 @@ def task() -> tw.Task:
 
 
 def finder(task, **kw) -> LRFinder:
-    kw.setdefault("num_iter", 40)
+    kw.setdefault("steps", 40)
     kw.setdefault("device", "cpu")
     kw.setdefault("interval", 0.02)
     return LRFinder(task, **kw)
 
 
 def test_controls_give_the_range_test_settings(task):
-    f = finder(task, start_lr=1e-5, end_lr=10.0, num_iter=80, optimizer="adam", smoothing=0.9,
+    f = finder(task, start_lr=1e-5, end_lr=10.0, steps=80, optimizer="adam", smoothing=0.9,
                mode="linear", seed=3)
-    assert f.test_settings() == {"optimizer": "adam", "start_lr": 1e-5, "end_lr": 10.0, "num_iter": 80,
+    assert f.test_settings() == {"optimizer": "adam", "start_lr": 1e-5, "end_lr": 10.0, "steps": 80,
                                  "mode": "linear", "smoothing": 0.9, "device": "cpu", "seed": 3}
     # the range slider works in log10 units; its label shows the learning rates
     assert f.lr_range.value == pytest.approx((-5.0, 1.0))
@@ -63,17 +63,17 @@ def test_controls_give_the_range_test_settings(task):
     s = f.test_settings()
     assert s["start_lr"] == pytest.approx(1e-6) and s["end_lr"] == pytest.approx(10 ** -2.5)
     assert f.lr_range_label.value == "1.00e-6 &rarr; 3.16e-3"  # as slider readouts show lrs
-    f.iterations.value, f.optimizer.value, f.mode.value, f.smoothing.value = 25, "sgd", "exp", 0.5
+    f.steps.value, f.optimizer.value, f.mode.value, f.smoothing.value = 25, "sgd", "exp", 0.5
     s = f.test_settings()
-    assert (s["num_iter"], s["optimizer"], s["mode"], s["smoothing"]) == (25, "sgd", "exp", 0.5)
+    assert (s["steps"], s["optimizer"], s["mode"], s["smoothing"]) == (25, "sgd", "exp", 0.5)
     assert list(f.optimizer.options) == list(tw.engine.optimizers.OPTIMIZERS)
 
 
 def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
-    f = finder(task, num_iter=40)
+    f = finder(task, steps=40)
     assert f.run() is True
     assert f.status == "running" and f.run_bar.run_button.disabled and not f.run_bar.stop_button.disabled
-    assert f.iterations.disabled and f.lr_range.disabled  # settings stay as the run started
+    assert f.steps.disabled and f.lr_range.disabled  # settings stay as the run started
     res = f.wait(timeout=60)
     assert f.status == "finished" and res is f.result and isinstance(res, tw.LRRangeTestResult)
     curve = f.figure.select_one({"name": CURVE}).data
@@ -81,7 +81,7 @@ def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
     np.testing.assert_allclose(curve["lr"], res.lrs)
     np.testing.assert_allclose(curve["loss"], res.losses)
     np.testing.assert_allclose(curve["smoothed"], res.smoothed)
-    assert list(curve["step"]) == list(range(40))
+    assert list(curve["step"]) == list(range(1, 41))  # steps count from 1
     markers = f.figure.select_one({"name": MARKERS}).data
     expected = {m: v for m, v in res.suggestions.items() if v is not None}
     assert dict(zip(markers["method"], markers["x"])) == expected and expected
@@ -94,7 +94,7 @@ def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
         res.suggested, "sgd", 2, "cpu")
     assert (f.run_bar.progress.value, f.run_bar.progress.max) == (40, 40)
     assert not f.run_bar.run_button.disabled and f.run_bar.stop_button.disabled
-    assert not f.iterations.disabled and not f.optimizer.disabled
+    assert not f.steps.disabled and not f.optimizer.disabled
     assert "40 steps" in f.status_line.value and not f.error_area.visible
     # the widget was re-rendered from its figure, so a saved notebook shows the final plot
     np.testing.assert_allclose(saved_columns(f.plot, CURVE)["lr"], res.lrs)
@@ -102,21 +102,21 @@ def test_a_run_fills_the_plot_and_picks_the_suggestion(task):
 
 
 def test_long_runs_are_thinned_to_the_cap(task):
-    f = finder(task, num_iter=80, max_points=16, start_lr=1e-4, end_lr=1e-1)
+    f = finder(task, steps=80, max_points=16, start_lr=1e-4, end_lr=1e-1)
     f.run()
     res = f.wait(timeout=60)
     curve = f.figure.select_one({"name": CURVE}).data
     assert 8 <= len(curve["lr"]) <= 16
     assert curve["lr"][0] == res.lrs[0] and curve["lr"][-1] == res.lrs[-1]
     idx = curve["step"]
-    np.testing.assert_allclose(curve["loss"], res.losses[idx])
+    np.testing.assert_allclose(curve["loss"], res.losses[np.asarray(idx) - 1])  # step k is entry k - 1
     assert len({b - a for a, b in zip(idx[:-2], idx[1:-1])}) == 1  # evenly spaced (the last may not be)
 
 
 def test_stop_from_another_thread_leaves_stopped_and_the_model_restored(task):
     net = mlp()
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    f = finder(task, num_iter=5000, model=net, end_lr=1e-2)
+    f = finder(task, steps=5000, model=net, end_lr=1e-2)
     f.run()
 
     def press_stop():
@@ -166,7 +166,7 @@ def test_an_error_in_the_test_shows_in_the_widget(task):
 
 
 def test_picking_an_lr_from_the_list_the_slider_and_the_plot(task):
-    f = finder(task, num_iter=40)
+    f = finder(task, steps=40)
     with pytest.raises(ValueError, match="no learning rate chosen yet"):
         f.config()
     f.run()
@@ -230,7 +230,7 @@ def test_optimizer_settings_go_into_the_config(task):
 
 
 def test_on_a_running_loop_the_plot_updates_between_awaits(task):
-    f = finder(task, num_iter=60)
+    f = finder(task, steps=60)
     counts = []
 
     async def main():
@@ -264,10 +264,21 @@ def test_bad_arguments_fail_before_anything_is_built(task, kwargs, error, words)
 
 
 def test_the_buttons_run_and_stop(task):
-    f = finder(task, num_iter=5000, end_lr=1e-2)
+    f = finder(task, steps=5000, end_lr=1e-2)
     f.run_bar.run_button.click()
     assert f.status == "running" and f.session.running
     f.run_bar.stop_button.click()  # on the UI thread: the UI says so at once
     assert f.status == "stopping" and f.run_bar.stop_button.disabled and "stopping" in f.status_line.value
     res = f.wait(timeout=60)
     assert f.status == "stopped" and res.stop_reason == "stopped" and len(res) < 5000
+
+
+def test_the_steps_control_and_the_old_keyword_names(task):
+    f = LRFinder(task, steps=30, device="cpu")
+    assert f.steps.description == "steps" and f.test_settings()["steps"] == 30 and f.iterations is f.steps
+    with pytest.warns(DeprecationWarning, match="num_iter= is now steps="):
+        old = LRFinder(task, num_iter=25, device="cpu")
+    assert old.steps.value == 25 and old.test_settings()["steps"] == 25
+    with pytest.warns(DeprecationWarning, match="val_data= is now val="):
+        old = LRFinder(task, val_data=True, device="cpu")
+    assert old.test_kwargs == {"val": True, "device": "cpu"}

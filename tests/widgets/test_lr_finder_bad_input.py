@@ -19,11 +19,11 @@ def task() -> tw.Task:
 
 
 @pytest.mark.parametrize("kwargs, error, pattern", [
-    ({"num_iter": 0}, ValueError, r"^num_iter: must be in \[2, 1000000\] .*got 0"),
-    ({"num_iter": 1}, ValueError, r"^num_iter: must be in \[2, 1000000\] .*got 1"),
-    ({"num_iter": 2_000_000}, ValueError, r"^num_iter: must be in \[2, 1000000\] .*got 2000000"),
-    ({"num_iter": 50.0}, TypeError, r"^num_iter: expected a whole number .*got 50.0"),
-    ({"num_iter": True}, TypeError, r"^num_iter: expected a whole number .*got True"),
+    ({"steps": 0}, ValueError, r"^steps: must be in \[2, 1000000\] .*got 0"),
+    ({"steps": 1}, ValueError, r"^steps: must be in \[2, 1000000\] .*got 1"),
+    ({"steps": 2_000_000}, ValueError, r"^steps: must be in \[2, 1000000\] .*got 2000000"),
+    ({"steps": 50.0}, TypeError, r"^steps: expected a whole number .*got 50.0"),
+    ({"steps": True}, TypeError, r"^steps: expected a whole number .*got True"),
     ({"smoothing": 1.5}, ValueError, r"^smoothing: must be a number in \[0, 0.999\], got 1.5"),
     ({"smoothing": -0.1}, ValueError, r"^smoothing: must be a number in \[0, 0.999\], got -0.1"),
     ({"smoothing": float("nan")}, ValueError, r"^smoothing: .*got nan"),
@@ -35,8 +35,8 @@ def test_values_outside_the_controls_are_refused_not_clamped(task, kwargs, error
 
 
 def test_values_inside_the_controls_are_kept_exactly(task):
-    f = LRFinder(task, num_iter=np.int64(2), smoothing=0.999, device="cpu")
-    assert f.iterations.value == 2 and f.smoothing.value == 0.999
+    f = LRFinder(task, steps=np.int64(2), smoothing=0.999, device="cpu")
+    assert f.steps.value == 2 and f.smoothing.value == 0.999
     settings = f.test_settings()
-    assert settings["num_iter"] == 2 and settings["smoothing"] == 0.999
+    assert settings["steps"] == 2 and settings["smoothing"] == 0.999
     assert LRFinder(task, smoothing=0, device="cpu").test_settings()["smoothing"] == 0.0

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.notebook
 
 CELLS = [
     "import asyncio, torch\nimport tunewidgets as tw\ntorch.set_num_threads(1)\n"
-    "finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer='adam', num_iter=40, device='cpu', "
+    "finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer='adam', steps=40, device='cpu', "
     "interval=0.05)\nfinder",
     "print('started', finder.run(), finder.session.draining_on_loop)",
     "await finder.wait_async()\n"

@@ -35,7 +35,7 @@ def task() -> tw.Task:
 
 
 def finder(task, **kw) -> LRFinder:
-    kw.setdefault("num_iter", 40)
+    kw.setdefault("steps", 40)
     kw.setdefault("device", "cpu")
     kw.setdefault("interval", 0.02)
     kw.setdefault("seed", 0)
@@ -84,7 +84,7 @@ def test_a_flat_curve_moves_no_lr_and_says_why(task):
 
 
 def test_a_test_stopped_before_the_loss_fell_moves_no_lr(task):
-    f = finder(task, num_iter=400, start_lr=1e-7, end_lr=10.0)
+    f = finder(task, steps=400, start_lr=1e-7, end_lr=10.0)
     f.lr = 0.05
     f.run()
     while f.session.records_seen < 25 and not f.session.done:
@@ -150,13 +150,13 @@ def test_every_run_renders_a_fitted_plot(task):
 
 def test_a_finder_made_again_by_the_same_cell_stops_the_old_test(task, monkeypatch):
     monkeypatch.setattr(base, "current_cell_id", lambda: "cell-7")
-    old = finder(task, num_iter=100_000, end_lr=1e-3)
+    old = finder(task, steps=100_000, end_lr=1e-3)
     old.run()
-    new = finder(task, num_iter=100_000, end_lr=1e-3)  # the cell was run again
+    new = finder(task, steps=100_000, end_lr=1e-3)  # the cell was run again
     old.wait(timeout=60)
     assert old.status == "stopped" and "(the cell was run again)" in old.status_line.value
     monkeypatch.setattr(base, "current_cell_id", lambda: "cell-8")
-    other = finder(task, num_iter=20)  # another cell: leaves the new one alone
+    other = finder(task, steps=20)  # another cell: leaves the new one alone
     new.run()
     assert new.session.running
     assert stop_all() == 1  # what Kernel > Interrupt does
@@ -169,7 +169,7 @@ def test_a_finder_made_again_by_the_same_cell_stops_the_old_test(task, monkeypat
 def test_interrupting_a_cell_that_waits_for_the_test_stops_it(task):
     import asyncio
 
-    f = finder(task, num_iter=100_000, end_lr=1e-3)
+    f = finder(task, steps=100_000, end_lr=1e-3)
 
     async def main():
         f.run()

@@ -347,7 +347,7 @@ def blobs(n: int = 128) -> TensorDataset:
 def test_real_lr_finder_choice_sets_max_lr():
     task = tw.Task(model=lambda: nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 3)), train=blobs(),
                    loss="cross_entropy", batch_size=32)
-    finder = LRFinder(task, num_iter=20, device="cpu")
+    finder = LRFinder(task, steps=20, device="cpu")
     finder.lr = 0.004
     w = make(Warmup(steps=20, then=OneCycle()), lr_finder=finder)  # a current choice applies at once
     assert w.spec.then.max_lr == 0.004

@@ -159,7 +159,7 @@ def test_bad_arguments_fail_before_anything_is_built(task, kwargs, error, words)
 
 
 def test_lr_finder_and_schedule_preview_give_the_base_and_the_lr_range(task, tmp_path):
-    finder = tw.widgets.LRFinder(task, num_iter=20, device="cpu", optimizer="sgd")
+    finder = tw.widgets.LRFinder(task, steps=20, device="cpu", optimizer="sgd")
     preview = tw.widgets.SchedulePreview(tw.schedules.OneCycle(max_lr=0.05))
     w = make(task, None, tmp_path, base=base(optimizer="adam"), lr_finder=finder, schedule=preview)
     # the default space: lr a decade each side of the schedule's peak until the finder has an lr

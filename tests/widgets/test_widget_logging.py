@@ -40,7 +40,7 @@ def history(client, run_id, name):
 
 def test_lr_finder_logs_each_run_to_the_store_tensorboard_and_mlflow(mlflow_db, client):
     runs = mlflow_db.parent
-    finder = LRFinder(tw.tasks.digits(), num_iter=30, device="cpu", seed=0, interval=0.02,
+    finder = LRFinder(tw.tasks.digits(), steps=30, device="cpu", seed=0, interval=0.02,
                       store=runs, tensorboard=True, mlflow=True)
     results = []
     for start, end in ((1e-5, 1e-1), (1e-3, 10.0)):  # a second run with other settings: a second record
@@ -80,7 +80,7 @@ def test_lr_finder_logs_each_run_to_the_store_tensorboard_and_mlflow(mlflow_db, 
 
 def test_lr_finder_without_logging_keeps_no_record(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    finder = LRFinder(tw.tasks.spirals(), num_iter=20, device="cpu", interval=0.02)
+    finder = LRFinder(tw.tasks.spirals(), steps=20, device="cpu", interval=0.02)
     assert finder.run()
     result = finder.wait(60)
     assert result.run_id is None and result.tensorboard_dir is None and result.mlflow_uri is None
@@ -125,7 +125,7 @@ def test_search_widget_logs_trials_to_tensorboard_hparams_and_mlflow_children(ml
 ])
 def test_bad_logging_settings_are_refused_when_the_finder_is_made(tmp_path, kwargs, message):
     with pytest.raises((TypeError, ValueError), match=message):
-        LRFinder(tw.tasks.spirals(), num_iter=20, device="cpu", **kwargs)
+        LRFinder(tw.tasks.spirals(), steps=20, device="cpu", **kwargs)
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
@@ -143,4 +143,4 @@ def test_bad_logging_settings_are_refused_when_the_search_widget_is_made(tmp_pat
 def test_a_missing_tensorboardx_is_named_when_the_widget_is_made(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     with pytest.raises(ImportError, match="tensorboard"):
-        LRFinder(tw.tasks.spirals(), num_iter=20, device="cpu", tensorboard=True)
+        LRFinder(tw.tasks.spirals(), steps=20, device="cpu", tensorboard=True)

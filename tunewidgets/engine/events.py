@@ -33,7 +33,8 @@ class Events(str, enum.Enum):
     """Events a run fires, in this order: START, (STEP* LOG? EPOCH EVAL?)*, LOG, END.
 
     Every record carries ``run_id`` (the store's id, None without a store) and ``trial`` (the
-    trial number in a search, else None).
+    trial number in a search, else None). Steps count from 1 in every kind of run: ``step=k``
+    is the k-th optimizer step, and its ``lr`` the one that step used.
 
     - START: once, before the first step; record has ``config``, ``params``, ``trainer``,
       ``total_steps``, ``kind`` ("train" or "lr_range_test").

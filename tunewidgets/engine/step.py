@@ -8,6 +8,10 @@ scheduler, events). A fused (vmap) executor plugs in here later with the same in
   scaler, the loss divided by ``grad_accum``); returns the loss, detached, still on the device.
 - ``step.update()``: the optimizer step (unscale and clip when asked, scaler step and update),
   then ``zero_grad(set_to_none=True)``.
+- ``step.steps(batches)``: the accumulation, for every loop: one optimizer step per
+  ``grad_accum`` mini-batches of ``batches`` (and one for a shorter last group), yielding each
+  step's loss (the mean over its mini-batches, on the device). A generator: the next step runs
+  only when its loss is asked for, so a loop may change the lr (a ramp) or stop between two.
 - ``step.plain``: for the common case (no accumulation, no amp, no clipping, one call per
   step) one flat function ``batch -> loss`` doing both, since every layer of calls shows in
   the time of a small model's step; None otherwise. Its loss is not detached (``.item()`` it,
@@ -30,7 +34,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -126,6 +130,43 @@ class TrainStep:
                 return loss_fn(output, target)
             slot[0] = first_call
         return slot
+
+    # -- the steps of a loop -------------------------------------------------------------
+    def steps(self, batches: Iterable[Any]) -> Iterator[torch.Tensor]:
+        """One optimizer step per ``grad_accum`` batches (a shorter last group makes one too); yields its loss.
+
+        The loss is the sum of the group's ``micro`` losses (each divided by ``grad_accum``: the
+        mean over a full group), a 0-d tensor on the device; on the fast path (``plain``) it
+        still holds its graph, so ``.item()`` or ``.detach()`` it.
+
+        Example:
+            >>> import torch
+            >>> model = torch.nn.Linear(3, 2)
+            >>> step = TrainStep(model, torch.optim.SGD(model.parameters(), lr=0.1),
+            ...                  torch.nn.functional.cross_entropy, device=torch.device("cpu"), grad_accum=2)
+            >>> batches = [(torch.randn(4, 3), torch.tensor([0, 1, 0, 1]))] * 5
+            >>> len([loss.item() for loss in step.steps(batches)]), step.samples   # 2 + 2 + 1 batches
+            (3, 20)
+        """
+        plain = self.plain
+        if plain is not None:
+            for batch in batches:
+                yield plain(batch)
+            return
+        micro, update, accum = self.micro, self.update, self.grad_accum
+        total: torch.Tensor | None = None
+        n = 0
+        for batch in batches:
+            loss = micro(batch).float()
+            total = loss if total is None else total + loss
+            n += 1
+            if n == accum:
+                update()
+                yield total
+                total, n = None, 0
+        if total is not None:
+            update()
+            yield total
 
     # -- the general path ---------------------------------------------------------------
     def micro(self, batch: Any) -> torch.Tensor:

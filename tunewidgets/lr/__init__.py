@@ -2,7 +2,7 @@
 
 Example:
     >>> import tunewidgets as tw
-    >>> res = tw.lr.lr_range_test(tw.tasks.digits(), start_lr=1e-4, end_lr=10, num_iter=60, device="cpu")
+    >>> res = tw.lr.lr_range_test(tw.tasks.digits(), start_lr=1e-4, end_lr=10, steps=60, device="cpu")
     >>> res.suggested is None or 1e-4 <= res.suggested <= 10
     True
 """

@@ -1,12 +1,14 @@
 """Checks of the range test's settings, run before any work; each error names field, value and fix."""
 from __future__ import annotations
 
+import itertools
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-__all__ = ["MODES", "check_settings", "lr_ramp"]
+__all__ = ["MODES", "check_settings", "LRRamp", "lr_ramp"]
 
 MODES = ("exp", "linear")
 
@@ -23,8 +25,8 @@ def _whole(name: str, v: Any, low: int, fix: str) -> int:
     return int(v)
 
 
-def check_settings(*, start_lr: Any, end_lr: Any, num_iter: Any, mode: Any, smoothing: Any,
-                   diverge: Any, grad_accum: Any, eval_every: Any, amp: Any, stop: Any,
+def check_settings(*, start_lr: Any, end_lr: Any, steps: Any, mode: Any, smoothing: Any,
+                   diverge: Any, grad_accum: Any, eval_every_steps: Any, amp: Any, stop: Any,
                    on_step: Any, log_every: Any = 25) -> dict[str, Any]:
     """Validate the plain settings; returns them normalised (floats, ints)."""
     if not _is_number(start_lr) or not math.isfinite(start_lr) or start_lr <= 0:
@@ -32,7 +34,7 @@ def check_settings(*, start_lr: Any, end_lr: Any, num_iter: Any, mode: Any, smoo
     if not _is_number(end_lr) or not math.isfinite(end_lr) or end_lr <= start_lr:
         raise ValueError(f"end_lr: must be a finite number > start_lr ({start_lr!r}), got {end_lr!r}; "
                          "e.g. end_lr=1.0 (or 10 for adaptive optimizers)")
-    num_iter = _whole("num_iter", num_iter, 2, "the ramp needs a first and a last step; e.g. num_iter=100")
+    steps = _whole("steps", steps, 2, "the ramp needs a first and a last step; e.g. steps=100")
     if mode not in MODES:
         raise ValueError(f"mode: unknown ramp {mode!r}; use 'exp' (even steps in log lr, the usual choice) "
                          "or 'linear'")
@@ -43,7 +45,8 @@ def check_settings(*, start_lr: Any, end_lr: Any, num_iter: Any, mode: Any, smoo
         raise ValueError(f"diverge: must be a number > 1 (stop when the smoothed loss passes diverge x the "
                          f"best), got {diverge!r}; e.g. diverge=4, or math.inf to never stop on it")
     grad_accum = _whole("grad_accum", grad_accum, 1, "e.g. grad_accum=4 to average 4 mini-batches per step")
-    eval_every = _whole("eval_every", eval_every, 1, "e.g. eval_every=5 to evaluate every 5th step")
+    eval_every_steps = _whole("eval_every_steps", eval_every_steps, 1,
+                              "e.g. eval_every_steps=5 to evaluate every 5th step")
     log_every = _whole("log_every", log_every, 1, "e.g. log_every=25 to send the points every 25 steps")
     if amp not in (False, True, "bf16", "fp16") or isinstance(amp, int) and not isinstance(amp, bool):
         raise ValueError(f"amp: must be False, True, 'bf16' or 'fp16', got {amp!r}")
@@ -51,22 +54,56 @@ def check_settings(*, start_lr: Any, end_lr: Any, num_iter: Any, mode: Any, smoo
         raise TypeError(f"stop: expected a threading.Event (anything with is_set()), got {stop!r}")
     if on_step is not None and not callable(on_step):
         raise TypeError(f"on_step: expected a callable taking one dict, got {on_step!r}")
-    return {"start_lr": float(start_lr), "end_lr": float(end_lr), "num_iter": num_iter, "mode": mode,
+    return {"start_lr": float(start_lr), "end_lr": float(end_lr), "steps": steps, "mode": mode,
             "smoothing": float(smoothing), "diverge": float(diverge), "grad_accum": grad_accum,
-            "eval_every": eval_every, "log_every": log_every, "amp": amp}
+            "eval_every_steps": eval_every_steps, "log_every": log_every, "amp": amp}
 
 
-def lr_ramp(start_lr: float, end_lr: float, num_iter: int, mode: str) -> np.ndarray:
-    """The lr of each step: ``exp``: ``start * (end/start) ** (i/(n-1))``;
-    ``linear``: ``start + (end - start) * i/(n-1)``; the first is ``start``, the last ``end``.
+class LRRamp:
+    """The lr of each step of a ramp, computed as it is asked for: no array of ``steps`` values.
 
-    >>> lr_ramp(1e-3, 1.0, 4, "exp").round(6).tolist()
+    ``exp``: ``start * (end/start) ** (i/(n-1))``; ``linear``: ``start + (end - start) * i/(n-1)``
+    for ``i = 0..n-1`` (step ``i + 1``); the first is exactly ``start``, the last exactly ``end``.
+    Iterating it gives the lrs in order; ``values(count)`` the first ``count`` as an array.
+
+    >>> ramp = LRRamp(1e-3, 1.0, 4, "exp")
+    >>> len(ramp), ramp.values().round(6).tolist()
+    (4, [0.001, 0.01, 0.1, 1.0])
+    >>> len(LRRamp(1e-7, 1.0, 10**12, "exp"))   # nothing allocated for the steps
+    1000000000000
+    """
+
+    __slots__ = ("start", "end", "steps", "mode")
+
+    def __init__(self, start: float, end: float, steps: int, mode: str) -> None:
+        self.start, self.end, self.steps, self.mode = float(start), float(end), int(steps), mode
+
+    def __len__(self) -> int:
+        return self.steps
+
+    def __iter__(self) -> Iterator[float]:
+        start, end, last = self.start, self.end, self.steps - 1
+        yield start
+        if self.mode == "exp":
+            ratio = end / start
+            for i in range(1, last):
+                yield start * ratio ** (i / last)
+        else:
+            span = end - start
+            for i in range(1, last):
+                yield start + span * (i / last)
+        yield end
+
+    def values(self, count: int | None = None) -> np.ndarray:
+        """The lrs of the first ``count`` steps (all when None), the same floats iteration gives."""
+        n = self.steps if count is None else min(int(count), self.steps)
+        return np.fromiter(itertools.islice(iter(self), n), dtype=float, count=n)
+
+
+def lr_ramp(start_lr: float, end_lr: float, steps: int, mode: str) -> LRRamp:
+    """The ramp of a range test (an :class:`LRRamp`).
+
+    >>> lr_ramp(1e-3, 1.0, 4, "exp").values().round(6).tolist()
     [0.001, 0.01, 0.1, 1.0]
     """
-    t = np.arange(num_iter, dtype=float) / (num_iter - 1)
-    if mode == "exp":
-        lrs = start_lr * (end_lr / start_lr) ** t
-    else:
-        lrs = start_lr + (end_lr - start_lr) * t
-    lrs[0], lrs[-1] = start_lr, end_lr
-    return lrs
+    return LRRamp(start_lr, end_lr, steps, mode)

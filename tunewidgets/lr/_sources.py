@@ -37,7 +37,7 @@ class Sources:
     batch_loss: Callable[[Any], torch.Tensor] | None
     unpack: Callable[[Any], tuple[Any, Any]]
     data: Any
-    val_data: Any
+    val: Any
     device: torch.device
     seed: int | None
     batch_size: int | None
@@ -65,7 +65,7 @@ class Sources:
             assert self.task is not None
             generator = torch.Generator().manual_seed(self.seed if self.seed is not None else 0)
             data = self.task.train_batches(self.batch_size, generator, self.device)
-        val = self.val_data
+        val = self.val
         if val is True:
             assert self.task is not None
             val = self.task.val_batches(self.batch_size, self.device)
@@ -86,7 +86,7 @@ def _same_device(asked: torch.device, actual: torch.device) -> bool:
 
 
 def _check_data(name: str, data: Any) -> None:
-    if data is None or (name == "val_data" and isinstance(data, bool)):
+    if data is None or (name == "val" and isinstance(data, bool)):
         return
     if isinstance(data, Dataset) and not isinstance(data, IterableDataset):
         raise TypeError(f"{name}: got a Dataset, which yields single samples; wrap it in a DataLoader, e.g. "
@@ -110,7 +110,7 @@ def _split_optimizer_kwargs(config: TrainConfig | None, optimizer_kwargs: Any) -
 
 
 def check_sources(task: Any, *, model: Any, optimizer: Any, loss: Any, data: Any, batch_loss: Any,
-                  unpack: Any, val_data: Any, config: Any, optimizer_kwargs: Any, device: Any,
+                  unpack: Any, val: Any, config: Any, optimizer_kwargs: Any, device: Any,
                   seed: Any, batch_size: Any, amp: Any, start_lr: float) -> Sources:
     """Check where each input comes from and that it fits; raises before any work."""
     if isinstance(task, nn.Module):
@@ -149,12 +149,12 @@ def check_sources(task: Any, *, model: Any, optimizer: Any, loss: Any, data: Any
         raise TypeError(f"unpack: expected a callable batch -> (inputs, targets), got {unpack!r}")
     unpack_fn = unpack or (task.unpack if task is not None and task.unpack is not None else unpack_default)
     _check_data("data", data)
-    _check_data("val_data", val_data)
-    if val_data is False:
-        val_data = None
-    if val_data is True and (task is None or task.val is None):
-        raise ValueError("val_data: True uses the task's validation data, but "
-                         f"{'there is no task' if task is None else 'the task has none'}; pass val_data=loader")
+    _check_data("val", val)
+    if val is False:
+        val = None
+    if val is True and (task is None or task.val is None):
+        raise ValueError("val: True uses the task's validation data, but "
+                         f"{'there is no task' if task is None else 'the task has none'}; pass val=loader")
 
     name: str | None = None
     if isinstance(optimizer, torch.optim.Optimizer):
@@ -201,6 +201,6 @@ def check_sources(task: Any, *, model: Any, optimizer: Any, loss: Any, data: Any
     amp_dtype, use_scaler = amp_mode(amp, dev)
     return Sources(task=task, model=model, optimizer=optimizer if name is None else None, optimizer_name=name,
                    optimizer_settings=settings, loss_fn=loss_fn, batch_loss=batch_loss, unpack=unpack_fn,
-                   data=data, val_data=val_data, device=dev, seed=seed, batch_size=batch_size,
+                   data=data, val=val, device=dev, seed=seed, batch_size=batch_size,
                    amp_dtype=amp_dtype, use_scaler=use_scaler,
                    model_kwargs=dict(config.model_kwargs) if config is not None else {})

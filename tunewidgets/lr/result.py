@@ -27,23 +27,24 @@ class LRRangeTestResult(Logged):
 
     Attributes:
         lrs, losses, smoothed: 1-D float arrays of the same length, one entry per optimizer
-            step done: the lr of the first param group, the raw loss (averaged over
-            accumulated mini-batches) and its bias-corrected moving average.
+            step done (entry ``i`` is step ``i + 1``): the lr of the first param group, the raw
+            loss (averaged over accumulated mini-batches) and its bias-corrected moving average.
         val_losses: validation loss per step (NaN where not evaluated), or None when off.
         suggestions: ``{"valley": lr, "steepest": lr, "minimum": lr}``; a value is None where
             its rule has no answer (see ``warning``).
         suggested: the lr of the ``method`` rule (default "valley"), or of the next rule that
             has one; None when no rule has one.
         band: ``(low, high)`` spanned by the rules' lrs; a narrow band means they agree.
-        stopped_early: True unless all ``num_iter`` steps ran.
+        stopped_early: True unless all ``steps`` steps ran.
         stop_reason: "finished", "diverged" (the smoothed loss rose too far above its best, or
             a loss was NaN or infinite: then ``nonfinite`` is True) or "stopped" (the stop event
             was set).
-        stopped_at: index of the last recorded step when the test stopped early, else None.
+        stopped_at: the step (counted from 1, so ``len(result)``) of the last recorded step when the
+            test stopped early, else None.
         warning: why suggestions are missing or doubtful; None when all is well.
         cycled_data: True when the data ran out and was iterated again; ``data_passes`` counts
             the passes started over it (1 when it was not cycled).
-        settings: the settings the test ran with (start_lr, end_lr, num_iter, mode, ...).
+        settings: the settings the test ran with (start_lr, end_lr, steps, mode, ...).
         duration_s: wall time of the steps, in seconds.
         run_id: the store's run id when a store recorded the test.
         nonfinite: True when the test stopped on a NaN or infinite loss.
@@ -81,11 +82,12 @@ class LRRangeTestResult(Logged):
         return len(self.lrs)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per step, indexed by ``step`` (from 0): ``lr``, ``loss``, ``smoothed`` (and ``val_loss``)."""
+        """One row per step, indexed by ``step`` (from 1, as in the store): ``lr``, ``loss``, ``smoothed``
+        (and ``val_loss``)."""
         data = {"lr": self.lrs, "loss": self.losses, "smoothed": self.smoothed}
         if self.val_losses is not None:
             data["val_loss"] = self.val_losses
-        frame = pd.DataFrame(data)
+        frame = pd.DataFrame(data, index=pd.RangeIndex(1, len(self.lrs) + 1))
         frame.index.name = "step"
         return frame
 

@@ -156,7 +156,7 @@ def suggest(lrs: Any, smoothed: Any, method: str = "valley") -> Suggestions:
     if len(x) < MIN_POINTS:
         cut = f" ({n_given - len(x)} dropped at or after the first non-finite loss)" if n_given > len(x) else ""
         warning = (f"only {len(x)} usable point(s){cut}, fewer than the {MIN_POINTS} the rules need, so "
-                   "there are no suggestions; run more iterations (num_iter) or lower end_lr / diverge")
+                   "there are no suggestions; run more steps (steps=) or lower end_lr / diverge")
         return Suggestions({r: None for r in RULES}, None, method, None, warning)
     values = {r: _RULE_FUNCTIONS[r](x, y) for r in RULES}
     notes = []

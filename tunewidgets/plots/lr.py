@@ -51,7 +51,8 @@ class LRPlotData:
     """Plain columns of an LR range plot.
 
     Attributes:
-        curve: ``step``, ``lr``, ``loss``, ``smoothed`` (lists of equal length; NaN where not finite).
+        curve: ``step``, ``lr``, ``loss``, ``smoothed`` (lists of equal length; NaN where not finite;
+            ``step`` counts from 1, as every run numbers its steps).
         markers: one row per suggestion with a value: ``method``, ``x`` (the lr), ``y`` (the
             smoothed loss there), ``label`` (``"valley 3.16e-3"``), ``color``, ``dy`` (label offset, px).
         band: ``x0``, ``x1``: one row for the agreement band, or none.
@@ -75,7 +76,7 @@ def lr_plot_data(result_or_frame: Any, suggestions: Mapping[str, float | None] |
     n = len(frame)
     steps = next((frame[c] for c in ("step", "iteration") if c in frame), None)
     if steps is None:
-        steps = frame.index if frame.index.name in ("step", "iteration") else range(n)
+        steps = frame.index if frame.index.name in ("step", "iteration") else range(1, n + 1)  # steps from 1
     lrs = finite_or_nan(frame["lr"])
     losses = finite_or_nan(frame["loss"])
     smoothed = finite_or_nan(frame["smoothed"]) if "smoothed" in frame else list(losses)

@@ -6,6 +6,9 @@ Version history:
        ``writer_lock`` (1 if the writer holds a lock file), to tell live writers from dead
        ones by more than a pid (see ``_liveness``). A new store is made as version 1 and
        migrated, so every store takes the same path.
+    3: one step numbering for every run: the metric row with ``step=k`` is the k-th optimizer
+       step (k = 1..n), as training runs always wrote it. LR range tests (kind
+       ``lr_range_test``) wrote theirs from 0 before; the migration adds 1 to their steps.
 
 To change the schema, bump ``SCHEMA_VERSION`` and add ``MIGRATIONS[old] = fn``: ``fn(conn)``
 upgrades a store from ``old`` to ``old + 1`` inside the open transaction.
@@ -23,7 +26,7 @@ __all__ = [
     "resolve_db_path", "connect", "prepare",
 ]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "runs.sqlite"
 DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -72,7 +75,11 @@ def _v1_to_v2(conn: sqlite3.Connection) -> None:
     conn.execute("ALTER TABLE runs ADD COLUMN writer_lock INTEGER NOT NULL DEFAULT 0")
 
 
-MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2}
+def _v2_to_v3(conn: sqlite3.Connection) -> None:
+    conn.execute("UPDATE metrics SET step = step + 1 WHERE run IN (SELECT id FROM runs WHERE kind = 'lr_range_test')")
+
+
+MIGRATIONS: dict[int, Callable[[sqlite3.Connection], None]] = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
 class StoreVersionError(RuntimeError):

@@ -353,8 +353,8 @@ def resolve(store: Any = None, *, store_required: bool = False, **given: Any) ->
 def take_destinations(kwargs: dict[str, Any]) -> dict[str, Any]:
     """Take the destinations' keywords out of a facade's other ``kwargs`` (for ``tw.lr_range_test``).
 
-    >>> kwargs = {"num_iter": 50, "mlflow": None}
+    >>> kwargs = {"steps": 50, "mlflow": None}
     >>> take_destinations(kwargs), kwargs
-    ({'mlflow': None}, {'num_iter': 50})
+    ({'mlflow': None}, {'steps': 50})
     """
     return {k: kwargs.pop(k) for k in list(kwargs) if k in DESTINATIONS}

@@ -53,6 +53,7 @@ from tunewidgets.engine.devices import resolve_device
 from tunewidgets.engine.env import _version
 from tunewidgets.engine.seeding import seeded
 from tunewidgets.engine.task import Task
+from tunewidgets.lr.range_test import current_names
 from tunewidgets.tracking._json import to_jsonable
 
 __all__ = ["repro_record", "train_record", "range_test_record", "fingerprint_data", "fingerprint_factory",
@@ -180,20 +181,20 @@ def train_record(task: Task, config: TrainConfig, device: Any = None) -> dict[st
 def range_test_record(test: Any) -> dict[str, Any]:
     """The record of a range test (a ``tunewidgets.lr.RangeTest``): the arguments that repeat it."""
     src, settings = test.sources, test.settings
-    call = {**{k: settings[k] for k in ("start_lr", "end_lr", "num_iter", "mode", "smoothing", "diverge",
-                                        "grad_accum", "eval_every", "log_every", "amp")},
+    call = {**{k: settings[k] for k in ("start_lr", "end_lr", "steps", "mode", "smoothing", "diverge",
+                                        "grad_accum", "eval_every_steps", "log_every", "amp")},
             "method": test.method, "seed": src.seed, "batch_size": src.batch_size, "device": str(src.device)}
     own = [name for name, value in (("model", src.model), ("optimizer", src.optimizer), ("data", src.data),
                                     ("batch_loss", src.batch_loss)) if value is not None]
-    if src.val_data is not None and src.val_data is not True:
-        own.append("val_data")
+    if src.val is not None and src.val is not True:
+        own.append("val")
     if src.optimizer_name is not None:
         call["optimizer"] = src.optimizer_name
         call["optimizer_kwargs"] = dict(src.optimizer_settings)
     if src.model_kwargs:
         call["config"] = {"model_kwargs": dict(src.model_kwargs)}
-    if src.val_data is True:
-        call["val_data"] = True
+    if src.val is True:
+        call["val"] = True
     return {"kind": "lr_range_test", "call": to_jsonable(call), "own_objects": own, "seed": src.seed,
             "versions": versions(), "device": str(src.device), "task": _task_record(src.task),
             "data": fingerprint_data(src.data) if src.data is not None and isinstance(src.data, (Dataset, DataLoader))
@@ -252,6 +253,8 @@ def differences(before: Mapping[str, Any] | None, now: Mapping[str, Any] | None)
         out.append("the range test's data changed")
     for key in ("config", "call"):
         a, b = before.get(key), now.get(key)
+        if key == "call" and a and b:  # a call recorded under the range test's old keyword names
+            a, b = current_names(a), current_names(b)
         if a != b:
             keys = sorted(k for k in set(a or {}) | set(b or {}) if (a or {}).get(k) != (b or {}).get(k))
             out.append(f"the settings changed: {', '.join(keys)}")

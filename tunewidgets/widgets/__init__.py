@@ -5,7 +5,7 @@ does not (``tw.widgets`` is imported on first use).
 
 Example:
     >>> import tunewidgets as tw
-    >>> finder = tw.widgets.LRFinder(tw.tasks.spirals(), num_iter=20, device="cpu")
+    >>> finder = tw.widgets.LRFinder(tw.tasks.spirals(), steps=20, device="cpu")
     >>> finder.status, finder.lr is None
     ('idle', True)
 """

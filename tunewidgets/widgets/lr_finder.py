@@ -2,7 +2,7 @@
 
 Example (headless, as in a script or a test; in a notebook, show ``finder`` and press Run):
     >>> import tunewidgets as tw
-    >>> finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer="adam", start_lr=1e-4, num_iter=30,
+    >>> finder = tw.widgets.LRFinder(tw.tasks.spirals(), optimizer="adam", start_lr=1e-4, steps=30,
     ...                              device="cpu")
     >>> finder.run(), finder.wait() is finder.result
     (True, True)
@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import math
+import warnings
 from typing import Any
 
 import ipywidgets as widgets
@@ -44,10 +45,10 @@ __all__ = ["LRFinder", "MODES"]
 
 MODES = ("exp", "linear")
 _EXP_MIN, _EXP_MAX = -10.0, 2.0
-_MIN_ITER, _MAX_ITER, _MAX_SMOOTHING = 2, 1_000_000, 0.999  # the ranges of the iterations and smoothing controls
+_MIN_ITER, _MAX_ITER, _MAX_SMOOTHING = 2, 1_000_000, 0.999  # the ranges of the steps and smoothing controls
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(TrainConfig)}
 # set by the controls or by the widget itself, so not accepted as extra settings
-_OWN_SETTINGS = {"task", "optimizer", "start_lr", "end_lr", "num_iter", "mode", "smoothing", "stop", "on_step"}
+_OWN_SETTINGS = {"task", "optimizer", "start_lr", "end_lr", "steps", "mode", "smoothing", "stop", "on_step"}
 
 
 class LRFinder(BackgroundWidget):
@@ -55,8 +56,9 @@ class LRFinder(BackgroundWidget):
 
     Args:
         task: the :class:`tunewidgets.Task` to test (a fresh model is built for each run).
-        start_lr, end_lr, num_iter, optimizer, smoothing, mode: the controls' first values
-            (see :func:`tunewidgets.lr_range_test`).
+        start_lr, end_lr, steps, optimizer, smoothing, mode: the controls' first values
+            (see :func:`tunewidgets.lr_range_test`; ``num_iter`` is the old name of ``steps``, still
+            accepted with a DeprecationWarning, as are the range test's other old names).
         max_points: the plot keeps at most this many points of a long test (thinned evenly).
         interval: seconds between plot updates while the test runs.
         store, tensorboard, mlflow: where each run is logged, as for ``tw.lr_range_test`` (a
@@ -76,7 +78,7 @@ class LRFinder(BackgroundWidget):
                                            "from the list or the slider, or a click on the plot.")
     result = AnyTrait(None, allow_none=True, help="The last LRRangeTestResult, or None before a run ends.")
 
-    def __init__(self, task: Task, *, start_lr: float = 1e-7, end_lr: float = 1.0, num_iter: int = 100,
+    def __init__(self, task: Task, *, start_lr: float = 1e-7, end_lr: float = 1.0, steps: int = 100,
                  optimizer: str = "sgd", smoothing: float = 0.98, mode: str = "exp",
                  max_points: int = 2000, interval: float = 0.25, store: Any = None, tensorboard: Any = None,
                  mlflow: Any = None, **test_kwargs: Any) -> None:
@@ -87,7 +89,8 @@ class LRFinder(BackgroundWidget):
         if mode not in MODES:
             raise ValueError(f"mode: unknown ramp {mode!r}; use 'exp' or 'linear'")
         _check_range(start_lr, end_lr)
-        _check_controls(num_iter, smoothing)
+        steps = _renamed_kwargs(test_kwargs, steps)
+        _check_controls(steps, smoothing)
         _check_test_kwargs(test_kwargs)
         self.logging = Logging(store, tensorboard, mlflow)
         self.task = task
@@ -101,9 +104,9 @@ class LRFinder(BackgroundWidget):
             description="LR range", readout=False, style=style, layout=widgets.Layout(width="360px"),
             tooltip="log10 of the first and last learning rate")
         self.lr_range_label = widgets.HTML()
-        self.iterations = widgets.BoundedIntText(value=int(num_iter), min=_MIN_ITER, max=_MAX_ITER,
-                                                 description="iterations", style=style,
-                                                 layout=widgets.Layout(width="200px"))
+        self.steps = widgets.BoundedIntText(value=int(steps), min=_MIN_ITER, max=_MAX_ITER,
+                                            description="steps", style=style, tooltip="optimizer steps of the test",
+                                            layout=widgets.Layout(width="200px"))
         self.optimizer = widgets.Dropdown(options=list(OPTIMIZERS), value=optimizer, description="optimizer",
                                           style=style, layout=widgets.Layout(width="220px"))
         self.smoothing = widgets.FloatSlider(value=float(smoothing), min=0.0, max=_MAX_SMOOTHING, step=0.001,
@@ -111,10 +114,10 @@ class LRFinder(BackgroundWidget):
         self.mode = widgets.ToggleButtons(options=list(MODES), value=mode, description="ramp", style=style,
                                           tooltips=["even steps in log lr (usual)", "even steps in lr"])
         self._start_lr, self._end_lr = float(start_lr), float(end_lr)  # exact until the slider moves
-        self._total = int(num_iter)
+        self._total = int(steps)
         self.lr_range.observe(self._on_range_change, names="value")
         self._show_range()
-        self._settings = (self.lr_range, self.iterations, self.optimizer, self.smoothing, self.mode)
+        self._settings = (self.lr_range, self.steps, self.optimizer, self.smoothing, self.mode)
 
         # -- plot and picker ------------------------------------------------------------
         self.figure = live_lr_figure()
@@ -127,7 +130,7 @@ class LRFinder(BackgroundWidget):
 
         self.children = [
             widgets.HBox([self.lr_range, self.lr_range_label]),
-            widgets.HBox([self.iterations, self.optimizer]),
+            widgets.HBox([self.steps, self.optimizer]),
             widgets.HBox([self.smoothing, self.mode]),
             self.run_bar,
             self.error_area,
@@ -138,6 +141,11 @@ class LRFinder(BackgroundWidget):
         self.add_class("tw-lr-finder")
 
     # -- public ---------------------------------------------------------------------------
+    @property
+    def iterations(self) -> widgets.BoundedIntText:
+        """The old name of the ``steps`` control."""
+        return self.steps
+
     @property
     def start_lr(self) -> float:
         return self._start_lr
@@ -160,7 +168,7 @@ class LRFinder(BackgroundWidget):
             raise ValueError(f"LR range: the start ({fmt_lr(start)}) must be below the end ({fmt_lr(end)}); "
                              "widen the range, e.g. 1e-7 to 1")
         return {"optimizer": self.optimizer.value, "start_lr": start, "end_lr": end,
-                "num_iter": int(self.iterations.value), "mode": self.mode.value,
+                "steps": int(self.steps.value), "mode": self.mode.value,
                 "smoothing": float(self.smoothing.value), **self.test_kwargs}
 
     def config(self, base: TrainConfig | None = None, **overrides: Any) -> TrainConfig:
@@ -197,7 +205,7 @@ class LRFinder(BackgroundWidget):
         def worker(emit: Any, stop: Any) -> Any:
             return lr_range_test(task, stop=stop, on_step=emit, **logging, **settings)
 
-        self._total = settings["num_iter"]
+        self._total = settings["steps"]
         return worker
 
     def _on_start(self) -> None:
@@ -217,13 +225,13 @@ class LRFinder(BackgroundWidget):
 
     def _on_records(self, records: list[dict[str, Any]]) -> None:
         rows = columns_of(records, CURVE_COLUMNS)
-        rows["step"] = [r.get("step", r.get("iteration")) for r in records]
+        rows["step"] = [r.get("step") for r in records]
         for name in ("lr", "loss", "smoothed"):
             rows[name] = finite_or_nan(rows[name])
         self.curve.push(rows)
         last = records[-1]
-        step = last.get("step", last.get("iteration"))
-        done = int(step if step is not None else self.session.records_seen - 1) + 1
+        step = last.get("step")  # counted from 1: the steps done
+        done = int(step if step is not None else self.session.records_seen)
         self.run_bar.set_progress(done, self._total, f"{done} / {self._total} · lr {fmt_lr(last.get('lr'))}"
                                                      f" · loss {_fmt_loss(last.get('smoothed'))}")
 
@@ -305,14 +313,29 @@ def _check_range(start_lr: Any, end_lr: Any) -> None:
                          "e.g. start_lr=1e-7, end_lr=1")
 
 
-def _check_controls(num_iter: Any, smoothing: Any) -> None:
+def _renamed_kwargs(kwargs: dict[str, Any], steps: Any) -> Any:
+    """The range test's old keyword names in ``kwargs`` renamed in place (each warns); returns ``steps``."""
+    from tunewidgets.lr.range_test import RENAMED
+
+    for old in [k for k in kwargs if k in RENAMED]:
+        new = RENAMED[old]
+        warnings.warn(f"LRFinder: {old}= is now {new}=; {old} will be removed", DeprecationWarning, stacklevel=3)
+        value = kwargs.pop(old)
+        if new == "steps":
+            steps = value if steps == 100 else steps
+        else:
+            kwargs.setdefault(new, value)
+    return steps
+
+
+def _check_controls(steps: Any, smoothing: Any) -> None:
     """Values the controls cannot show are refused, not clamped to the controls' ranges."""
-    if not is_whole(num_iter):
-        raise TypeError(f"num_iter: expected a whole number in [{_MIN_ITER}, {_MAX_ITER}], got {num_iter!r}; "
-                        "e.g. num_iter=100")
-    if not _MIN_ITER <= num_iter <= _MAX_ITER:
-        raise ValueError(f"num_iter: must be in [{_MIN_ITER}, {_MAX_ITER}] (the ramp needs a first and a last "
-                         f"step), got {num_iter!r}; e.g. num_iter=100")
+    if not is_whole(steps):
+        raise TypeError(f"steps: expected a whole number in [{_MIN_ITER}, {_MAX_ITER}], got {steps!r}; "
+                        "e.g. steps=100")
+    if not _MIN_ITER <= steps <= _MAX_ITER:
+        raise ValueError(f"steps: must be in [{_MIN_ITER}, {_MAX_ITER}] (the ramp needs a first and a last "
+                         f"step), got {steps!r}; e.g. steps=100")
     if not is_real(smoothing) or not 0.0 <= smoothing <= _MAX_SMOOTHING:
         raise ValueError(f"smoothing: must be a number in [0, {_MAX_SMOOTHING}], got {smoothing!r}; 0.98 is usual, "
                          "0 turns smoothing off")
@@ -368,7 +391,7 @@ def _summary(session: BackgroundSession, result: Any, problem: str | None, lr: f
     if problem is not None:
         kept = f"lr stays {fmt_lr(lr)}" if lr is not None else "no lr chosen"
         text += (f"; the curve is {problem}, so {kept}. Run it again over a wider range or with more "
-                 "iterations, or pick an lr yourself")
+                 "steps, or pick an lr yourself")
     elif result.suggested is not None:
         text += f"; suggested lr {fmt_lr(result.suggested)} ({result.method})"
     text += logged_text(result)
