@@ -172,13 +172,18 @@ class StackedBatches:
     def _zipped(self) -> Iterator[tuple[Any, Any]]:
         self._iters = [iter(self.batches[k]) for k in self._live]
         while True:
-            xs, ys = [], []
+            xs, ys, ended = [], [], False
             for it in self._iters:  # select() may drop some between steps
                 try:
                     batch = next(it)
                 except StopIteration:
-                    return
+                    # every trial's iterator is run to its end, as alone: a sampler may draw from
+                    # its generator when it runs out (RandomSampler does), which the next epoch sees
+                    ended = True
+                    continue
                 x, y = self.unpack(batch)
                 xs.append(to_device(x, self.device, True))
                 ys.append(to_device(y, self.device, True))
+            if ended:
+                return
             yield torch.stack(xs), torch.stack(ys)
