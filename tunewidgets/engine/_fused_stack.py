@@ -4,7 +4,10 @@
   (``torch.func.stack_module_state``), one skeleton on the meta device, and the loss of all K on
   their K batches in one ``vmap`` of ``functional_call`` (BatchNorm's running statistics are
   stacked buffers, updated in place per trial; dropout draws ``randomness="different"``).
-  ``trial(k)`` is an ``nn.Module`` view of trial ``k`` alone, for the one evaluation pass.
+  ``outputs(x)`` runs every model on the same inputs (a validation batch) in one ``vmap``;
+  ``trial(k)`` is an ``nn.Module`` view of trial ``k`` alone, and ``Replay`` a stand-in model
+  that hands out outputs computed beforehand, so the one evaluation pass (``engine.step.evaluate``)
+  scores each trial from them.
 - ``StackedBatches``: the batches each trial would draw alone, stacked to ``(K, B, ...)``. For a
   ``TensorBatches`` (a ``TensorDataset``) each trial's permutation is drawn from its own
   generator as ``TensorBatches.__iter__`` draws it, and the K batches come out of one gather;
@@ -34,7 +37,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from tunewidgets.engine.task import TensorBatches, to_device
 
-__all__ = ["StackedModel", "StackedBatches", "TrialView", "model_signature"]
+__all__ = ["StackedModel", "StackedBatches", "TrialView", "Replay", "model_signature"]
 
 
 def model_signature(model: nn.Module) -> tuple[Any, ...]:
@@ -73,6 +76,19 @@ class StackedModel:
         def one(params: dict[str, torch.Tensor], buffers: dict[str, torch.Tensor], xk: Any, yk: Any) -> torch.Tensor:
             return loss_fn(functional_call(base, (params, buffers), (xk,)), yk)
         return vmap(one, randomness="different")(self.params, self.buffers, x, y)
+
+    @torch.no_grad()
+    def outputs(self, x: Any, index: Sequence[int] | None = None) -> Any:
+        """The outputs of the models at ``index`` (default: all) on the same inputs ``x``, stacked on dim 0."""
+        params, buffers = self.params, self.buffers
+        if index is not None and list(index) != list(range(self.k)):
+            params = {n: p[list(index)] for n, p in params.items()}
+            buffers = {n: b[list(index)] for n, b in buffers.items()}
+        base = self.base
+
+        def one(p: dict[str, torch.Tensor], b: dict[str, torch.Tensor], xk: Any) -> Any:
+            return functional_call(base, (p, b), (xk,))
+        return vmap(one, in_dims=(0, 0, None), randomness="different")(params, buffers, x)
 
     def select(self, index: Sequence[int]) -> None:
         """Keep the models at ``index`` (in that order)."""
@@ -120,6 +136,19 @@ class TrialView(nn.Module):
         params = {n: p[k] for n, p in s.params.items()}
         buffers = {n: b[k] for n, b in s.buffers.items()}
         return functional_call(self.inner, (params, buffers), (x,))
+
+
+class Replay(nn.Module):
+    """A stand-in model whose calls return ``outputs`` one after another (computed beforehand, for all trials at once)."""
+
+    def __init__(self, outputs: Sequence[Any]) -> None:
+        super().__init__()
+        self._outputs, self._next = list(outputs), 0
+
+    def forward(self, x: Any) -> Any:
+        out = self._outputs[self._next]
+        self._next += 1
+        return out
 
 
 class StackedBatches:

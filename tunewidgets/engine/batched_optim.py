@@ -29,6 +29,7 @@ Example:
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -65,7 +66,7 @@ def fused_settings(cfg: Any) -> dict[str, Any] | str:
         return f"optimizer {name!r} has no batched step (the fused path has {', '.join(FUSED_OPTIMIZERS)})"
     kwargs = dict(getattr(cfg, "optimizer_kwargs", None) or {})
     own = _KWARGS.get(name, ())
-    defaults = {p.name: p.default for p in inspect.signature(_CLASSES[name].__init__).parameters.values()}
+    defaults = _torch_defaults(name)
     other = sorted(k for k, v in kwargs.items() if k not in own and not (k in defaults and v == defaults[k]))
     if other:
         return f"optimizer_kwargs {other} of {name} are not in the batched step"
@@ -77,6 +78,11 @@ def fused_settings(cfg: Any) -> dict[str, Any] | str:
     else:
         out.update({k: tuple(kwargs.get(k, _DEFAULTS["rprop"][k])) for k in own})
     return out
+
+
+@functools.lru_cache(maxsize=None)
+def _torch_defaults(name: str) -> dict[str, Any]:
+    return {p.name: p.default for p in inspect.signature(_CLASSES[name].__init__).parameters.values()}
 
 
 class BatchedOptimizer:

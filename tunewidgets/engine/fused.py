@@ -44,9 +44,10 @@ import zlib
 from collections.abc import Sequence
 from typing import Any
 
+import pandas as pd
 import torch
 
-from tunewidgets.engine._fused_stack import StackedBatches, StackedModel
+from tunewidgets.engine._fused_stack import Replay, StackedBatches, StackedModel
 from tunewidgets.engine.batched_optim import BatchedOptimizer, fused_settings
 from tunewidgets.engine.checks import check_first_batch, check_lr
 from tunewidgets.engine.config import TrainConfig
@@ -59,7 +60,10 @@ from tunewidgets.engine.optimizers import build_from_config, momentum_key
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.seeding import seeded
 from tunewidgets.engine.step import evaluate
-from tunewidgets.engine.task import Task
+from tunewidgets.engine.task import Task, to_device
+
+_HISTORY_COLUMNS = ["kind", "step", "epoch", "lr", "loss"]  # an empty Run.history, as the Trainer's
+_VAL_OUTPUTS_MAX = 256 * 2**20  # bytes of validation outputs kept to score all trials from one pass
 
 __all__ = ["FusedRun", "FusedTrial", "FusedUnsupported", "fused_support", "group_key", "is_out_of_memory"]
 
@@ -168,6 +172,8 @@ class FusedRun:
 
     Args:
         stops, run_ids, trials: per config, as ``Trainer``'s ``stop``, ``run_id`` and ``trial``.
+        history: False leaves each ``Run.history`` empty (its rows went out in the LOG and EVAL
+            records; a search's executor keeps only the outcome), which saves building K tables.
 
     ``members[k]`` is trial ``k``'s :class:`FusedTrial`: attach handlers to it before ``fit``.
     ``fit`` raises :class:`FusedUnsupported` before any record when the model or the loss does not
@@ -176,7 +182,8 @@ class FusedRun:
     """
 
     def __init__(self, task: Task, configs: Sequence[TrainConfig], *, stops: Sequence[Any] | None = None,
-                 run_ids: Sequence[int | None] | None = None, trials: Sequence[int | None] | None = None) -> None:
+                 run_ids: Sequence[int | None] | None = None, trials: Sequence[int | None] | None = None,
+                 history: bool = True) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tw.Task, got {type(task).__name__}")
         configs = list(configs)
@@ -191,10 +198,12 @@ class FusedRun:
                                  f"got {group_key(c)} and {group_key(configs[0])}")
         n = len(configs)
         stops, run_ids, trials = stops or [None] * n, run_ids or [None] * n, trials or [None] * n
-        self.task = task
+        self.task, self.history = task, history
         self.members = [FusedTrial(c, s, r, t) for c, s, r, t in zip(configs, stops, run_ids, trials)]
         self.live: list[FusedTrial] = []  # in the stack, in its order
         self._dev_pending: list[tuple[int, int, list[float], torch.Tensor]] = []
+        self._val_outputs: dict[FusedTrial, list[Any]] = {}
+        self._empty: pd.DataFrame | None = None
 
     # -- public -------------------------------------------------------------------------
     def fit(self) -> list[Run]:
@@ -330,6 +339,7 @@ class FusedRun:
         t0 = time.perf_counter()
         in_epoch = list(self.live)
         scheduled = any(m.sched_kind == "step" for m in self.live)
+        stepping = any(m.bus.has(Events.STEP) for m in self.live)
         log_every = self.live[0].config.log_every
         for x, y in self.data:
             lrs = self._lrs
@@ -339,10 +349,10 @@ class FusedRun:
             opt.zero_grad()
             self.step += 1
             n = int(y.shape[1]) if y.dim() > 1 else 1
-            for pos, m in enumerate(self.live):
+            for m in self.live:
                 m.samples += n
                 m.step += 1
-                if m.sched_kind == "step":
+                if scheduled and m.sched_kind == "step":
                     try:
                         m.sched.step()
                         group = m.dummy.param_groups[0]
@@ -354,7 +364,7 @@ class FusedRun:
                 self._read_settings()
             loss = losses.detach()
             self._dev_pending.append((self.step, epoch, lrs, loss))
-            for pos, m in enumerate(self.live):
+            for pos, m in enumerate(self.live if stepping else ()):
                 if m.bus.has(Events.STEP):
                     self._guard(m, Events.STEP, {"step": m.step, "epoch": epoch, "lr": lrs[pos], "loss": loss[pos]})
             if len(self.live[0].pending) + len(self._dev_pending) >= log_every:
@@ -377,27 +387,53 @@ class FusedRun:
         """Members whose epoch is over (or who stop now): their last rows, EPOCH, evaluation, or their end."""
         ended = []
         for m in members:
-            if m.exception is not None:
-                self._fail(m, m.exception)
-                ended.append(m)
-                continue
-            if m.stop_event.is_set() and m.status == "running":
+            if m.exception is None and m.stop_event.is_set() and m.status == "running":
                 m.status, m.reason = m.stop_event.status, m.stop_event.reason
-            if m.status == "running":
+            if m.exception is None and m.status == "running":
                 self._flush(m)
-            if m.status == "running":
+        evaluating = [m for m in members if m.exception is None and m.status == "running" and self._evaluates(m, epoch)]
+        self._val_outputs = self._outputs_on_val(evaluating)
+        for m in members:
+            if m.exception is None and m.status == "running":
                 try:
                     self._after_epoch(m, epoch)
                 except StopRun as halt:
                     m.status, m.reason = halt.status, halt.reason
                 except Exception as exc:  # noqa: BLE001 - a handler or schedule of this trial failed it
-                    self._fail(m, exc)
-                    ended.append(m)
-                    continue
-            if m.status != "running":
+                    m.exception = exc
+            if m.exception is not None:
+                self._fail(m, m.exception)
+                ended.append(m)
+            elif m.status != "running":
                 self._end(m, None)
                 ended.append(m)
+        self._val_outputs = {}
         self._drop(ended, flush=False)
+
+    def _evaluates(self, m: FusedTrial, epoch: int) -> bool:
+        return (epoch + 1) % m.config.eval_every == 0 or epoch == m.config.epochs - 1 or m.step >= m.total_steps
+
+    def _outputs_on_val(self, members: list[FusedTrial]) -> dict[FusedTrial, list[Any]]:
+        """Every member's outputs on each validation batch, from one vmap per batch (eval mode); {} if too big."""
+        if self._val is None or not members:
+            return {}
+        index = [self.live.index(m) for m in members]
+        outs: list[Any] = []
+        size = 0
+        self.stack.train(False)
+        try:
+            for batch in self._val:
+                x, _ = self.task.unpack_batch(batch)
+                out = self.stack.outputs(to_device(x, self.device, True), index)
+                if not isinstance(out, torch.Tensor):
+                    return {}
+                size += out.numel() * out.element_size()
+                if size > _VAL_OUTPUTS_MAX:  # a large validation set: one trial at a time instead
+                    return {}
+                outs.append(out)
+        finally:
+            self.stack.train(True)
+        return {m: [o[i] for o in outs] for i, m in enumerate(members)}
 
     def _after_epoch(self, m: FusedTrial, epoch: int) -> None:
         cfg = m.config
@@ -419,8 +455,10 @@ class FusedRun:
         record: dict[str, Any] = {"epoch": epoch, "step": m.step, "train_loss": train_loss}
         if val is not None:
             metrics = {name: factory() for name, factory in task.metric_fns.items()}
-            record.update(evaluate(self.stack.trial(self.live.index(m)), val, device=self.device,
-                                   loss_fn=task.loss_fn, metrics=metrics, unpack=task.unpack_batch))
+            outputs = self._val_outputs.get(m)
+            model = Replay(outputs) if outputs is not None else self.stack.trial(self.live.index(m))
+            record.update(evaluate(model, val, device=self.device, loss_fn=task.loss_fn, metrics=metrics,
+                                   unpack=task.unpack_batch))
         m.eval_rows.append(record)
         m.last_eval = record
         if m.sched_kind == "metric":
@@ -500,6 +538,12 @@ class FusedRun:
             m.fire(Events.END, {"status": m.status, "reason": m.reason, "final": final, "error": error, "perf": perf})
         except Exception as exc:  # noqa: BLE001 - an END handler that fails fails the trial
             m.exception = m.exception or exc
-        m.run = Run(config=m.config, status=m.status, history=_history(m.step_rows, m.eval_rows), final=final,
+        if self.history:
+            history = _history(m.step_rows, m.eval_rows)
+        else:  # one empty table for the group's runs (a frame costs a few milliseconds to make)
+            if self._empty is None:
+                self._empty = pd.DataFrame(columns=_HISTORY_COLUMNS)
+            history = self._empty
+        m.run = Run(config=m.config, status=m.status, history=history, final=final,
                     model=model, perf=perf, run_id=m.run_id, error=error, params=m.params, trial=m.trial,
                     reason=m.reason)

@@ -126,6 +126,7 @@ class FusedExecutor(Executor):
         self._local = LocalExecutor()
         self.fallbacks: dict[int, str] = {}
         self.groups: list[list[int]] = []
+        self._signatures: dict[str, tuple[Any, ...]] = {}
 
     def open(self, task: Any, report: Report) -> None:
         super().open(task, report)
@@ -157,12 +158,8 @@ class FusedExecutor(Executor):
         for spec in specs:
             why = fused_support(spec.config)
             if why is None:
-                key = self._shape_key(spec)
-                if isinstance(key, str):
-                    why = key
-                else:
-                    groups.setdefault(key, []).append(spec)
-            if why is not None:
+                groups.setdefault(self._shape_key(spec), []).append(spec)
+            else:
                 alone.append((spec, why))
         for group in groups.values():
             outcomes.extend(self._run_group(group, alone))
@@ -171,19 +168,24 @@ class FusedExecutor(Executor):
         return outcomes
 
     # -- groups -------------------------------------------------------------------------
-    def _shape_key(self, spec: TrialSpec) -> tuple[Any, ...] | str:
+    def _shape_key(self, spec: TrialSpec) -> tuple[Any, ...]:
+        """The trial's group: its ``group_key`` and its model's shapes (built once per ``model_kwargs``, on meta)."""
         cfg = spec.config
-        try:
-            with seeded(cfg.seed), torch.device("meta"):
-                signature = model_signature(self.task.build_model(**cfg.model_kwargs))
-        except Exception:  # noqa: BLE001 - the trial's own run reports a factory that fails
-            signature = ("model_kwargs", repr(sorted(cfg.model_kwargs.items())))
+        kwargs = repr(sorted(cfg.model_kwargs.items()))
+        signature = self._signatures.get(kwargs)
+        if signature is None:
+            try:
+                with seeded(cfg.seed), torch.device("meta"):
+                    signature = model_signature(self.task.build_model(**cfg.model_kwargs))
+            except Exception:  # noqa: BLE001 - the trial's own run reports a factory that fails
+                signature = ("model_kwargs", kwargs)
+            self._signatures[kwargs] = signature
         return (group_key(cfg), signature)
 
     def _run_group(self, specs: Sequence[TrialSpec], alone: list[tuple[TrialSpec, str]]) -> list[TrialOutcome]:
         t0 = time.perf_counter()
         run = FusedRun(self.task, [s.config for s in specs], stops=[s.stop for s in specs],
-                       run_ids=[s.run_id for s in specs], trials=[s.number for s in specs])
+                       run_ids=[s.run_id for s in specs], trials=[s.number for s in specs], history=False)
         for spec, member in zip(specs, run.members):
             emit(member, self._forward(spec))
         try:
