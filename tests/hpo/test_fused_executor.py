@@ -1,6 +1,8 @@
 """executor="fused": the same trials in the store as the local executor writes, groups, fallbacks, memory."""
 from __future__ import annotations
 
+import threading
+
 import pytest
 import torch
 from torch import nn
@@ -154,3 +156,22 @@ def test_an_out_of_memory_group_is_split_in_half_and_retried(tmp_path, monkeypat
     lt, lc = stored(tmp_path, "whole")
     st, sc = stored(tmp_path, "split")
     assert [c[:2] for c in sc[0]] == [c[:2] for c in lc[0]]  # each trial recorded once, not twice
+
+
+def test_stopping_the_search_stops_every_trial_of_the_group(tmp_path):
+    holder, ready = {}, threading.Event()
+
+    def stop_after_first_epoch(event, record):
+        if event == "epoch" and record["trial"] == 0:
+            ready.wait()  # the study object is in holder
+            holder["study"].stop()
+    ex = FusedExecutor(k=3)
+    study = tw.search(task(), {"lr": Choice([0.02, 0.05, 0.1, 0.2])}, base=BASE.replace(epochs=3),
+                      strategy="grid", store=tmp_path, study="halt", executor=ex, background=True,
+                      callbacks=[stop_after_first_epoch])
+    holder["study"] = study
+    ready.set()
+    study.wait()
+    assert study.status == "stopped"
+    assert study.trials["state"].tolist() == ["stopped"] * 3  # the fourth never started
+    assert study.trials["epochs"].tolist() == [1, 1, 1]  # each stopped within a step of epoch 1
