@@ -10,9 +10,10 @@ one ``Run`` per config. Each trial is what ``Trainer(task, config)`` would make 
 - its lr (and momentum or beta1) comes from its own schedule, stepped on a throwaway
   optimizer of its own (the torch scheduler training uses), read into the (K,) settings;
 - its records (START, STEP, LOG, EPOCH, EVAL, END) go to its own ``FusedTrial.bus`` with its
-  own ``run_id`` and ``trial``, with the same fields and step numbers; evaluation runs the
-  shared ``engine.step.evaluate`` on a view of that trial alone (its BatchNorm statistics in
-  eval mode).
+  own ``run_id`` and ``trial``, with the same fields and step numbers; evaluation is the
+  shared ``engine.step.evaluate``, scoring each trial from its outputs of one vmap over all
+  trials per validation batch (eval mode: each trial's own BatchNorm statistics), or on a
+  view of that trial alone when those outputs would take more than 256 MiB.
 
 A trial leaves the stack as soon as it ends (its stop flag, a ``StopRun`` from one of its
 handlers, a non-finite loss, an error of its own, its last step) without disturbing the others:
@@ -20,7 +21,8 @@ every per-trial quantity is a row of the stack. Dropout draws ``randomness="diff
 the global generator, seeded from the trials' seeds, so the same group trains the same twice.
 
 ``fused_support(config)`` says in one line why the fused path cannot run a config (None when
-it can); ``group_key(config)`` is what trials of one group must share besides model shapes.
+it can); ``group_key(config)`` is what trials of one group must share besides model shapes
+(both in ``engine._fused_trial``, with ``FusedTrial``).
 The run base this mirrors (bus, stop flags, START/END, run slot, seeding) is the Trainer's;
 ``FusedTrial`` is the per-trial surface a shared run base would provide.
 
@@ -48,15 +50,17 @@ import pandas as pd
 import torch
 
 from tunewidgets.engine._fused_stack import Replay, StackedBatches, StackedModel
+from tunewidgets.engine._fused_trial import (FusedTrial, FusedUnsupported, fused_support, group_key,
+                                             is_out_of_memory)
 from tunewidgets.engine.batched_optim import BatchedOptimizer, fused_settings
-from tunewidgets.engine.checks import check_first_batch, check_lr
+from tunewidgets.engine.checks import check_lr
 from tunewidgets.engine.config import TrainConfig
-from tunewidgets.engine.control import RunStop, StopRun, run_slot
-from tunewidgets.engine.devices import peak_memory, reset_peak_memory, resolve_device
+from tunewidgets.engine.control import StopRun, run_slot
+from tunewidgets.engine.devices import reset_peak_memory, resolve_device
 from tunewidgets.engine.env import environment
-from tunewidgets.engine.events import EventBus, Events, Handle
-from tunewidgets.engine.loop import _build_schedule, _history
-from tunewidgets.engine.optimizers import build_from_config, momentum_key
+from tunewidgets.engine.events import Events
+from tunewidgets.engine.loop import _history
+from tunewidgets.engine.optimizers import momentum_key
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.seeding import seeded
 from tunewidgets.engine.step import evaluate
@@ -66,97 +70,6 @@ _HISTORY_COLUMNS = ["kind", "step", "epoch", "lr", "loss"]  # an empty Run.histo
 _VAL_OUTPUTS_MAX = 256 * 2**20  # bytes of validation outputs kept to score all trials from one pass
 
 __all__ = ["FusedRun", "FusedTrial", "FusedUnsupported", "fused_support", "group_key", "is_out_of_memory"]
-
-
-class FusedUnsupported(Exception):
-    """The group cannot train fused (its model or loss does not run under vmap); ``reason`` says why."""
-
-    def __init__(self, reason: str) -> None:
-        self.reason = reason
-        super().__init__(reason)
-
-
-def fused_support(cfg: TrainConfig) -> str | None:
-    """Why the fused path cannot train ``cfg`` (one line), or None when it can.
-
-    >>> import tunewidgets as tw
-    >>> fused_support(tw.TrainConfig(optimizer="adam")) is None
-    True
-    >>> fused_support(tw.TrainConfig(grad_accum=2))
-    'grad_accum=2: the fused step makes one optimizer step per batch'
-    """
-    settings = fused_settings(cfg)
-    if isinstance(settings, str):
-        return settings
-    if cfg.grad_accum > 1:
-        return f"grad_accum={cfg.grad_accum}: the fused step makes one optimizer step per batch"
-    if cfg.amp is not False:
-        return f"amp={cfg.amp!r}: the fused step trains in full precision"
-    if cfg.grad_clip is not None:
-        return f"grad_clip={cfg.grad_clip!r}: the fused step does not clip gradients per trial"
-    return None
-
-
-def group_key(cfg: TrainConfig) -> tuple[Any, ...]:
-    """What the trials of one fused group share, besides the shapes of their models."""
-    return (cfg.device, cfg.optimizer, cfg.batch_size, cfg.log_every)
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A device (or host) allocation that failed: CUDA's out-of-memory error, or the CPU allocator's."""
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(exc, RuntimeError) and ("out of memory" in str(exc) or "can't allocate memory" in str(exc))
-
-
-class FusedTrial:
-    """One trial of a fused run: the surface of a ``Trainer`` for its records and its stop.
-
-    ``bus`` / ``on(event, handler)``: its events; ``stop(status, reason)``: end it (any thread);
-    ``run_id``, ``trial``, ``config``, ``params``, ``status``, ``reason``, ``step``, ``epoch``; after
-    ``fit``, ``run`` is its ``Run`` and ``exception`` the error that failed it, if one did.
-    """
-
-    kind = "train"
-
-    def __init__(self, config: TrainConfig, stop: Any = None, run_id: int | None = None,
-                 trial: int | None = None) -> None:
-        self.config, self.run_id, self.trial = config, run_id, trial
-        self.bus = EventBus()
-        self.stop_event = RunStop(parent=stop)
-        self.params = dict(config.to_dict())
-        self.status, self.reason = "pending", None
-        self.exception: BaseException | None = None
-        self.run: Run | None = None
-        self.step = self.epoch = 0
-        self.eval_examples = 0
-        self.step_rows: list[dict[str, Any]] = []
-        self.eval_rows: list[dict[str, Any]] = []
-        self.pending: list[dict[str, Any]] = []  # host rows fetched, not yet fired in a LOG
-        self.last_eval: dict[str, Any] = {}
-        self.samples, self.train_time, self.n_params = 0, 0.0, 0
-        self.first_row = 0
-        self.model: Any = None
-        self.dummy: Any = None  # a throwaway optimizer of its own config: its schedule's lr, momentum, betas
-        self.sched: Any = None
-        self.sched_kind: str | None = None
-        self.total_steps = 0
-        self.steps_per_epoch: int | None = None
-
-    def on(self, event: Events | str, handler: Any) -> Handle:
-        """Attach ``handler(record)`` to one of this trial's events."""
-        return self.bus.on(event, handler)
-
-    def stop(self, status: str = "stopped", reason: str | None = None) -> None:
-        """Ask this trial to halt; it leaves the group within one step."""
-        self.stop_event.set(status, reason)
-
-    def fire(self, event: Events, record: dict[str, Any]) -> None:
-        record["run_id"], record["trial"] = self.run_id, self.trial
-        self.bus.fire(event, record)
-
-    def __repr__(self) -> str:
-        return f"FusedTrial(trial={self.trial}, run_id={self.run_id}, status={self.status!r})"
 
 
 class _AllStopped:
@@ -225,23 +138,12 @@ class FusedRun:
         for m in self.members:
             m.status = "running"
             try:
-                cfg = m.config
-                with seeded(cfg.seed, device):
-                    model = task.build_model(**cfg.model_kwargs).to(device)
-                    generator = torch.Generator().manual_seed(cfg.seed)
-                    data = task.train_batches(cfg.batch_size, generator, None)
-                    check_first_batch(task, model, data, device, None)
-                m.dummy = build_from_config(cfg, [torch.zeros(1, requires_grad=True)])
-                m.dummy._opt_called = True  # it is never stepped: only its schedule is
-                self._setup_counts(m, data)
-                m.sched, m.sched_kind = _build_schedule(cfg.schedule, m.dummy, m.total_steps, m.steps_per_epoch)
-                check_lr(m.dummy.param_groups[0]["lr"], cfg.schedule, step=0)
+                model, data, generator = m.prepare(task, device)
             except Exception as exc:  # noqa: BLE001 - this trial fails, the others train
                 if is_out_of_memory(exc):
                     raise
                 self._fail(m, exc)
                 continue
-            m.model, m.n_params = model, sum(p.numel() for p in model.parameters())
             models.append(model)
             batches.append(data)
             gens.append(generator)
@@ -258,22 +160,6 @@ class FusedRun:
         seed = zlib.crc32(repr([m.config.seed for m in self.live]).encode())
         with seeded(seed, device):
             self._loop()
-
-    def _setup_counts(self, m: FusedTrial, batches: Any) -> None:
-        cfg = m.config
-        try:
-            n_batches: int | None = len(batches)
-        except TypeError:
-            n_batches = None
-        if n_batches is None:
-            if cfg.max_steps is None:
-                raise ValueError("max_steps: the training data has no length, so set TrainConfig(max_steps=N)")
-            m.steps_per_epoch, m.total_steps = None, cfg.max_steps
-            return
-        m.steps_per_epoch = max(1, n_batches)
-        m.total_steps = cfg.epochs * m.steps_per_epoch
-        if cfg.max_steps is not None:
-            m.total_steps = min(m.total_steps, cfg.max_steps)
 
     def _probe(self, generators: Sequence[torch.Generator]) -> None:
         """One forward and backward of the whole stack on its first batch, undone: vmap support and memory."""
@@ -522,15 +408,7 @@ class FusedRun:
                 self._flush(m)
             except Exception:  # noqa: BLE001 - the run is ending; its own error wins
                 pass
-        device = getattr(self, "device", None)
-        perf = {"samples_per_sec": m.samples / m.train_time if started and m.train_time > 0 else math.nan,
-                "step_time": m.train_time / max(m.step, 1), "n_params": m.n_params,
-                "peak_memory": peak_memory(device) if device is not None else None,
-                "device": str(device) if device is not None else None, "train_time": m.train_time}
-        final = {k: v for k, v in m.last_eval.items() if k not in ("epoch", "step")}
-        if "train_loss" not in final and m.step_rows:
-            final["train_loss"] = m.step_rows[-1]["loss"]
-        final.update(epochs=m.epoch + 1 if m.status == "finished" else m.epoch, steps=m.step)
+        perf, final = m.summary(started, getattr(self, "device", None))
         model = m.model
         if model is not None and m in self.live:
             model = self.stack.write_to(self.live.index(m), model)
