@@ -206,3 +206,19 @@ def test_data_that_is_not_a_tensor_dataset_is_stacked_per_trial():
     configs = [tw.TrainConfig(lr=0.1, seed=s, epochs=2, device="cpu") for s in (0, 1)]
     for cfg, run in zip(configs, FusedRun(task, configs).fit()):
         assert_same_curves(tw.train(task, cfg), run)
+
+
+def test_every_kind_of_schedule_is_followed_per_trial():
+    task = blob_task()
+    base = dict(optimizer="adam", epochs=3, device="cpu", log_every=4)
+    configs = [tw.TrainConfig(lr=0.02, seed=0, schedule=tw.schedules.Warmup(steps=5, then=tw.schedules.Cosine()),
+                              **base),
+               tw.TrainConfig(lr=0.05, seed=1, schedule=tw.schedules.ReduceOnPlateau(patience=0, factor=0.5,
+                                                                                      mode="max"), **base),
+               tw.TrainConfig(lr=0.01, seed=2, schedule=lambda step: 1.0 / (1 + step), **base),
+               tw.TrainConfig(lr=0.03, seed=3, **base)]
+    runs = FusedRun(task, configs).fit()
+    for cfg, run in zip(configs, runs):
+        assert_same_curves(tw.train(task, cfg), run)
+    lrs = [r.steps()["lr"] for r in runs]
+    assert lrs[0].iloc[0] < lrs[0].max() and lrs[2].iloc[-1] < lrs[2].iloc[0] and lrs[3].nunique() == 1

@@ -175,3 +175,16 @@ def test_stopping_the_search_stops_every_trial_of_the_group(tmp_path):
     assert study.status == "stopped"
     assert study.trials["state"].tolist() == ["stopped"] * 3  # the fourth never started
     assert study.trials["epochs"].tolist() == [1, 1, 1]  # each stopped within a step of epoch 1
+
+
+def test_models_of_the_same_shapes_that_compute_differently_are_not_grouped(tmp_path):
+    digits = tw.tasks.digits()
+    ex = FusedExecutor(k=2)
+    study = tw.search(digits, {"model.activation": Choice(["relu", "tanh"])},
+                      base=BASE.replace(epochs=1, model_kwargs={"width": 16}), strategy="grid", store=tmp_path,
+                      study="act", executor=ex, background=False)
+    assert sorted(ex.groups) == [[0], [1]]
+    local = tw.search(digits, {"model.activation": Choice(["relu", "tanh"])},
+                      base=BASE.replace(epochs=1, model_kwargs={"width": 16}), strategy="grid", store=tmp_path,
+                      study="act-local", background=False)
+    assert (study.trials["val_accuracy"] - local.trials["val_accuracy"]).abs().max() <= 1e-5

@@ -12,8 +12,8 @@ Example:
     >>> t = FusedTrial(tw.TrainConfig(lr=0.1), run_id=4, trial=2)
     >>> t.stop("pruned", "told to"); t.stop_event.status, t.run_id
     ('pruned', 4)
-    >>> group_key(tw.TrainConfig(optimizer="adam", batch_size=32))
-    ('auto', 'adam', 32, 25)
+    >>> group_key(tw.TrainConfig(optimizer="adam", batch_size=32, model_kwargs={"width": 8}))
+    ('auto', 'adam', 32, 25, "[('width', 8)]")
 """
 from __future__ import annotations
 
@@ -67,8 +67,13 @@ def fused_support(cfg: TrainConfig) -> str | None:
 
 
 def group_key(cfg: TrainConfig) -> tuple[Any, ...]:
-    """What the trials of one fused group share, besides the shapes of their models."""
-    return (cfg.device, cfg.optimizer, cfg.batch_size, cfg.log_every)
+    """What the trials of one fused group share: device, optimizer, batch size, log interval and model.
+
+    The model's keyword arguments are part of it: two models of the same shapes may still
+    compute different things (``activation="tanh"`` or ``"relu"``), and a group runs one
+    model's code on every trial's weights.
+    """
+    return (cfg.device, cfg.optimizer, cfg.batch_size, cfg.log_every, repr(sorted(cfg.model_kwargs.items())))
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

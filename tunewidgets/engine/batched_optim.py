@@ -146,15 +146,14 @@ class BatchedOptimizer:
                 state[key] = t.index_select(0, where)
         self._cols.clear()
 
-    def _col(self, key: str, like: torch.Tensor, values: Sequence[float] | None = None) -> torch.Tensor:
-        """Per-trial values as a ``(K, 1, 1...)`` tensor of ``like``'s dtype, device and rank."""
+    def _col(self, key: str, like: torch.Tensor) -> torch.Tensor:
+        """A setting's per-trial values as a ``(K, 1, 1...)`` tensor of ``like``'s dtype, device and rank (kept
+        until the setting changes)."""
         cache_key = f"{key}/{like.dim()}/{like.dtype}/{like.device}"
-        col = self._cols.get(cache_key) if values is None else None
+        col = self._cols.get(cache_key)
         if col is None:
-            data = self.hyper[key] if values is None else values
-            col = torch.tensor(data, dtype=torch.float64).to(like.device, like.dtype).view(-1, *[1] * (like.dim() - 1))
-            if values is None:
-                self._cols[cache_key] = col
+            col = torch.tensor(self.hyper[key], dtype=torch.float64).to(like.device, like.dtype)
+            col = self._cols[cache_key] = col.view(-1, *[1] * (like.dim() - 1))
         return col
 
     # -- the step -----------------------------------------------------------------------
@@ -163,9 +162,11 @@ class BatchedOptimizer:
         """One update of every trial from the parameters' gradients."""
         self.steps += 1
         update = {"sgd": self._sgd, "adam": self._adam, "adamw": self._adam, "rprop": self._rprop}[self.name]
-        scalars = self._adam_scalars() if self.name in ("adam", "adamw") else None
+        scalars = None
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
+                if scalars is None and self.name in ("adam", "adamw"):
+                    scalars = self._adam_scalars(p)
                 update(p, p.grad, state, scalars)
 
     def zero_grad(self) -> None:
@@ -193,32 +194,34 @@ class BatchedOptimizer:
                 grad = buf
         p.add_(-self._col("lr", p) * grad)
 
-    def _adam_scalars(self) -> dict[str, list[float]]:
-        """Per trial, in double precision as torch computes them from its python floats."""
+    def _adam_scalars(self, like: torch.Tensor) -> dict[str, torch.Tensor]:
+        """This step's per-trial factors, computed in double precision as torch computes them from its
+        python floats, then moved to ``like``'s device and dtype in one transfer, as ``(K,)`` tensors."""
         h, n = self.hyper, self.steps
-        out: dict[str, list[float]] = {"w1": [1 - b for b in h["betas0"]], "w2": [1 - b for b in h["betas1"]],
-                                       "neg_step": [-(lr / (1 - b ** n)) for lr, b in zip(h["lr"], h["betas0"])],
-                                       "bc2_sqrt": [(1 - b ** n) ** 0.5 for b in h["betas1"]]}
+        rows = {"w1": [1 - b for b in h["betas0"]], "w2": [1 - b for b in h["betas1"]],
+                "neg_step": [-(lr / (1 - b ** n)) for lr, b in zip(h["lr"], h["betas0"])],
+                "bc2_sqrt": [(1 - b ** n) ** 0.5 for b in h["betas1"]]}
         if self.name == "adamw":
-            out["decay"] = [1 - lr * wd for lr, wd in zip(h["lr"], h["weight_decay"])]
-        return out
+            rows["decay"] = [1 - lr * wd for lr, wd in zip(h["lr"], h["weight_decay"])]
+        table = torch.tensor(list(rows.values()), dtype=torch.float64).to(like.device, like.dtype)
+        return dict(zip(rows, table.unbind(0)))
 
     def _adam(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor],
-              scalars: dict[str, list[float]]) -> None:
-        h = self.hyper
+              scalars: dict[str, torch.Tensor]) -> None:
+        h, shape = self.hyper, (-1, *[1] * (p.dim() - 1))
         if not state:
             state["exp_avg"] = torch.zeros_like(p)
             state["exp_avg_sq"] = torch.zeros_like(p)
         if any(h["weight_decay"]):
             if self.name == "adamw":
-                p.mul_(self._col("", p, scalars["decay"]))
+                p.mul_(scalars["decay"].view(shape))
             else:
                 grad = grad + self._col("weight_decay", p) * p
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
-        exp_avg.lerp_(grad, self._col("", p, scalars["w1"]))
-        exp_avg_sq.mul_(self._col("betas1", p)).add_(self._col("", p, scalars["w2"]) * grad * grad)
-        denom = (exp_avg_sq.sqrt() / self._col("", p, scalars["bc2_sqrt"])).add_(self._col("eps", p))
-        p.add_(self._col("", p, scalars["neg_step"]) * exp_avg / denom)
+        exp_avg.lerp_(grad, scalars["w1"].view(shape))
+        exp_avg_sq.mul_(self._col("betas1", p)).add_(scalars["w2"].view(shape) * grad * grad)
+        denom = (exp_avg_sq.sqrt() / scalars["bc2_sqrt"].view(shape)).add_(self._col("eps", p))
+        p.add_(scalars["neg_step"].view(shape) * exp_avg / denom)
 
     def _rprop(self, p: torch.Tensor, grad: torch.Tensor, state: dict[str, torch.Tensor], _: Any) -> None:
         if not state:

@@ -107,8 +107,8 @@ class FusedRun:
             if why is not None:
                 raise ValueError(f"configs: {why}; train it with tw.train (or executor='local')")
             if group_key(c) != group_key(configs[0]):
-                raise ValueError(f"configs: device, optimizer, batch_size and log_every must agree in a fused group, "
-                                 f"got {group_key(c)} and {group_key(configs[0])}")
+                raise ValueError(f"configs: device, optimizer, batch_size, log_every and model_kwargs must agree in a "
+                                 f"fused group, got {group_key(c)} and {group_key(configs[0])}")
         n = len(configs)
         stops, run_ids, trials = stops or [None] * n, run_ids or [None] * n, trials or [None] * n
         self.task, self.history = task, history
@@ -150,7 +150,10 @@ class FusedRun:
             self.live.append(m)
         if not self.live:
             return
-        self.stack = StackedModel(models)
+        try:
+            self.stack = StackedModel(models)
+        except ValueError as exc:  # a factory whose models differ from call to call
+            raise FusedUnsupported(str(exc)) from exc
         self.data = StackedBatches(batches, task.unpack_batch, device)
         self.opt = BatchedOptimizer(cfg0.optimizer, self.stack.trainable(), [fused_settings(m.config) for m in self.live])
         self._momentum = momentum_key(cfg0.optimizer)
