@@ -188,3 +188,14 @@ def test_models_of_the_same_shapes_that_compute_differently_are_not_grouped(tmp_
                       base=BASE.replace(epochs=1, model_kwargs={"width": 16}), strategy="grid", store=tmp_path,
                       study="act-local", background=False)
     assert (study.trials["val_accuracy"] - local.trials["val_accuracy"]).abs().max() <= 1e-5
+
+
+def test_a_trial_that_fails_to_set_up_fails_alone(tmp_path):
+    ex = FusedExecutor(k=3)
+    study = tw.search(task(), {"model.width": Choice([8, -1])}, base=BASE.replace(epochs=1), strategy="grid",
+                      store=tmp_path, study="broken", executor=ex, background=False)
+    states = dict(zip(study.trials["model.width"], study.trials["state"]))
+    assert states == {8: "finished", -1: "failed"} and ex.fallbacks == {}
+    assert "negative dimension" in study.trials.set_index("model.width").loc[-1, "error"]
+    trials, _ = stored(tmp_path, "broken")
+    assert sorted(t[1] for t in trials) == ["failed", "finished"]
