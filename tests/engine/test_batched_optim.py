@@ -119,3 +119,22 @@ def test_bad_shapes_and_settings_are_refused():
         BatchedOptimizer("sgd", [torch.zeros(2, 3)], [{"lr": 0.1, "betas": (0.9, 0.9)}] * 2)
     with pytest.raises(ValueError, match="no batched step"):
         BatchedOptimizer("rmsprop", [torch.zeros(2, 3)], [{"lr": 0.1}] * 2)
+
+
+def test_gradients_are_clipped_per_trial_as_clip_grad_norm_does():
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn((3, *s), generator=g) * 5 for s in SHAPES]
+    stacked = [torch.zeros((3, *s), requires_grad=True) for s in SHAPES]
+    for p, gr in zip(stacked, grads):
+        p.grad = gr.clone()
+    BatchedOptimizer("sgd", stacked, [{"lr": 0.1}] * 3).clip_grad_norm([1.0, None, 100.0])
+    for k, max_norm in enumerate([1.0, None, 100.0]):
+        alone = [torch.nn.Parameter(torch.zeros(s)) for s in SHAPES]
+        for p, gr in zip(alone, grads):
+            p.grad = gr[k].clone()
+        if max_norm is not None:
+            torch.nn.utils.clip_grad_norm_(alone, max_norm)
+        for p, q in zip(alone, stacked):
+            torch.testing.assert_close(q.grad[k], p.grad, rtol=1e-6, atol=1e-7)
+    assert not torch.equal(stacked[0].grad[0], grads[0][0])  # trial 0 was clipped, trial 2 was not
+    assert torch.equal(stacked[0].grad[2], grads[0][2])

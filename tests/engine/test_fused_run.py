@@ -222,3 +222,12 @@ def test_every_kind_of_schedule_is_followed_per_trial():
         assert_same_curves(tw.train(task, cfg), run)
     lrs = [r.steps()["lr"] for r in runs]
     assert lrs[0].iloc[0] < lrs[0].max() and lrs[2].iloc[-1] < lrs[2].iloc[0] and lrs[3].nunique() == 1
+
+
+def test_gradient_clipping_is_each_trials_own():
+    task = blob_task()
+    base = dict(lr=0.5, momentum=0.9, epochs=2, device="cpu", log_every=4)
+    configs = [tw.TrainConfig(seed=0, grad_clip=0.05, **base), tw.TrainConfig(seed=1, **base),
+               tw.TrainConfig(seed=2, grad_clip=1.0, **base)]
+    for cfg, run in zip(configs, FusedRun(task, configs).fit()):
+        assert_same_curves(tw.train(task, cfg), run)

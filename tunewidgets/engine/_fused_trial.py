@@ -61,8 +61,6 @@ def fused_support(cfg: TrainConfig) -> str | None:
         return f"grad_accum={cfg.grad_accum}: the fused step makes one optimizer step per batch"
     if cfg.amp is not False:
         return f"amp={cfg.amp!r}: the fused step trains in full precision"
-    if cfg.grad_clip is not None:
-        return f"grad_clip={cfg.grad_clip!r}: the fused step does not clip gradients per trial"
     return None
 
 

@@ -15,7 +15,8 @@ each optimizer and option against torch trial by trial).
 :func:`fused_settings` reads a ``TrainConfig`` into one trial's settings, or says in one line why
 the batched step cannot run it (another optimizer, an ``optimizer_kwargs`` entry it lacks).
 ``set(name, values)`` changes a hyperparameter of all trials between steps (a schedule's lr,
-momentum or beta1); ``select(index, params)`` keeps only some trials (those still training).
+momentum or beta1); ``clip_grad_norm(max_norms)`` clips each trial's gradients to its own norm;
+``select(index, params)`` keeps only some trials (those still training).
 
 Example:
     >>> import torch
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -168,6 +170,24 @@ class BatchedOptimizer:
                 if scalars is None and self.name in ("adam", "adamw"):
                     scalars = self._adam_scalars(p)
                 update(p, p.grad, state, scalars)
+
+    @torch.no_grad()
+    def clip_grad_norm(self, max_norms: Sequence[float | None]) -> None:
+        """Scale each trial's gradients to a total 2-norm of at most its ``max_norm`` (None: leave them).
+
+        As ``torch.nn.utils.clip_grad_norm_`` per trial: the norm of the parameters' norms, then
+        ``grad * min(max_norm / (norm + 1e-6), 1)``.
+        """
+        grads = [p.grad for p in self.params if p.grad is not None]
+        if not grads or all(m is None for m in max_norms):
+            return
+        norms = torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), 2, dim=1) for g in grads])  # (n params, K)
+        total = torch.linalg.vector_norm(norms, 2, dim=0)
+        limit = torch.tensor([math.inf if m is None else float(m) for m in max_norms], dtype=torch.float64)
+        limit = limit.to(total.device, total.dtype)
+        coef = torch.where(torch.isinf(limit), torch.ones_like(total), torch.clamp(limit / (total + 1e-6), max=1.0))
+        for g in grads:
+            g.mul_(coef.view(-1, *[1] * (g.dim() - 1)))
 
     def zero_grad(self) -> None:
         """Drop the gradients (``set_to_none``, as the train loop does)."""

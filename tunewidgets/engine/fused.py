@@ -229,11 +229,14 @@ class FusedRun:
         in_epoch = list(self.live)
         scheduled = any(m.sched_kind == "step" for m in self.live)
         stepping = any(m.bus.has(Events.STEP) for m in self.live)
+        clipped = any(m.config.grad_clip is not None for m in self.live)
         log_every = self.live[0].config.log_every
         for x, y in self.data:
             lrs = self._lrs
             losses = stack.losses(task.loss_fn, x, y)
             losses.sum().backward()
+            if clipped:
+                opt.clip_grad_norm([m.config.grad_clip for m in self.live])
             opt.step()
             opt.zero_grad()
             self.step += 1

@@ -12,7 +12,7 @@ returned the group's outcomes and the search loop has filled the free slots.
 - A group that runs out of memory before its first step is split in half and each half tried
   again (down to one trial, which then fails as it would alone).
 - A trial the fused path cannot train (``engine.fused.fused_support``: an optimizer without a
-  batched step, ``grad_accum > 1``, ``amp``, ``grad_clip``; or a model or loss that does not run
+  batched step, ``grad_accum > 1``, ``amp``; or a model or loss that does not run
   under ``vmap``) trains on the local executor; ``fallbacks[trial]`` says why, the trial's outcome
   ``reason`` too, and ``notes()`` has one line per reason.
 
