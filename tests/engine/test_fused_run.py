@@ -231,3 +231,11 @@ def test_gradient_clipping_is_each_trials_own():
                tw.TrainConfig(seed=2, grad_clip=1.0, **base)]
     for cfg, run in zip(configs, FusedRun(task, configs).fit()):
         assert_same_curves(tw.train(task, cfg), run)
+
+
+def test_a_large_validation_set_is_scored_one_trial_at_a_time_alike(monkeypatch):
+    monkeypatch.setattr("tunewidgets.engine.fused._VAL_OUTPUTS_MAX", 0)  # no outputs kept: a view per trial
+    task = blob_task(model=BNNet)
+    configs = sgd_trials()[:2]
+    for cfg, run in zip(configs, FusedRun(task, configs).fit()):
+        assert_same_curves(tw.train(task, cfg), run)
