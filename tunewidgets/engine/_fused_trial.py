@@ -32,7 +32,7 @@ from tunewidgets.engine.loop import _build_schedule
 from tunewidgets.engine.optimizers import build_from_config
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.seeding import seeded
-from tunewidgets.engine.task import Task
+from tunewidgets.engine.task import Task, TensorBatches
 
 __all__ = ["FusedTrial", "FusedUnsupported", "fused_support", "group_key", "is_out_of_memory"]
 
@@ -119,12 +119,15 @@ class FusedTrial:
         self.total_steps = 0
         self.steps_per_epoch: int | None = None
 
-    def prepare(self, task: Task, device: torch.device) -> tuple[torch.nn.Module, Any, torch.Generator]:
+    def prepare(self, task: Task, device: torch.device, check: bool = True) -> tuple[torch.nn.Module, Any,
+                                                                                     torch.Generator]:
         """Set the trial up as the Trainer does: model, batches and first-batch check under its seed; its schedule.
 
         The schedule steps a throwaway optimizer of the trial's own config (``dummy``), whose
         group gives the trial's lr, momentum and betas at every step. Returns the model, the
-        trial's training batches and their generator.
+        trial's training batches and their generator. ``check=False`` skips the first-batch
+        check where it draws nothing (a ``TensorBatches``), for a trial whose group has checked
+        the same model on the same data.
         """
         cfg = self.config
         self.status = "running"
@@ -132,7 +135,8 @@ class FusedTrial:
             model = task.build_model(**cfg.model_kwargs).to(device)
             generator = torch.Generator().manual_seed(cfg.seed)
             data = task.train_batches(cfg.batch_size, generator, None)
-            check_first_batch(task, model, data, device, None)
+            if check or not isinstance(data, TensorBatches):  # a DataLoader's check draws from its generator
+                check_first_batch(task, model, data, device, None)
         self.dummy = build_from_config(cfg, [torch.zeros(1, requires_grad=True)])
         self.dummy._opt_called = True  # it is never stepped: only its schedule is
         try:

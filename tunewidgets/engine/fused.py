@@ -138,7 +138,7 @@ class FusedRun:
         for m in self.members:
             m.status = "running"
             try:
-                model, data, generator = m.prepare(task, device)
+                model, data, generator = m.prepare(task, device, check=not self.live)  # one check per group
             except Exception as exc:  # noqa: BLE001 - this trial fails, the others train
                 if is_out_of_memory(exc):
                     raise
