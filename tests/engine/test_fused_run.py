@@ -239,3 +239,16 @@ def test_a_large_validation_set_is_scored_one_trial_at_a_time_alike(monkeypatch)
     configs = sgd_trials()[:2]
     for cfg, run in zip(configs, FusedRun(task, configs).fit()):
         assert_same_curves(tw.train(task, cfg), run)
+
+
+def test_a_start_handler_that_fails_ends_its_trial_with_an_end_record():
+    task, configs = blob_task(), sgd_trials()[:2]
+    run = FusedRun(task, configs)
+
+    def broken(record):
+        raise RuntimeError("no room for this run")
+    run.members[0].on("start", broken)
+    seen = recorded(run.members[0])
+    runs = run.fit()
+    assert runs[0].status == "failed" and "no room" in runs[0].error and runs[1].status == "finished"
+    assert [e for e, _ in seen][-1] == "end"

@@ -206,7 +206,13 @@ class FusedRun:
             if m.bus.has(Events.START):
                 self._guard(m, Events.START, {"config": m.config, "params": m.params, "trainer": m, "kind": m.kind,
                                                "env": dict(env), "total_steps": m.total_steps, "n_params": m.n_params})
-        self._drop([m for m in self.live if m.status != "running"], flush=False)
+        ended = [m for m in self.live if m.status != "running" or m.exception is not None]
+        for m in ended:  # a START handler that stopped or failed its trial
+            if m.exception is not None:
+                self._fail(m, m.exception)
+            else:
+                self._end(m, None)
+        self._drop(ended)
         self.stack.train()
         self.step = 0
         try:
@@ -300,7 +306,7 @@ class FusedRun:
                 self._end(m, None)
                 ended.append(m)
         self._val_outputs = {}
-        self._drop(ended, flush=False)
+        self._drop(ended)
 
     def _evaluates(self, m: FusedTrial, epoch: int) -> bool:
         return (epoch + 1) % m.config.eval_every == 0 or epoch == m.config.epochs - 1 or m.step >= m.total_steps
@@ -390,7 +396,7 @@ class FusedRun:
             m.status = "diverged"
         self._guard(m, Events.LOG, {"rows": rows})
 
-    def _drop(self, members: list[FusedTrial], flush: bool = True) -> None:
+    def _drop(self, members: list[FusedTrial]) -> None:
         """Take ended members out of the stack (their rows fetched first: positions change)."""
         if not members:
             return
