@@ -90,6 +90,29 @@ class StackedModel:
             return functional_call(base, (p, b), (xk,))
         return vmap(one, in_dims=(0, 0, None), randomness="different")(params, buffers, x)
 
+    def outputs_on(self, batches: Any, unpack: Callable[[Any], Any], device: torch.device, index: Sequence[int],
+                   max_bytes: int) -> list[torch.Tensor] | None:
+        """Outputs of the models at ``index`` on every batch (eval mode), ``(len(index), B, ...)`` each.
+
+        None when an output is not one tensor, or when they would take more than ``max_bytes``.
+        """
+        outs: list[torch.Tensor] = []
+        size = 0
+        self.train(False)
+        try:
+            for batch in batches:
+                x, _ = unpack(batch)
+                out = self.outputs(to_device(x, device, True), index)
+                if not isinstance(out, torch.Tensor):
+                    return None
+                size += out.numel() * out.element_size()
+                if size > max_bytes:
+                    return None
+                outs.append(out)
+        finally:
+            self.train(True)
+        return outs
+
     def select(self, index: Sequence[int]) -> None:
         """Keep the models at ``index`` (in that order)."""
         some = next(iter(self.params.values()), None)

@@ -64,7 +64,7 @@ from tunewidgets.engine.optimizers import momentum_key
 from tunewidgets.engine.run import Run
 from tunewidgets.engine.seeding import seeded
 from tunewidgets.engine.step import evaluate
-from tunewidgets.engine.task import Task, to_device
+from tunewidgets.engine.task import Task
 
 _HISTORY_COLUMNS = ["kind", "step", "epoch", "lr", "loss"]  # an empty Run.history, as the Trainer's
 _VAL_OUTPUTS_MAX = 256 * 2**20  # bytes of validation outputs kept to score all trials from one pass
@@ -312,26 +312,12 @@ class FusedRun:
         return (epoch + 1) % m.config.eval_every == 0 or epoch == m.config.epochs - 1 or m.step >= m.total_steps
 
     def _outputs_on_val(self, members: list[FusedTrial]) -> dict[FusedTrial, list[Any]]:
-        """Every member's outputs on each validation batch, from one vmap per batch (eval mode); {} if too big."""
+        """Every member's outputs on each validation batch, from one vmap per batch; {} if too big."""
         if self._val is None or not members:
             return {}
-        index = [self.live.index(m) for m in members]
-        outs: list[Any] = []
-        size = 0
-        self.stack.train(False)
-        try:
-            for batch in self._val:
-                x, _ = self.task.unpack_batch(batch)
-                out = self.stack.outputs(to_device(x, self.device, True), index)
-                if not isinstance(out, torch.Tensor):
-                    return {}
-                size += out.numel() * out.element_size()
-                if size > _VAL_OUTPUTS_MAX:  # a large validation set: one trial at a time instead
-                    return {}
-                outs.append(out)
-        finally:
-            self.stack.train(True)
-        return {m: [o[i] for o in outs] for i, m in enumerate(members)}
+        outs = self.stack.outputs_on(self._val, self.task.unpack_batch, self.device,
+                                     [self.live.index(m) for m in members], _VAL_OUTPUTS_MAX)
+        return {} if outs is None else {m: [o[i] for o in outs] for i, m in enumerate(members)}
 
     def _after_epoch(self, m: FusedTrial, epoch: int) -> None:
         cfg = m.config
