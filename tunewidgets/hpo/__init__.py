@@ -8,12 +8,14 @@ named ``hpo``, not ``search``: ``import tunewidgets.search`` would replace the f
 Example:
     >>> import tunewidgets as tw
     >>> from tunewidgets import hpo
-    >>> hpo.space is tw.space, hpo.presets is tw.presets
-    (True, True)
+    >>> hpo.space is tw.space, hpo.presets is tw.presets, tw.hpo.FusedExecutor is hpo.FusedExecutor
+    (True, True, True)
 """
 from __future__ import annotations
 
 from tunewidgets.hpo import presets, space
+from tunewidgets.hpo.executors import Executor, FusedExecutor, LocalExecutor
 from tunewidgets.hpo.space import Choice, Fixed, Int, LogUniform, Space, SpaceError, Uniform
 
-__all__ = ["space", "presets", "Space", "SpaceError", "Uniform", "LogUniform", "Int", "Choice", "Fixed"]
+__all__ = ["space", "presets", "Space", "SpaceError", "Uniform", "LogUniform", "Int", "Choice", "Fixed",
+           "Executor", "LocalExecutor", "FusedExecutor"]

@@ -11,11 +11,13 @@ verdict, on an EVAL record): the executor ends that trial with that status.
   config's device; records are forwarded as the trial fires them, so a ``StopRun`` raised by
   ``report`` propagates straight out of the trial's EVAL handler.
 
-The interface leaves room for two more without changing the loop:
+- ``fused`` (:class:`~tunewidgets.hpo.fused_executor.FusedExecutor`, ``FusedExecutor(k)``):
+  ``slots = k``; ``submit`` collects trials and ``wait`` trains same-shape ones side by side
+  (``torch.func`` vmap over stacked parameters, one device), forwarding each trial's records
+  under its own ``run_id`` and dropping a trial from the stack when ``report`` prunes it.
 
-- ``fused``: ``slots = k``; ``submit`` collects same-shape trials and ``wait`` trains them side
-  by side (``torch.func`` vmap over stacked parameters, one device), forwarding each trial's
-  records under its own ``run_id`` and dropping a trial from the stack when ``report`` prunes it;
+The interface leaves room for one more without changing the loop:
+
 - ``ray``: ``slots`` = the GPUs (or shares) available; ``submit`` starts a Ray task per trial,
   workers send records back through a queue, ``wait`` drains it, calls ``report`` on the
   driver, and turns a ``StopRun`` from it into the remote trial's stop flag.
@@ -56,7 +58,8 @@ from tunewidgets.engine.events import emit
 from tunewidgets.engine.loop import Trainer
 from tunewidgets.engine.task import Task
 
-__all__ = ["TrialSpec", "TrialOutcome", "Report", "Executor", "LocalExecutor", "EXECUTORS", "make_executor"]
+__all__ = ["TrialSpec", "TrialOutcome", "Report", "Executor", "LocalExecutor", "FusedExecutor", "EXECUTORS",
+           "make_executor"]
 
 
 @dataclass
@@ -183,7 +186,7 @@ def _free_memory() -> None:
 
 
 EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor}
-_PLANNED = ("fused", "ray")
+_PLANNED = ("ray",)
 
 
 def make_executor(executor: Any) -> Executor:
@@ -203,3 +206,9 @@ def make_executor(executor: Any) -> Executor:
     close = difflib.get_close_matches(executor, EXECUTORS, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
     raise ValueError(f"executor: unknown executor {executor!r}{hint}; use one of: {', '.join(EXECUTORS)}")
+
+
+# registered here, after the names it builds on (it subclasses Executor and trains fallbacks locally)
+from tunewidgets.hpo.fused_executor import FusedExecutor  # noqa: E402
+
+EXECUTORS["fused"] = FusedExecutor
