@@ -27,10 +27,10 @@ __all__ = [
     "__version__", "Task", "TrainConfig", "Trainer", "Run", "Events", "train", "RunStop", "StopRun",
     "Store", "lr_range_test", "LRRangeTestResult",
     "tasks", "schedules", "lr", "tracking", "plots", "widgets",
-    "search", "presets", "space", "report", "reports",
+    "search", "presets", "space", "report", "reports", "hpo",
 ]
 
-_SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine", "reports"}
+_SUBMODULES = {"tasks", "schedules", "lr", "tracking", "plots", "widgets", "engine", "reports", "hpo"}
 _LAZY = {
     "Store": ("tunewidgets.tracking", "Store"),
     "LRRangeTestResult": ("tunewidgets.lr", "LRRangeTestResult"),
