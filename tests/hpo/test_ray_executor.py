@@ -31,7 +31,13 @@ COLUMNS = ["trial", "state", "lr", "momentum", "model.width", "val_accuracy", "b
 def local_ray():
     shutdown = start_local_ray(ray)
     yield
+    tw.hpo.RayExecutor.release()
     shutdown()
+
+
+def _kept(**kw):
+    """An executor that keeps its workers for the next test's search (their start-up is what costs)."""
+    return tw.hpo.RayExecutor(keep_workers=True, **kw)
 
 
 def _search(folder, executor="local", n_trials=4, epochs=2, **kw):
@@ -61,18 +67,21 @@ def _pids_on_start(executor, seen):
 
 def test_a_search_on_two_workers_gives_the_local_search_trials_and_records(tmp_path):
     local = _search(tmp_path / "local")
-    ex, pids = tw.hpo.RayExecutor(), {}
+    ex, pids = _kept(), {}
     remote = _search(tmp_path / "ray", ex, callbacks=[_pids_on_start(ex, pids)])
-    assert ex.slots == 2 and len(set(pids.values())) == 2  # two workers, reused
+    assert ex.slots == 2 and len(set(pids.values())) == 2  # two workers, each reused for two trials
     assert remote.status == "finished"
     assert remote.trials[COLUMNS].equals(local.trials[COLUMNS])
     assert _metrics(tmp_path / "ray", remote) == _metrics(tmp_path / "local", local)  # the same rows
     assert ex.in_flight() == 0
+    again, pids_again = _kept(), {}
+    _search(tmp_path / "again", again, n_trials=2, callbacks=[_pids_on_start(again, pids_again)])
+    assert set(pids_again.values()) == set(pids.values())  # the kept workers trained the next search
 
 
 def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_retried_once_then_failed(tmp_path):
     local = _search(tmp_path / "local", n_trials=3)
-    ex = tw.hpo.RayExecutor(max_retries=1)
+    ex = _kept(max_retries=1)
     killed: list[tuple[int, int]] = []
 
     def kill_on_eval(event, record):
@@ -97,45 +106,26 @@ def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_retried_once_then_f
 
 
 def test_stop_ends_the_running_trials_and_starts_no_new_one(tmp_path):
-    holder: dict = {"started": 0}
+    holder: dict = {}
+    ready = threading.Event()
 
     def stop_on_first_eval(event, record):
-        if event == "start":
-            holder["started"] += 1
         if event == "eval" and record["trial"] == 0:
+            ready.wait()
             holder["study"].stop()
-            holder["at_stop"] = holder["started"]
+            holder["at_stop"] = len(holder["study"].trials)  # the trials handed to the workers so far
 
-    study = _search(tmp_path, tw.hpo.RayExecutor(), n_trials=6, epochs=3, background=True,
-                    callbacks=[stop_on_first_eval])
+    study = _search(tmp_path, _kept(), n_trials=6, epochs=3, background=True, callbacks=[stop_on_first_eval])
     holder["study"] = study
+    ready.set()
     study.wait(timeout=300)
     trials = study.trials
     assert study.status == "stopped"
     assert trials.loc[0, "state"] == "stopped" and trials.loc[0, "epochs"] == 1  # its next step saw the stop
     assert len(trials) == holder["at_stop"]  # none started after the stop
     assert set(trials["state"]) <= {"stopped", "finished"}
-    resumed = _search(tmp_path, tw.hpo.RayExecutor(), n_trials=6, epochs=3)  # goes on to the end
+    resumed = _search(tmp_path, _kept(), n_trials=6, epochs=3)  # goes on to the end
     assert resumed.trials["state"].tolist() == ["finished"] * 6
-
-
-def test_an_interrupted_search_stops_and_kills_its_workers(tmp_path):
-    ex, pids = tw.hpo.RayExecutor(), {}
-    on_start = _pids_on_start(ex, pids)
-
-    def interrupt(event, record):
-        on_start(event, record)
-        if event == "eval" and record["trial"] == 0:
-            raise KeyboardInterrupt  # as "interrupt the kernel" does to the search's thread
-
-    study = _search(tmp_path, ex, n_trials=6, epochs=3, background=True, callbacks=[interrupt])
-    with pytest.raises(KeyboardInterrupt):
-        study.wait(timeout=300)
-    assert study.status == "stopped"
-    assert study.trials.loc[0, "state"] == "stopped"
-    assert ex.in_flight() == 0
-    gone, alive = psutil.wait_procs([psutil.Process(p) for p in set(pids.values())], timeout=60)
-    assert alive == []  # the workers were ended with the search
 
 
 def test_the_pruner_prunes_remote_trials_at_the_epoch_it_decides(tmp_path):
@@ -143,40 +133,9 @@ def test_the_pruner_prunes_remote_trials_at_the_epoch_it_decides(tmp_path):
     local = _search(tmp_path / "local", n_trials=6, epochs=3, pruner=pruner)
     states = local.trials["state"].tolist()
     assert "pruned" in states and "finished" in states  # the case is a real one
-    remote = _search(tmp_path / "ray", tw.hpo.RayExecutor(), n_trials=6, epochs=3, pruner=pruner)
+    remote = _search(tmp_path / "ray", _kept(), n_trials=6, epochs=3, pruner=pruner)
     assert remote.trials[COLUMNS].equals(local.trials[COLUMNS])  # pruned where, and when, the local one was
     assert _metrics(tmp_path / "ray", remote) == _metrics(tmp_path / "local", local)
-
-
-@pytest.mark.slow
-def test_a_search_resumed_after_its_driver_was_killed_goes_on_as_a_local_one(tmp_path):
-    address = ray.get_runtime_context().gcs_address
-    n_trials, slow = 5, 2
-    with child(HERE / "_ray_search_child.py", tmp_path / "runs", address, n_trials, slow, timeout=240,
-               extra_path=(HERE,)) as proc:
-        lines = []
-        for line in proc.stdout:
-            lines.append(line.strip())
-            if line.strip() == f"training {slow}":
-                break
-        assert lines and lines[-1] == f"training {slow}", f"child said {lines}; {proc.stderr.read()[-3000:]}"
-        kill9(proc)
-    with tw.Store(tmp_path / "runs") as store:
-        before = {r["trial"]: r for r in studies.latest_trials(store, "killed")}
-    assert before[slow]["status"] == "interrupted"
-    finished = sorted(n for n, r in before.items() if r["status"] == "finished")
-    assert finished and slow not in finished
-
-    resumed = tw.search(blob_task(), SPACE, base=BASE.replace(epochs=2), strategy="random", n_trials=n_trials,
-                        store=tmp_path / "runs", study="killed", seed=3, background=False,
-                        executor=tw.hpo.RayExecutor())
-    whole = tw.search(blob_task(), SPACE, base=BASE.replace(epochs=2), strategy="random", n_trials=n_trials,
-                      store=tmp_path / "whole", study="killed", seed=3, background=False)
-    assert resumed.trials[COLUMNS].equals(whole.trials[COLUMNS])
-    with tw.Store(tmp_path / "runs") as store:
-        after = {r["trial"]: r for r in studies.latest_trials(store, "killed")}
-    for n in finished:  # kept as they were, not trained again
-        assert after[n]["id"] == before[n]["id"]
 
 
 class _Locked(type(blobs(8))):
@@ -211,7 +170,7 @@ def test_a_task_whose_module_the_workers_cannot_import_is_refused_before_any_tri
                        match=r"the Ray workers could not load 'blobs': .*No module named 'mine_only'.*"
                              r"register_pickle_by_value\(mine_only\)"):
         tw.search(blob_task(model=mine_only.Net), {"lr": SPACE["lr"]}, base=BASE.replace(epochs=1), n_trials=2,
-                  store=tmp_path / "runs", study="s", executor=tw.hpo.RayExecutor(), background=False)
+                  store=tmp_path / "runs", study="s", executor=_kept(), background=False)
     with tw.Store(tmp_path / "runs") as store:
         assert studies.latest_trials(store, "s") == []
 
@@ -243,3 +202,54 @@ def test_import_tunewidgets_does_not_import_ray():
     code = "import sys, tunewidgets as tw; tw.hpo.RayExecutor; print('ray' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.stdout.strip() == "False", out.stderr[-2000:]
+
+
+def test_an_interrupted_search_stops_and_kills_its_workers(tmp_path):
+    ex, pids = _kept(), {}  # workers in flight are killed, kept or not
+    on_start = _pids_on_start(ex, pids)
+
+    def interrupt(event, record):
+        on_start(event, record)
+        if event == "eval" and record["trial"] == 0:
+            raise KeyboardInterrupt  # as "interrupt the kernel" does to the search's thread
+
+    study = _search(tmp_path, ex, n_trials=6, epochs=3, background=True, callbacks=[interrupt])
+    with pytest.raises(KeyboardInterrupt):
+        study.wait(timeout=300)
+    assert study.status == "stopped"
+    assert study.trials.loc[0, "state"] == "stopped"
+    assert ex.in_flight() == 0
+    gone, alive = psutil.wait_procs([psutil.Process(p) for p in set(pids.values())], timeout=60)
+    assert alive == []  # the workers were ended with the search
+
+
+@pytest.mark.slow
+def test_a_search_resumed_after_its_driver_was_killed_goes_on_as_a_local_one(tmp_path):
+    address = ray.get_runtime_context().gcs_address
+    tw.hpo.RayExecutor.release()  # the child's workers need the CPUs
+    n_trials, slow = 5, 2
+    with child(HERE / "_ray_search_child.py", tmp_path / "runs", address, n_trials, slow, timeout=240,
+               extra_path=(HERE,)) as proc:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line.strip())
+            if line.strip() == f"training {slow}":
+                break
+        assert lines and lines[-1] == f"training {slow}", f"child said {lines}; {proc.stderr.read()[-3000:]}"
+        kill9(proc)
+    with tw.Store(tmp_path / "runs") as store:
+        before = {r["trial"]: r for r in studies.latest_trials(store, "killed")}
+    assert before[slow]["status"] == "interrupted"
+    finished = sorted(n for n, r in before.items() if r["status"] == "finished")
+    assert finished and slow not in finished
+
+    resumed = tw.search(blob_task(), SPACE, base=BASE.replace(epochs=2), strategy="random", n_trials=n_trials,
+                        store=tmp_path / "runs", study="killed", seed=3, background=False,
+                        executor=_kept())
+    whole = tw.search(blob_task(), SPACE, base=BASE.replace(epochs=2), strategy="random", n_trials=n_trials,
+                      store=tmp_path / "whole", study="killed", seed=3, background=False)
+    assert resumed.trials[COLUMNS].equals(whole.trials[COLUMNS])
+    with tw.Store(tmp_path / "runs") as store:
+        after = {r["trial"]: r for r in studies.latest_trials(store, "killed")}
+    for n in finished:  # kept as they were, not trained again
+        assert after[n]["id"] == before[n]["id"]

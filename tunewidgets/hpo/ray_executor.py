@@ -48,6 +48,9 @@ from tunewidgets.hpo.executors import Executor, Report, TrialOutcome, TrialSpec
 __all__ = ["RayExecutor", "TaskNotSendable"]
 
 _POLL = 0.05  # seconds between looks at the search's stop flag while waiting for records
+# idle workers kept by ``keep_workers=True`` for the next search in this process:
+# {(Ray job id, cpus_per_trial, gpus_per_trial): [actor, ...]}
+_POOL: dict[tuple[Any, ...], list[Any]] = {}
 
 
 def import_ray() -> Any:
@@ -87,18 +90,24 @@ class RayExecutor(Executor):
         max_retries: times a trial whose worker died is trained again before it counts as failed.
         workers: at most this many trials at once (default: as many as the cluster's CPUs and
             GPUs hold shares).
+        keep_workers: when the search ends, keep its idle workers for the next ``RayExecutor`` of
+            the same shares in this process (no start-up, no ``import torch`` again); they hold
+            their CPUs and GPUs until then, or until :meth:`release` or ``ray.shutdown()``.
     """
 
     name = "ray"
 
     def __init__(self, address: str | None = None, cpus_per_trial: float = 1, gpus_per_trial: float = 0,
-                 max_retries: int = 1, workers: int | None = None) -> None:
+                 max_retries: int = 1, workers: int | None = None, keep_workers: bool = False) -> None:
         self.address = _check_address(address)
         self.cpus_per_trial = _check_share("cpus_per_trial", cpus_per_trial, 1, "CPUs each trial's worker holds",
                                            low_ok=False)
         self.gpus_per_trial = _check_share("gpus_per_trial", gpus_per_trial, 1, "GPUs each trial's worker holds")
         self.max_retries = _check_count("max_retries", max_retries, 0, 1)
         self.workers = None if workers is None else _check_count("workers", workers, 1, 2)
+        if not isinstance(keep_workers, bool):
+            raise ValueError(f"keep_workers: expected True or False, got {keep_workers!r}")
+        self.keep_workers = keep_workers
         self._ray = import_ray()
         self._idle: list[Any] = []
         self._running: dict[int, _Attempt] = {}
@@ -109,7 +118,8 @@ class RayExecutor(Executor):
 
     def __repr__(self) -> str:
         return (f"RayExecutor(address={self.address!r}, cpus_per_trial={self.cpus_per_trial}, "
-                f"gpus_per_trial={self.gpus_per_trial}, max_retries={self.max_retries}, workers={self.workers})")
+                f"gpus_per_trial={self.gpus_per_trial}, max_retries={self.max_retries}, workers={self.workers}, "
+                f"keep_workers={self.keep_workers})")
 
     # ------------------------------------------------------------------ setup
     def open(self, task: Task, report: Report) -> None:
@@ -126,7 +136,14 @@ class RayExecutor(Executor):
         self._payload = [ray.put(payload)]
         self._actor_class = ray.remote(TrialWorker).options(
             num_cpus=self.cpus_per_trial, num_gpus=self.gpus_per_trial, max_concurrency=4, max_restarts=0)
-        self._idle = [self._new_worker() for _ in range(self.slots)]
+        self._pool_key = (ray.get_runtime_context().get_job_id(), self.cpus_per_trial, self.gpus_per_trial)
+        kept = _POOL.pop(self._pool_key, [])
+        RayExecutor.release()  # kept workers of other shares would hold the CPUs these need
+        for actor in kept[self.slots:]:
+            _kill(ray, actor)
+        self._actors = kept[:self.slots]
+        fresh = [self._new_worker() for _ in range(self.slots - len(self._actors))]  # also added to _actors
+        self._idle = [*kept[:self.slots], *fresh]
         self._check_loads(task)
 
     def _count_slots(self) -> int:
@@ -197,14 +214,26 @@ class RayExecutor(Executor):
                 ray.cancel(attempt.gen)
             except Exception:  # noqa: BLE001 - the worker is killed next anyway
                 pass
+        keep = self._idle if self.keep_workers else []
         for actor in self._actors:
-            try:
-                ray.kill(actor, no_restart=True)
-            except Exception:  # noqa: BLE001 - already dead
-                pass
+            if not any(actor is k for k in keep):
+                _kill(ray, actor)
+        if keep:
+            _POOL.setdefault(self._pool_key, []).extend(keep)
         self._running.clear()
         self._idle.clear()
         self._actors.clear()
+
+    @staticmethod
+    def release() -> None:
+        """End the idle workers that ``keep_workers=True`` kept in this process (their CPUs and GPUs free up)."""
+        if not _POOL:
+            return
+        ray = import_ray()
+        for actors in _POOL.values():
+            for actor in actors:
+                _kill(ray, actor)
+        _POOL.clear()
 
     def worker_pid(self, number: int) -> int | None:
         """The process id of the worker training trial ``number`` now (None when it is not running)."""
@@ -282,10 +311,7 @@ class RayExecutor(Executor):
     def _died(self, attempt: _Attempt, exc: BaseException) -> None:
         """The attempt's worker process is gone: replace it; train the trial again, or fail it."""
         ray, spec = self._ray, attempt.spec
-        try:
-            ray.kill(attempt.worker, no_restart=True)
-        except Exception:  # noqa: BLE001 - it is dead already
-            pass
+        _kill(ray, attempt.worker)
         if attempt.worker in self._actors:
             self._actors.remove(attempt.worker)
         worker = self._new_worker()
@@ -301,6 +327,13 @@ class RayExecutor(Executor):
         tried = f" (tried {attempt.tries + 1} times, max_retries={self.max_retries})"
         self._done.append(TrialOutcome(spec, "failed", error=f"trial {spec.number}: {reason}{tried}: {first}",
                                        reason=reason, seconds=time.perf_counter() - attempt.started))
+
+
+def _kill(ray: Any, actor: Any) -> None:
+    try:
+        ray.kill(actor, no_restart=True)
+    except Exception:  # noqa: BLE001 - it is dead already
+        pass
 
 
 def _check_address(address: Any) -> str | None:
