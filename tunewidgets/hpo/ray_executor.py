@@ -139,8 +139,8 @@ class RayExecutor(Executor):
         self._pool_key = (ray.get_runtime_context().get_job_id(), self.cpus_per_trial, self.gpus_per_trial)
         kept = _POOL.pop(self._pool_key, [])
         RayExecutor.release()  # kept workers of other shares would hold the CPUs these need
-        for actor in kept[self.slots:]:
-            _kill(ray, actor)
+        if kept[self.slots:]:  # more than this search uses (workers=): left for the next one
+            _POOL[self._pool_key] = kept[self.slots:]
         self._actors = kept[:self.slots]
         fresh = [self._new_worker() for _ in range(self.slots - len(self._actors))]  # also added to _actors
         self._idle = [*kept[:self.slots], *fresh]
