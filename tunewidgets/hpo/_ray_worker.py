@@ -48,7 +48,18 @@ __all__ = ["TrialWorker", "pack_task", "unpack_task", "TaskNotSendable"]
 
 
 class TaskNotSendable(TypeError):
-    """A task that cannot be sent to Ray workers (a part of it does not pickle)."""
+    """A task that cannot be sent to Ray workers (a part of it does not pickle, or a worker cannot load it).
+
+    Example:
+        >>> import threading, tunewidgets as tw
+        >>> from tunewidgets.hpo._ray_worker import pack_task
+        >>> task = tw.tasks.spirals()
+        >>> task.spec, task.loss_kwargs = None, {"lock": threading.Lock()}   # not built-in any more
+        >>> pack_task(task)
+        Traceback (most recent call last):
+        ...
+        tunewidgets.hpo._ray_worker.TaskNotSendable: task: its 'loss_kwargs' (dict) cannot be sent to the Ray workers: TypeError: cannot pickle '_thread.lock' object; ...
+    """
 
 
 def pack_task(task: Any) -> tuple[str, Any]:
@@ -96,8 +107,11 @@ def _is_builtin(spec: dict[str, Any]) -> bool:
 def _cloudpickle() -> Any:
     try:
         from ray import cloudpickle
-    except ImportError:  # pragma: no cover - the executor imports ray first
-        import cloudpickle
+    except ImportError:  # pragma: no cover - the executor imports ray first; this serves the checks
+        try:
+            import cloudpickle
+        except ImportError:
+            import pickle as cloudpickle
     return cloudpickle
 
 

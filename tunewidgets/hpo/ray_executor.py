@@ -93,6 +93,14 @@ class RayExecutor(Executor):
         keep_workers: when the search ends, keep its idle workers for the next ``RayExecutor`` of
             the same shares in this process (no start-up, no ``import torch`` again); they hold
             their CPUs and GPUs until then, or until :meth:`release` or ``ray.shutdown()``.
+
+    The settings are checked before Ray is imported or started:
+
+    >>> import tunewidgets as tw
+    >>> tw.hpo.RayExecutor(max_retries=-1)
+    Traceback (most recent call last):
+    ...
+    ValueError: max_retries: must be a whole number >= 0, got -1; e.g. max_retries=1
     """
 
     name = "ray"
