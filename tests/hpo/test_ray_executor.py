@@ -77,6 +77,9 @@ def test_a_search_on_two_workers_gives_the_local_search_trials_and_records(tmp_p
     again, pids_again = _kept(), {}
     _search(tmp_path / "again", again, n_trials=2, callbacks=[_pids_on_start(again, pids_again)])
     assert set(pids_again.values()) == set(pids.values())  # the kept workers trained the next search
+    pids_third: dict = {}
+    third = _search(tmp_path / "third", ex, n_trials=2, callbacks=[_pids_on_start(ex, pids_third)])
+    assert third.status == "finished" and set(pids_third.values()) == set(pids.values())  # one executor, twice
 
 
 def test_a_worker_killed_mid_trial_is_replaced_and_its_trial_retried_once_then_failed(tmp_path):

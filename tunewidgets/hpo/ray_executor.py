@@ -133,6 +133,7 @@ class RayExecutor(Executor):
     def open(self, task: Task, report: Report) -> None:
         super().open(task, report)
         payload = pack_task(task)  # refused here, before Ray starts, when a part does not pickle
+        self._closed, self._running, self._done = False, {}, []  # the same executor may serve another search
         ray = self._ray
         if not ray.is_initialized():
             if self.address is None:
@@ -190,7 +191,7 @@ class RayExecutor(Executor):
     # ------------------------------------------------------------------ the interface
     def submit(self, spec: TrialSpec) -> None:
         if self._closed:
-            raise RuntimeError("RayExecutor: closed; make a new one for another search")
+            raise RuntimeError("RayExecutor: closed (its search ended); pass it to tw.search to start another")
         if not self._idle:
             raise RuntimeError(f"RayExecutor: all {self.slots} workers are busy; call wait() before submitting")
         self._launch(_Attempt(spec, started=time.perf_counter()), self._idle.pop())
@@ -324,7 +325,8 @@ class RayExecutor(Executor):
             self._actors.remove(attempt.worker)
         worker = self._new_worker()
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        where = f"pid {attempt.pid}" + (f" on {attempt.host}" if attempt.host else "")
+        where = "before it started" if attempt.pid is None else f"pid {attempt.pid}"
+        where += f" on {attempt.host}" if attempt.host else ""
         if attempt.tries < self.max_retries and not spec.stop.is_set():
             attempt.tries += 1
             self._launch(attempt, worker)
@@ -332,9 +334,13 @@ class RayExecutor(Executor):
         self._running.pop(spec.number, None)
         self._idle.append(worker)
         reason = f"its Ray worker ({where}) died: {type(exc).__name__}"
+        seconds = time.perf_counter() - attempt.started
+        if spec.stop.is_set():  # the search was being stopped: the trial did not fail, it was stopped
+            self._done.append(TrialOutcome(spec, "stopped", reason=f"stopped; {reason}", seconds=seconds))
+            return
         tried = f" (tried {attempt.tries + 1} times, max_retries={self.max_retries})"
         self._done.append(TrialOutcome(spec, "failed", error=f"trial {spec.number}: {reason}{tried}: {first}",
-                                       reason=reason, seconds=time.perf_counter() - attempt.started))
+                                       reason=reason, seconds=seconds))
 
 
 def _kill(ray: Any, actor: Any) -> None:
