@@ -168,7 +168,6 @@ def test_an_error_of_the_search_itself_reaches_wait(tmp_path):
     (dict(n_trials=None), ValueError, r"n_trials: give the number of trials for strategy='random'"),
     (dict(n_trials=0), ValueError, r"n_trials: must be >= 1, got 0"),
     (dict(store=None), TypeError, r"store: expected a runs folder .* so it can resume"),
-    (dict(executor="ray"), ValueError, r"executor: 'ray' is not available yet"),
     (dict(executor="lcoal"), ValueError, r"executor: unknown executor 'lcoal' \(did you mean 'local'\?\)"),
     (dict(base=3), TypeError, r"base: expected a tw.TrainConfig, a preset"),
     (dict(background="yes"), TypeError, r"background: expected True, False or None"),

@@ -16,11 +16,10 @@ verdict, on an EVAL record): the executor ends that trial with that status.
   (``torch.func`` vmap over stacked parameters, one device), forwarding each trial's records
   under its own ``run_id`` and dropping a trial from the stack when ``report`` prunes it.
 
-The interface leaves room for one more without changing the loop:
-
-- ``ray``: ``slots`` = the GPUs (or shares) available; ``submit`` starts a Ray task per trial,
-  workers send records back through a queue, ``wait`` drains it, calls ``report`` on the
-  driver, and turns a ``StopRun`` from it into the remote trial's stop flag.
+- ``ray`` (:class:`~tunewidgets.hpo.ray_executor.RayExecutor`, ``tw.hpo.RayExecutor()``):
+  ``slots`` = the CPU and GPU shares the cluster holds; ``submit`` starts the trial on a reused
+  Ray actor, which streams its records back; ``wait`` hands them to ``report`` on the driver
+  and turns a ``StopRun`` from it into the remote trial's stop (see that module).
 
 Failures stay inside the trial: an exception (CUDA out-of-memory included: the memory is freed
 first) makes a ``failed`` outcome with its traceback, and the search goes on.
@@ -42,6 +41,7 @@ from __future__ import annotations
 import abc
 import difflib
 import gc
+import importlib
 import sys
 import time
 import traceback
@@ -186,11 +186,13 @@ def _free_memory() -> None:
 
 
 EXECUTORS: dict[str, type[Executor]] = {"local": LocalExecutor}
-_PLANNED = ("ray",)
+# made by name from their modules, which import their optional dependency only when one is made
+_ELSEWHERE = {"ray": ("tunewidgets.hpo.ray_executor", "RayExecutor")}
 
 
 def make_executor(executor: Any) -> Executor:
-    """An executor from a name (``"local"``) or an :class:`Executor` instance (taken as is)."""
+    """An executor from a name (``"local"``; ``"ray"``: a ``RayExecutor()`` with its defaults) or an
+    :class:`Executor` instance (taken as is)."""
     if isinstance(executor, Executor):
         return executor
     if isinstance(executor, type) and issubclass(executor, Executor):
@@ -200,12 +202,13 @@ def make_executor(executor: Any) -> Executor:
                         f"got {type(executor).__name__} {executor!r}")
     if executor in EXECUTORS:
         return EXECUTORS[executor]()
-    if executor in _PLANNED:
-        raise ValueError(f"executor: {executor!r} is not available yet; use executor='local' (one trial at a "
-                         "time on the config's device) or pass an Executor instance")
-    close = difflib.get_close_matches(executor, EXECUTORS, n=1)
+    if executor in _ELSEWHERE:
+        module, cls = _ELSEWHERE[executor]
+        return getattr(importlib.import_module(module), cls)()
+    names = [*EXECUTORS, *_ELSEWHERE]
+    close = difflib.get_close_matches(executor, names, n=1)
     hint = f" (did you mean {close[0]!r}?)" if close else ""
-    raise ValueError(f"executor: unknown executor {executor!r}{hint}; use one of: {', '.join(EXECUTORS)}")
+    raise ValueError(f"executor: unknown executor {executor!r}{hint}; use one of: {', '.join(names)}")
 
 
 # registered here, after the names it builds on (it subclasses Executor and trains fallbacks locally)
