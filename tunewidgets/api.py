@@ -65,8 +65,12 @@ _DB_SUFFIXES = (".sqlite", ".sqlite3", ".db")
 
 
 @contextlib.contextmanager
-def open_store(store: Any) -> Iterator[Store | None]:
-    """``store=`` as users give it: None, a ``tw.Store`` (left open) or a folder/file path (opened, closed)."""
+def open_store(store: Any, create: bool = True) -> Iterator[Store | None]:
+    """``store=`` as users give it: None, a ``tw.Store`` (left open) or a folder/file path (opened, closed).
+
+    ``create=False`` (reading a store: a report, a rerun) opens an existing store only and
+    creates no folder or database where none was.
+    """
     if store is None:
         yield None
         return
@@ -74,7 +78,7 @@ def open_store(store: Any) -> Iterator[Store | None]:
         yield store
         return
     if isinstance(store, (str, os.PathLike)):
-        opened = Store(store)
+        opened = Store(store, create=create)
         try:
             yield opened
         finally:
