@@ -198,7 +198,7 @@ def test_a_real_full_disk(tmp_path):
     assert not any(mount.iterdir())  # the tmpfs was private to the child: nothing written here
 
 
-def _wait(condition, timeout: float = 10.0) -> None:
+def _wait(condition, timeout: float = 60.0) -> None:  # a guard against a hang, not a speed limit
     import time
 
     deadline = time.monotonic() + timeout
