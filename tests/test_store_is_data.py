@@ -76,14 +76,14 @@ def test_a_rerun_logs_to_tensorboard_only_when_the_caller_says(tmp_path):
 
 
 # ------------------------------------------------------------------ one bad value, the rest still reads
-@pytest.mark.parametrize("bad", [b"\xff\xfe not json", "{not json", "[" * 3000 + "]" * 3000],
-                         ids=["not-utf8", "not-json", "too-deep"])
+@pytest.mark.parametrize("bad", [b"\xff\xfe not json", "{not json", "[" * 3000 + "]" * 3000, "[1, 2]"],
+                         ids=["not-utf8", "not-json", "too-deep", "not-an-object"])
 def test_an_unreadable_json_value_is_reported_by_run_and_column_and_the_others_read(tmp_path, bad):
     folder = tmp_path / "runs"
     first, second = spirals_run(folder), spirals_run(folder)
     poke(folder / "runs.sqlite", "UPDATE runs SET params = ? WHERE id = ?", bad, first.run_id)
     with Store(folder) as store:
-        with pytest.warns(StoreWarning, match=rf"run {first.run_id}, column 'params': not (UTF-8|JSON)"):
+        with pytest.warns(StoreWarning, match=rf"run {first.run_id}, column 'params': (not UTF-8|not JSON|JSON but not an object)"):
             runs = store.runs()
         assert runs["id"].tolist() == [first.run_id, second.run_id]
         assert runs["params"].tolist()[0] is None and runs["params"].tolist()[1]["lr"] == 0.01
@@ -154,3 +154,12 @@ def test_reading_an_existing_store_with_create_false_works(tmp_path):
         assert store.run(run.run_id)["status"] == "finished"
     with Store(tmp_path / "runs.sqlite", create=False) as store:
         assert len(store.runs()) == 1
+
+
+def test_a_reproducibility_record_that_is_not_a_dict_is_named(tmp_path):
+    folder = tmp_path / "runs"
+    run = spirals_run(folder)
+    edit_repro_whole = json.dumps({"repro": "train it again, please"})
+    poke(folder / "runs.sqlite", "UPDATE runs SET env = ? WHERE id = ?", edit_repro_whole, run.run_id)
+    with pytest.raises(ValueError, match=rf"run {run.run_id}'s stored reproducibility record is not readable \(a str"):
+        tw.rerun(folder, run.run_id)

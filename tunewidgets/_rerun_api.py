@@ -84,6 +84,9 @@ def rerun(store: Any, run_id: int, task: Task | None = None, *, tensorboard: Any
             raise ValueError(f"run_id: run {row['id']} of {opened.path} cannot be repeated: its stored "
                              f"{', '.join(bad)} could not be read (see store.unreadable)")
         repro = (row.get("env") or {}).get("repro")
+        if repro is not None and not isinstance(repro, Mapping):
+            raise ValueError(f"run_id: run {row['id']}'s stored reproducibility record is not readable (a "
+                             f"{type(repro).__name__}, not a dict), so it cannot be repeated")
         if isinstance(repro, Mapping) and "error" in repro:
             raise ValueError(f"run_id: run {row['id']} was not recorded fully enough to repeat it ({repro['error']})")
         kind = row["kind"]
@@ -163,6 +166,8 @@ def _rerun_range_test(store: Store, row: Mapping[str, Any], repro: Mapping[str, 
                          "which is not a setting a rerun takes from a store; a rerun logs only where you say "
                          "(tw.rerun(store, run_id, tensorboard=..., mlflow=...))")
     if "config" in call:
+        if not isinstance(call["config"], Mapping):
+            raise ValueError(f"run_id: range test {row['id']}'s recorded config is not readable ({call['config']!r:.60})")
         call["config"] = TrainConfig(**call["config"])
     return api.lr_range_test(_task(row, repro, task), store=store, tensorboard=tensorboard, mlflow=mlflow, **call)
 

@@ -62,9 +62,15 @@ def _run_record(row: tuple[Any, ...]) -> tuple[dict[str, Any], list[tuple[str, s
             record[column] = text
             continue
         try:
-            record[column] = _json.loads(text)
+            value = _json.loads(text)
         except (ValueError, RecursionError) as exc:
             what = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)
             problems.append((column, f"not JSON ({what}); starts with {text[:40]!r}"))
             record[column] = None
+            continue
+        if value is not None and not isinstance(value, dict):  # every JSON column holds an object
+            problems.append((column, f"JSON but not an object (a {type(value).__name__}); starts with "
+                                     f"{text[:40]!r}"))
+            value = None
+        record[column] = value
     return record, problems
