@@ -167,7 +167,8 @@ def _rerun_range_test(store: Store, row: Mapping[str, Any], repro: Mapping[str, 
                          "(tw.rerun(store, run_id, tensorboard=..., mlflow=...))")
     if "config" in call:
         if not isinstance(call["config"], Mapping):
-            raise ValueError(f"run_id: range test {row['id']}'s recorded config is not readable ({call['config']!r:.60})")
+            raise ValueError(f"run_id: range test {row['id']}'s recorded config is not readable "
+                             f"({call['config']!r:.60})")
         call["config"] = TrainConfig(**call["config"])
     return api.lr_range_test(_task(row, repro, task), store=store, tensorboard=tensorboard, mlflow=mlflow, **call)
 

@@ -277,5 +277,6 @@ def test_rows_dropped_by_the_memory_cap_are_counted_in_the_row(tmp_path, monkeyp
     set_limit(store, None)
     store.flush()
     assert len(store.metrics(run)) == 3000
-    assert store.run(run)["error"] == f"incomplete record: 500 metric rows were lost (OperationalError: {FULL}, on {store.path})"
+    assert store.run(run)["error"] == (f"incomplete record: 500 metric rows were lost (OperationalError: {FULL}, "
+                                       f"on {store.path})")
     store.close()
