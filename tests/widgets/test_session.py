@@ -42,8 +42,23 @@ def counting_worker(n: int, pause: float = 0.0):
 
 def test_records_reach_the_sink_in_order_one_call_per_tick():
     sink = Sink()
-    session = BackgroundSession(on_records=sink.records, on_done=sink.finish, interval=0.01)
-    session.start(counting_worker(300, pause=0.0002))
+    first_call = threading.Event()
+    records = sink.records
+
+    def on_records(batch):
+        records(batch)
+        first_call.set()
+
+    def worker(emit, stop):
+        # half, then wait until a tick has drained some: at least two calls, however the threads are paced
+        for i in range(300):
+            if i == 150:
+                first_call.wait(60)
+            emit(i)
+        return 300
+
+    session = BackgroundSession(on_records=on_records, on_done=sink.finish, interval=0.01)
+    session.start(worker)
     assert session.status == "running" and not session.draining_on_loop
     assert session.wait() == 300
     assert sink.seen == list(range(300))
