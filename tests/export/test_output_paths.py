@@ -12,6 +12,7 @@ import pytest
 import tunewidgets as tw
 from support.notebooks import write_notebook
 from tunewidgets.export import NotebookTimeoutError
+from tunewidgets.export.__main__ import main
 from tunewidgets.export._output import GENERATOR, check_output, written_by_tunewidgets
 from tunewidgets.tracking import Store
 
@@ -134,25 +135,37 @@ def _one_error_line(proc):
     return lines[0]
 
 
+def _main(capsys, monkeypatch, cwd, *args):
+    """``python -m tunewidgets.export ARGS`` run in this process (no interpreter start-up). An
+    exception escaping ``main`` would be a traceback on the command line, and fails the test."""
+    monkeypatch.chdir(cwd)
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
 @pytest.mark.parametrize("text", ["{not json", '{"cells": 3, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}',
                                   "[1, 2]", ""], ids=["not-json", "cells-not-a-list", "a-list", "empty"])
-def test_cli_a_malformed_notebook_is_one_line_and_exit_code_2(tmp_path, text):
+def test_cli_a_malformed_notebook_is_one_line_and_exit_code_2(tmp_path, capsys, monkeypatch, text):
     (tmp_path / "bad.ipynb").write_text(text)
-    line = _one_error_line(_cli("bad.ipynb", cwd=tmp_path))
+    line = _one_error_line(_main(capsys, monkeypatch, tmp_path, "bad.ipynb"))
     assert "notebook: bad.ipynb is not a readable notebook" in line
     assert not (tmp_path / "bad.html").exists()
 
 
-def test_cli_an_output_that_is_a_folder_or_a_store_is_one_line_and_exit_code_2(store_folder, tmp_path):
+def test_cli_an_output_that_is_a_folder_or_a_store_is_one_line_and_exit_code_2(store_folder, tmp_path, capsys,
+                                                                               monkeypatch):
     write_notebook(tmp_path / "ok.ipynb", ["# md\nHello"])
     (tmp_path / "out.html").mkdir()
-    line = _one_error_line(_cli("ok.ipynb", "-o", "out.html", cwd=tmp_path))
+    line = _one_error_line(_main(capsys, monkeypatch, tmp_path, "ok.ipynb", "-o", "out.html"))
     assert "out: 'out.html' is a folder, not a file" in line
+    line = _one_error_line(_main(capsys, monkeypatch, tmp_path, "ok.ipynb", "-o", "runs/runs.sqlite"))
+    assert "out: 'runs/runs.sqlite' is an SQLite database" in line
     (tmp_path / "mine.html").write_text("keep me")
-    line = _one_error_line(_cli("ok.ipynb", "-o", "mine.html", cwd=tmp_path))
+    line = _one_error_line(_main(capsys, monkeypatch, tmp_path, "ok.ipynb", "-o", "mine.html"))
     assert "pass overwrite=True (--overwrite) to replace it" in line
     assert (tmp_path / "mine.html").read_text() == "keep me"
-    done = _cli("ok.ipynb", "-o", "mine.html", "--overwrite", cwd=tmp_path)
+    done = _main(capsys, monkeypatch, tmp_path, "ok.ipynb", "-o", "mine.html", "--overwrite")
     assert done.returncode == 0 and written_by_tunewidgets(tmp_path / "mine.html")
 
 
