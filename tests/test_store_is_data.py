@@ -164,3 +164,15 @@ def test_a_reproducibility_record_that_is_not_a_dict_is_named(tmp_path):
     poke(folder / "runs.sqlite", "UPDATE runs SET env = ? WHERE id = ?", edit_repro_whole, run.run_id)
     with pytest.raises(ValueError, match=rf"run {run.run_id}'s stored reproducibility record is not readable \(a str"):
         tw.rerun(folder, run.run_id)
+
+
+def test_a_report_of_a_copied_store_file_adds_no_folder_beside_it(tmp_path):
+    import shutil
+
+    run = spirals_run(tmp_path / "made")
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(tmp_path / "made" / "runs.sqlite", copy / "runs.sqlite")
+    page = tw.report(copy, tmp_path / "report.html").read_text()
+    assert f"train {run.run_id}" in page
+    assert sorted(p.name for p in copy.iterdir()) == ["runs.sqlite"]  # no writers folder, no WAL left

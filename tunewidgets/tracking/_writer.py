@@ -79,7 +79,7 @@ class WriteFailure:
 
 class Writer:
     def __init__(self, conn: sqlite3.Connection, db: Path, writer: WriterId,
-                 batch_rows: int, flush_interval: float) -> None:
+                 batch_rows: int, flush_interval: float, make_lock_dir: bool = True) -> None:
         self.conn = conn
         self.db = db
         self.id = writer
@@ -102,7 +102,7 @@ class Writer:
         self._notes: dict[int, str] = {}  # run -> the "incomplete record" note its row holds now
         self.closed = False
         self._stop = threading.Event()
-        self.writer_lock = WriterLock(db, writer)
+        self.writer_lock = WriterLock(db, writer, make_dir=make_lock_dir)
         LIVE_TOKENS.add(self.token)
         # started now, not on the first row, so that a training loop never pays for it
         self._thread: threading.Thread | None = threading.Thread(

@@ -77,7 +77,8 @@ class Store:
         batch_rows: buffered metric rows that trigger a write (>= 1).
         flush_interval: seconds the oldest buffered row may wait before a write (> 0).
         create: False to open an existing store only (to read it): a missing folder, file or
-            database raises ValueError and nothing is created.
+            database raises ValueError and nothing is created (not even the writers' lock folder;
+            runs this store adds then carry no lock, and their liveness is judged by pid).
 
     ``path`` is the database file, ``folder`` the folder holding it; ``interrupted``
     lists the runs this open found stale and marked ``interrupted``; ``errors`` the writes
@@ -106,7 +107,8 @@ class Store:
         self.folder: Path = db.parent
         self._known: set[int] = set()
         self.unreadable: list[UnreadableValue] = []
-        self._writer = Writer(conn, db, this_writer(uuid.uuid4().hex), batch_rows, float(flush_interval))
+        self._writer = Writer(conn, db, this_writer(uuid.uuid4().hex), batch_rows, float(flush_interval),
+                              make_lock_dir=create)
         self._finalizer = weakref.finalize(self, self._writer.close)
         try:
             self.interrupted: tuple[int, ...] = self._mark_interrupted()
