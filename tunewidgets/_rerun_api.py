@@ -11,6 +11,11 @@ changed when it is not: a dataset, the model factory, the settings, a version, t
 else the first point that differs. A run that ended early (stopped, pruned, interrupted) matches
 when the repeat passes through all of its recorded points.
 
+The store is data, not instructions: a rerun logs only where its caller says
+(``tensorboard=``, ``mlflow=``), never to a folder or server named in the record; of a range
+test's recorded call only the settings that shape the test are taken (anything else in it is
+refused, naming the key); and a store that is not there is not created.
+
 Example:
     >>> import tempfile, tunewidgets as tw
     >>> folder = tempfile.mkdtemp()
@@ -44,9 +49,15 @@ from tunewidgets.tracking.store import Store
 __all__ = ["rerun"]
 
 _TRAINING_KINDS = ("train", "trial")
+# the keywords of a range test's recorded call that a rerun takes (tracking.records.range_test_record)
+_CALL_KEYS = frozenset({"start_lr", "end_lr", "steps", "mode", "smoothing", "diverge", "grad_accum",
+                        "eval_every_steps", "log_every", "amp", "method", "seed", "batch_size", "device",
+                        "optimizer", "optimizer_kwargs", "config", "val"})
+_READ_COLUMNS = ("kind", "params", "env")  # what a rerun reads from the recorded row
 
 
-def rerun(store: Any, run_id: int, task: Task | None = None) -> Run | LRRangeTestResult:
+def rerun(store: Any, run_id: int, task: Task | None = None, *, tensorboard: Any = None,
+          mlflow: Any = None) -> Run | LRRangeTestResult:
     """Repeat run ``run_id`` of ``store`` (a training run, a trial or a range test) and compare.
 
     Args:
@@ -55,6 +66,8 @@ def rerun(store: Any, run_id: int, task: Task | None = None) -> Run | LRRangeTes
         task: the task to train; needed for a custom task, optional for a built-in one (rebuilt
             from the record). A different task may be given on purpose: ``mismatch`` then names
             what differs (its data, its model factory).
+        tensorboard, mlflow: where the repeat also logs, as in ``tw.train`` (default: nowhere
+            else); never taken from the record.
 
     Returns:
         The new :class:`~tunewidgets.Run` (or :class:`~tunewidgets.LRRangeTestResult`) with
@@ -62,18 +75,27 @@ def rerun(store: Any, run_id: int, task: Task | None = None) -> Run | LRRangeTes
     """
     if task is not None and not isinstance(task, Task):
         raise TypeError(f"task: expected a tw.Task (or None for a built-in task), got {type(task).__name__}")
-    with api.open_store(store) as opened:
-        if opened is None:
-            raise TypeError("store: expected the tw.Store or runs folder that recorded the run, got None")
+    if store is None:
+        raise TypeError("store: expected the tw.Store or runs folder that recorded the run, got None")
+    api.tensorboard_dir(tensorboard, store), api.mlflow_uri(mlflow, store)  # bad values fail before anything
+    with api.open_store(store, create=False) as opened:
+        assert opened is not None
         row = opened.run(run_id)
+        bad = [c for c in opened.unreadable_columns(row["id"]) if c in _READ_COLUMNS]
+        if bad:
+            raise ValueError(f"run_id: run {row['id']} of {opened.path} cannot be repeated: its stored "
+                             f"{', '.join(bad)} could not be read (see store.unreadable)")
         repro = (row.get("env") or {}).get("repro")
+        if repro is not None and not isinstance(repro, Mapping):
+            raise ValueError(f"run_id: run {row['id']}'s stored reproducibility record is not readable (a "
+                             f"{type(repro).__name__}, not a dict), so it cannot be repeated")
         if isinstance(repro, Mapping) and "error" in repro:
             raise ValueError(f"run_id: run {row['id']} was not recorded fully enough to repeat it ({repro['error']})")
         kind = row["kind"]
         if kind == "lr_range_test":
-            result: Run | LRRangeTestResult = _rerun_range_test(opened, row, repro, task)
+            result: Run | LRRangeTestResult = _rerun_range_test(opened, row, repro, task, tensorboard, mlflow)
         elif kind in _TRAINING_KINDS:
-            result = _rerun_training(opened, row, repro, task)
+            result = _rerun_training(opened, row, repro, task, tensorboard, mlflow)
         else:
             raise ValueError(f"run_id: run {row['id']} is of kind {kind!r}; tw.rerun repeats training runs, "
                              "trials and LR range tests")
@@ -123,23 +145,34 @@ def _config(row: Mapping[str, Any], repro: Mapping[str, Any] | None) -> TrainCon
 
 
 def _rerun_training(store: Store, row: Mapping[str, Any], repro: Mapping[str, Any] | None,
-                    task: Task | None) -> Run:
+                    task: Task | None, tensorboard: Any, mlflow: Any) -> Run:
     config = _config(row, repro)
-    return api.train(_task(row, repro, task), config, store=store, kind="train", name=f"rerun of {row['id']}")
+    return api.train(_task(row, repro, task), config, store=store, kind="train", name=f"rerun of {row['id']}",
+                     tensorboard=tensorboard, mlflow=mlflow)
 
 
 def _rerun_range_test(store: Store, row: Mapping[str, Any], repro: Mapping[str, Any] | None,
-                      task: Task | None) -> LRRangeTestResult:
+                      task: Task | None, tensorboard: Any, mlflow: Any) -> LRRangeTestResult:
     if not repro or "call" not in repro:
         raise ValueError(f"run_id: range test {row['id']} was recorded without the settings that repeat it")
     own = list(repro.get("own_objects") or ())
     if own:
         raise ValueError(f"run_id: range test {row['id']} ran on objects of your own ({', '.join(own)}), which the "
                          "store does not keep; repeat it with tw.lr_range_test and the same objects")
-    call = current_names(repro["call"])  # a store from before a keyword was renamed
+    if not isinstance(repro["call"], Mapping):
+        raise ValueError(f"run_id: range test {row['id']} has an unreadable recorded call ({repro['call']!r})")
+    call = current_names(dict(repro["call"]))  # a store from before a keyword was renamed
+    foreign = sorted(str(k) for k in set(call) - _CALL_KEYS)
+    if foreign:
+        raise ValueError(f"run_id: range test {row['id']}'s recorded call holds {', '.join(map(repr, foreign))}, "
+                         "which is not a setting a rerun takes from a store; a rerun logs only where you say "
+                         "(tw.rerun(store, run_id, tensorboard=..., mlflow=...))")
     if "config" in call:
+        if not isinstance(call["config"], Mapping):
+            raise ValueError(f"run_id: range test {row['id']}'s recorded config is not readable "
+                             f"({call['config']!r:.60})")
         call["config"] = TrainConfig(**call["config"])
-    return api.lr_range_test(_task(row, repro, task), store=store, **call)
+    return api.lr_range_test(_task(row, repro, task), store=store, tensorboard=tensorboard, mlflow=mlflow, **call)
 
 
 # ------------------------------------------------------------------ comparing

@@ -315,12 +315,45 @@ def late_bad_label(where: str) -> tw.Task:
 
 @pytest.mark.parametrize("where", ["train", "val"])
 def test_a_label_out_of_range_after_the_first_batch_names_the_field_label_and_classes(where):
+    # tensor data: the whole label tensor is checked once, before the first step
     cfg = tw.TrainConfig(epochs=1, **CPU)
+    n = 256 if where == "train" else 128
     with pytest.raises(ValueError, match=rf"^loss 'cross_entropy': target label 7 in the {where} data is out of "
-                                         r"range for 3 classes .*relabel the classes 0..2 or give the model 8 "
-                                         r"outputs") as info:
-        tw.train(late_bad_label(where), cfg)
-    assert isinstance(info.value.__cause__, IndexError)
+                                         rf"range for 3 classes .*first at sample {n - 1} of {n}.*relabel the "
+                                         r"classes 0..2 or give the model 8 outputs"):
+        steps_of(late_bad_label(where), cfg)
+    assert steps_of.last == 0
+
+
+def test_a_late_bad_label_in_data_that_is_not_tensors_is_named_when_its_batch_comes():
+    task = late_bad_label("train")
+    x, y = task.train.tensors
+    listed = [(x[i], y[i]) for i in range(len(y))]  # a plain list of samples: checked batch by batch
+    with pytest.raises(ValueError, match=r"target label 7 in the train data is out of range") as info:
+        steps_of(blob_task(train=listed), tw.TrainConfig(epochs=1, **CPU))
+    assert isinstance(info.value.__cause__, IndexError) and steps_of.last > 0
+
+
+def test_the_ignore_label_of_cross_entropy_passes_the_whole_label_check():
+    data = blobs(256, 0)
+    y = data.tensors[1].clone()
+    y[-1] = -100
+    run = tw.train(blob_task(train=TensorDataset(data.tensors[0], y)), tw.TrainConfig(epochs=1, **CPU))
+    assert run.status == "finished"
+
+
+def test_a_nan_validation_input_ends_the_run_diverged_naming_the_validation_data(tmp_path):
+    val = blobs(128, 1)
+    x = val.tensors[0].clone()
+    x[5, 0] = float("nan")
+    task = blob_task(val=TensorDataset(x, val.tensors[1]))
+    run = tw.train(task, tw.TrainConfig(epochs=3, **CPU), store=tmp_path)
+    assert run.status == "diverged" and math.isnan(run.final["val_loss"])
+    assert "val_loss is nan at epoch 0" in run.reason and "check the validation data (val)" in run.reason
+    clean = tw.train(blob_task(), tw.TrainConfig(epochs=3, **CPU))
+    assert clean.status == "finished" and run.final["steps"] * 3 == clean.final["steps"]  # stopped at epoch 0's end
+    with tw.Store(tmp_path) as store:
+        assert store.run(run.run_id)["status"] == "diverged"
 
 
 @pytest.mark.parametrize("name", ["cross_entropy", "focal", "ce_dice", "dice"])
@@ -383,3 +416,30 @@ def test_a_schedule_callable_giving_a_negative_lr_fails_the_run_naming_it():
 
     with pytest.raises(ValueError, match=r"goes_negative set the lr to -0.1"):
         tw.train(blob_task(), tw.TrainConfig(lr=0.1, epochs=1, schedule=goes_negative, **CPU))
+
+
+# ------------------------------------------------------------------ deep dicts
+def deep_dict(levels: int, leaf=None) -> dict:
+    d = {"x": leaf} if leaf is not None else {}
+    for _ in range(levels):
+        d = {"a": d}
+    return d
+
+
+@pytest.mark.parametrize("field", ["model_kwargs", "optimizer_kwargs"])
+def test_a_3000_level_dict_in_a_train_config_is_refused_naming_the_field(field):
+    with pytest.raises(ValueError, match=rf"^{field}: dicts and lists nest more than 32 levels deep \(at \['a'\]"):
+        tw.TrainConfig(**{field: deep_dict(3000)})
+    assert tw.TrainConfig(**{field: deep_dict(5)}).to_dict()[field] == deep_dict(5)
+
+
+def test_a_3000_level_schedule_dict_is_refused_not_a_recursion_error():
+    spec = {"type": "Warmup", "steps": 10, "then": {"type": "Cosine"}}
+    for _ in range(3000):
+        spec = {"type": "Warmup", "steps": 10, "then": spec}
+    with pytest.raises(ValueError, match=r"^from_dict: dicts and lists nest more than 32 levels deep \(at \['then'\]"):
+        S.from_dict(spec)
+    with pytest.raises(ValueError, match=r"^from_dict: dicts and lists nest more than 32 levels deep"):
+        S.from_dict({"type": "Cosine", "eta_min": deep_dict(3000)})
+    shallow = S.Warmup(steps=10, then=S.Warmup(steps=5, then=S.Cosine()))
+    assert S.from_dict(shallow.to_dict()) == shallow

@@ -5,6 +5,7 @@ import json
 import math
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,10 +143,33 @@ def test_default_study_names_do_not_collide(tmp_path):
     assert (a.name, b.name) == ("blobs-random-1", "blobs-random-2")
 
 
-def test_timeout_starts_no_trial_after_it(tmp_path):
-    study = tw.search(blob_task(), {"lr": LogUniform(0.01, 0.1)}, base=BASE.replace(epochs=1), timeout=0.01,
-                      store=tmp_path, background=False)
-    assert len(study.trials) == 1 and study.status == "finished"
+class Clock:
+    """The search driver's clock, moved by the test: a trial takes as long as the test says."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def monotonic(self):
+        return self.now
+
+    perf_counter = staticmethod(time.perf_counter)
+
+
+@pytest.mark.parametrize(("trial_s", "timeout", "trials"), [(5.0, 0.01, 1), (5.0, 12.0, 3), (0.001, 0.01, 10)])
+def test_timeout_starts_no_trial_after_it(tmp_path, monkeypatch, trial_s, timeout, trials):
+    # the driver's clock moves only when a trial ends, by trial_s: no dependence on this machine's speed
+    from tunewidgets.hpo import driver
+
+    clock = Clock()
+    monkeypatch.setattr(driver, "time", clock)
+
+    def trial_took(event, record):
+        if event == "end":
+            clock.now += trial_s
+
+    study = tw.search(blob_task(), {"lr": LogUniform(0.01, 0.1)}, base=BASE.replace(epochs=1), timeout=timeout,
+                      n_trials=10, store=tmp_path, background=False, callbacks=[trial_took])
+    assert len(study.trials) == trials and study.status == "finished"
 
 
 def test_an_error_of_the_search_itself_reaches_wait(tmp_path):

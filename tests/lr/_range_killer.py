@@ -2,8 +2,9 @@
 
 Usage: python _range_killer.py FOLDER READY_STEP
 
-Prints ``ready <run_id>`` at step READY_STEP, then waits long enough per step (the store
-writes buffered rows at least every second) that everything before it has reached the file.
+Prints ``ready <run_id>`` once the rows of the first READY_STEP steps are in the file (it
+flushes the store itself, a few logged batches later, so no wait on the flush thread), then
+goes on slowly until it is killed.
 """
 from __future__ import annotations
 
@@ -23,14 +24,17 @@ def main() -> None:
     task = tw.Task(model=lambda: torch.nn.Linear(4, 2), train=torch.utils.data.TensorDataset(x, y),
                    loss="cross_entropy", batch_size=32)
     run_id = []
+    store = tw.Store(folder)
+    flush_at = ready_step + 100  # past the next LOG (every 25 steps): the rows of READY_STEP steps are logged
 
     def on_step(rec):
-        if rec["step"] == ready_step:
+        if rec["step"] == flush_at:
+            store.flush()
             print(f"ready {run_id[0]}", flush=True)
-        if rec["step"] >= ready_step:
+        if rec["step"] >= flush_at:
             time.sleep(0.01)
     tw.lr_range_test(task, start_lr=1e-6, end_lr=1e-3, steps=100_000, diverge=float("inf"), device="cpu",
-                     store=folder, on_step=on_step, callbacks=[{"start": lambda rec: run_id.append(rec["run_id"])}])
+                     store=store, on_step=on_step, callbacks=[{"start": lambda rec: run_id.append(rec["run_id"])}])
 
 
 if __name__ == "__main__":

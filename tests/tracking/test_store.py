@@ -101,7 +101,7 @@ def test_rows_wait_in_memory_until_batch_is_full_then_one_transaction(tmp_path):
     assert count_metrics(store.path) == 0
     assert commits == []
     store.log_metrics(run, [(99, 0, "train/loss", 99.0)])  # a full batch: the writer thread takes it
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a guard against a hang
     while count_metrics(store.path) < 100 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert count_metrics(store.path) == 100
@@ -115,14 +115,33 @@ def test_rows_wait_in_memory_until_batch_is_full_then_one_transaction(tmp_path):
     store.close()
 
 
-def test_rows_are_written_after_the_flush_interval_without_further_calls(tmp_path):
+class WriterClock:
+    """The store writer's clock, moved by the test (``time.time`` stays real)."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def monotonic(self):
+        return self.now
+
+    time = staticmethod(time.time)
+
+
+def test_rows_are_written_after_the_flush_interval_without_further_calls(tmp_path, monkeypatch):
+    from tunewidgets.tracking import _writer
+
+    clock = WriterClock()
+    monkeypatch.setattr(_writer, "time", clock)
     store = Store(tmp_path, batch_rows=10_000, flush_interval=0.2)
     run = store.start_run()
     store.log_metrics(run, [(s, 0, "train/loss", 1.0) for s in range(5)])
-    assert count_metrics(store.path) == 0
-    deadline = time.monotonic() + 5.0
+    store._writer._wake.set()  # the thread looks now: the interval has not passed on its clock
+    clock.now += 0.1
+    assert count_metrics(store.path) == 0  # however long this thread was away: the clock did not move
+    clock.now += 0.2  # past the interval: the thread writes them at its next look, with no call from here
+    deadline = time.monotonic() + 60  # a guard against a hang, not a speed limit
     while count_metrics(store.path) == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.01)
     assert count_metrics(store.path) == 5
     store.close()
 
@@ -366,7 +385,7 @@ def test_full_batches_are_written_off_the_callers_thread_unless_backlogged(tmp_p
     store._writer.conn.set_trace_callback(
         lambda sql: writers.append(threading.current_thread()) if sql == "COMMIT" else None)
     store.log_metrics(run, [(s, 0, "train/loss", 1.0) for s in range(50)])
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60  # a guard against a hang
     while count_metrics(store.path) < 50 and time.monotonic() < deadline:
         time.sleep(0.01)
     assert count_metrics(store.path) == 50

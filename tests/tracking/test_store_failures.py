@@ -198,10 +198,85 @@ def test_a_real_full_disk(tmp_path):
     assert not any(mount.iterdir())  # the tmpfs was private to the child: nothing written here
 
 
-def _wait(condition, timeout: float = 10.0) -> None:
+def _wait(condition, timeout: float = 60.0) -> None:  # a guard against a hang, not a speed limit
     import time
 
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+# ------------------------------------------------------------------ a row never claims a record it lacks
+def _train_filling(store, fill: bool):
+    def fill_after_first_epoch(record):
+        if fill and record["epoch"] == 0:
+            store.flush()
+            set_limit(store, 0)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        return tw.train(task(batch_size=8), tw.TrainConfig(lr=0.1, epochs=4, log_every=2, device="cpu"),
+                        store=store, callbacks=[{"epoch": fill_after_first_epoch}])
+
+
+def test_a_run_that_ended_without_its_metric_rows_says_its_record_is_incomplete(tmp_path):
+    with Store(tmp_path / "clean") as clean:
+        whole = len(clean.metrics(_train_filling(clean, fill=False).run_id))
+    store = Store(tmp_path / "full", batch_rows=20, flush_interval=3600)
+    run = _train_filling(store, fill=True)
+    assert run.status == "finished"
+    written = peek(store.path, "SELECT COUNT(*) FROM metrics WHERE run = ?", (run.run_id,))[0][0]
+    assert 0 < written < whole
+    status, error = peek(store.path, "SELECT status, error FROM runs WHERE id = ?", (run.run_id,))[0]
+    assert status == "finished"
+    assert error.startswith(f"incomplete record: {whole - written:,} metric rows not written yet (kept in memory")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        store.close()  # still full: the waiting rows are lost, and the row says so
+    with Store(tmp_path / "full") as again:
+        row = again.runs().iloc[0]
+        assert again.metrics(run.run_id).shape[0] == written
+    assert row["status"] == "finished"
+    assert row["error"] == (f"incomplete record: {whole - written:,} metric rows were lost (OperationalError: "
+                            f"{FULL}, on {store.path})")
+    page = tw.report(tmp_path / "full", tmp_path / "report.html").read_text()
+    assert f"incomplete record: {whole - written:,} metric rows were lost" in page
+
+
+def test_the_incomplete_note_goes_when_the_rows_are_written_after_all(tmp_path):
+    store = Store(tmp_path, batch_rows=10_000, flush_interval=3600)
+    run = store.start_run()
+    store.log_metrics(run, rows(run, 0, 10))
+    store.flush()
+    set_limit(store, 0)
+    store.log_metrics(run, rows(run, 10, 3000))
+    with pytest.warns(StoreWarning):
+        store.finish_run(run, "failed", error="ValueError: boom")
+    error = peek(store.path, "SELECT error FROM runs WHERE id = ?", (run,))[0][0]
+    assert error.startswith("incomplete record: 3,000 metric rows not written yet") and error.endswith(
+        "\nValueError: boom")
+    set_limit(store, None)
+    store.flush()
+    assert peek(store.path, "SELECT status, error FROM runs WHERE id = ?", (run,)) == [("failed", "ValueError: boom")]
+    assert len(store.metrics(run)) == 3010
+    store.close()
+
+
+def test_rows_dropped_by_the_memory_cap_are_counted_in_the_row(tmp_path, monkeypatch):
+    monkeypatch.setattr(_writer, "MAX_HELD", 3000)
+    store = Store(tmp_path, batch_rows=10_000, flush_interval=3600)
+    run = store.start_run()
+    set_limit(store, 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StoreWarning)
+        store.log_metrics(run, rows(run, 0, 2000))
+        store.flush()
+        store.log_metrics(run, rows(run, 2000, 1500))  # 500 over the cap: dropped
+        store.finish_run(run, "finished")
+    set_limit(store, None)
+    store.flush()
+    assert len(store.metrics(run)) == 3000
+    assert store.run(run)["error"] == (f"incomplete record: 500 metric rows were lost (OperationalError: {FULL}, "
+                                       f"on {store.path})")
+    store.close()

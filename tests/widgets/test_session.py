@@ -42,8 +42,23 @@ def counting_worker(n: int, pause: float = 0.0):
 
 def test_records_reach_the_sink_in_order_one_call_per_tick():
     sink = Sink()
-    session = BackgroundSession(on_records=sink.records, on_done=sink.finish, interval=0.01)
-    session.start(counting_worker(300, pause=0.0002))
+    first_call = threading.Event()
+    records = sink.records
+
+    def on_records(batch):
+        records(batch)
+        first_call.set()
+
+    def worker(emit, stop):
+        # half, then wait until a tick has drained some: at least two calls, however the threads are paced
+        for i in range(300):
+            if i == 150:
+                first_call.wait(60)
+            emit(i)
+        return 300
+
+    session = BackgroundSession(on_records=on_records, on_done=sink.finish, interval=0.01)
+    session.start(worker)
     assert session.status == "running" and not session.draining_on_loop
     assert session.wait() == 300
     assert sink.seen == list(range(300))
@@ -54,33 +69,33 @@ def test_records_reach_the_sink_in_order_one_call_per_tick():
 
 
 def test_stop_from_another_thread_halts_the_worker_within_a_step():
-    emitted: list[int] = []
-    at_stop: list[int] = []
+    # the worker waits at step 20 until the other thread has pressed stop: no race with its pace
+    reached, pressed = threading.Event(), threading.Event()
 
     def worker(emit, stop):
         i = 0
         while not stop.is_set():
-            emitted.append(i)
             emit(i)
             i += 1
-            time.sleep(0.002)
+            if i == 20:
+                reached.set()
+                pressed.wait(60)
         return i
 
     session = BackgroundSession(interval=0.01)
     session.start(worker)
 
     def stopper():
-        while len(emitted) < 20:
-            time.sleep(0.001)
-        at_stop.append(len(emitted))
+        reached.wait(60)
         session.stop()
+        pressed.set()
 
     t = threading.Thread(target=stopper)
     t.start()
-    steps = session.wait(timeout=10)
+    steps = session.wait(timeout=60)
     t.join()
     assert session.status == "stopped"
-    assert steps - at_stop[0] <= 1  # at most the step in progress when stop was set
+    assert steps == 20  # no step after the one in progress when stop was set
 
 
 def test_worker_exception_is_kept_not_raised():

@@ -22,7 +22,10 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["is_flag", "is_real", "is_whole", "flag", "whole", "real"]
+__all__ = ["is_flag", "is_real", "is_whole", "flag", "whole", "real", "check_nesting", "MAX_NESTING"]
+
+#: dicts and lists in a setting may nest this deep (a deeper one is refused before any recursion)
+MAX_NESTING = 32
 
 
 def is_flag(v: Any) -> bool:
@@ -69,3 +72,34 @@ def real(name: str, v: Any, fix: str = "", *, positive: bool = False) -> float:
         what = "a finite number > 0" if positive else "a finite number"
         raise ValueError(f"{name}: must be {what}, got {v!r}{_tail(fix)}")
     return float(v)
+
+
+def check_nesting(field: str, value: Any, limit: int = MAX_NESTING) -> None:
+    """Raise ValueError naming ``field`` when dicts/lists in ``value`` nest deeper than ``limit``.
+
+    Walks without recursion, so a 3,000-level dict is refused with a clear message, not a
+    ``RecursionError`` from whatever reads it next.
+
+    >>> check_nesting("model_kwargs", {"a": {"b": [1, 2]}})
+    >>> deep = {}
+    >>> for _ in range(40):
+    ...     deep = {"a": deep}
+    >>> check_nesting("model_kwargs", deep)
+    Traceback (most recent call last):
+    ...
+    ValueError: model_kwargs: dicts and lists nest more than 32 levels deep (at ['a']['a']['a']...); give plain values or a shallow dict of them
+    """
+    stack: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while stack:
+        obj, depth, path = stack.pop()
+        if isinstance(obj, dict) or (hasattr(obj, "items") and hasattr(obj, "keys")):
+            children = [(v, f"[{k!r}]" if isinstance(k, (str, int)) else "[...]") for k, v in obj.items()]
+        elif isinstance(obj, (list, tuple)):
+            children = [(v, f"[{i}]") for i, v in enumerate(obj)]
+        else:
+            continue
+        if depth >= limit:
+            raise ValueError(f"{field}: dicts and lists nest more than {limit} levels deep (at {path[:48]}...); "
+                             "give plain values or a shallow dict of them")
+        stack.extend((v, depth + 1, path + step if len(path) < 48 else path) for v, step in children)
+

@@ -4,7 +4,9 @@
 and looks at the data, so that the usual mistakes fail before any training with an error that
 names the field (``model``, ``train``, ``val``, ``loss``), the shapes and the fix, instead of a
 raw torch message mid-run: a model with nothing to train, inputs the model cannot take, items
-that cannot be batched, validation data that yields nothing. ``check_lr`` stops a run whose
+that cannot be batched, validation data that yields nothing, and (for tensor data) any class
+label out of range in the whole training or validation set, not only in the first batch.
+``check_lr`` stops a run whose
 schedule gives a negative or NaN learning rate.
 
 Example:
@@ -24,16 +26,18 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from tunewidgets.engine.collate import ragged_items
+from tunewidgets.engine.loss_functions import IGNORE_INDEX, is_multiclass
 from tunewidgets.engine.task import Task, to_device
 
-__all__ = ["check_first_batch", "check_model", "check_val_data", "check_lr", "describe"]
+__all__ = ["check_first_batch", "check_model", "check_val_data", "check_labels", "check_lr", "describe"]
 
 _SCAN = 1000  # items of a dataset read to find two of different shapes (only when batching failed)
 # what drawing a batch or a forward pass raises for bad shapes, types or values
 _DATA_ERRORS = (RuntimeError, TypeError, ValueError, LookupError)
+_CLASS_LOSSES = ("cross_entropy", "focal", "dice", "ce_dice")  # built-in losses of class-index targets
 
 
 def describe(x: Any) -> str:
@@ -98,6 +102,7 @@ def check_first_batch(task: Task, model: torch.nn.Module, batches: Iterable[Any]
             task.loss_fn.check(out.detach().float() if torch.is_tensor(out) else out, y)
     finally:
         model.train(was_training)
+    check_labels(task, out, y)
     check_val_data(task)
 
 
@@ -130,6 +135,55 @@ def _ragged_in_dataset(batches: Any) -> str | None:
     except Exception:  # noqa: BLE001 - only a hint for an error already being raised
         return None
     return ragged_items(items, list(range(n)))
+
+
+def _tensors(data: Any) -> tuple[torch.Tensor, ...] | None:
+    """The whole tensors of tensor data (a TensorDataset, or a DataLoader over one), else None."""
+    dataset = data.dataset if isinstance(data, DataLoader) else data
+    return tuple(dataset.tensors) if isinstance(dataset, TensorDataset) else None
+
+
+def check_labels(task: Task, output: Any, target: Any) -> None:
+    """Raise ValueError naming the field, the sample and the label when a class label of tensor data
+    lies outside ``[0, C)`` anywhere in the set, not only in the first batch.
+
+    ``output`` and ``target`` are the first batch's model output and targets: they tell whether
+    the task's (built-in) loss takes class indices, and ``C``. One pass over the label tensors
+    (``min``/``max``-like work), once per run, before training; other data is checked batch by
+    batch as it comes (the loss names a bad label then).
+    """
+    name = getattr(task.loss_fn, "name", None)
+    if name not in _CLASS_LOSSES or not torch.is_tensor(output) or not torch.is_tensor(target):
+        return
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        return
+    if not is_multiclass(output, target):
+        return
+    n = int(output.shape[1])
+    for field, data in (("train", task.train), ("val", task.val)):
+        tensors = _tensors(data)
+        if tensors is None:
+            continue
+        try:
+            _, labels = task.unpack_batch(tensors)
+        except _DATA_ERRORS:  # an unpack made for batches only: the loss checks each batch
+            continue
+        if not torch.is_tensor(labels) or labels.is_floating_point() or labels.is_complex() or not labels.numel():
+            continue
+        bad = (labels < 0) | (labels >= n)
+        if name == "cross_entropy":
+            bad &= labels != IGNORE_INDEX
+        if not bool(bad.any()):
+            continue
+        where = bad.nonzero()[0]
+        sample, label = int(where[0]), int(labels[tuple(where.tolist())])
+        kept = labels[labels != IGNORE_INDEX] if name == "cross_entropy" else labels.reshape(-1)
+        low, high = int(kept.min()), int(kept.max())
+        raise ValueError(
+            f"loss {name!r}: target label {label} in the {field} data is out of range for {n} classes (the model "
+            f"outputs {n} columns, so labels must lie in [0, {n})); first at sample {sample} of {len(labels)}, and "
+            f"the labels of the {field} data lie in [{low}, {high}]; relabel the classes 0..{n - 1} or give the "
+            f"model {max(high + 1, n)} outputs")
 
 
 def check_val_data(task: Task) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from tunewidgets.engine._values import flag, is_flag, is_real, is_whole, real, whole
+from tunewidgets.engine._values import check_nesting, flag, is_flag, is_real, is_whole, real, whole
 
 __all__ = ["TrainConfig", "SEED_MAX"]
 
@@ -95,6 +95,7 @@ class TrainConfig:
         self._set("weight_decay", float(self.weight_decay))
         if not isinstance(self.optimizer_kwargs, Mapping):
             raise TypeError(f"optimizer_kwargs: expected a dict, got {self.optimizer_kwargs!r}")
+        check_nesting("optimizer_kwargs", self.optimizer_kwargs)
         self._set("optimizer_kwargs", dict(self.optimizer_kwargs))
         self._set("epochs", whole("epochs", self.epochs, 1))
         for name in ("max_steps", "batch_size"):
@@ -112,6 +113,7 @@ class TrainConfig:
         self._set("log_every", whole("log_every", self.log_every, 1))
         if not isinstance(self.model_kwargs, Mapping):
             raise TypeError(f"model_kwargs: expected a dict, got {self.model_kwargs!r}")
+        check_nesting("model_kwargs", self.model_kwargs)
         self._set("model_kwargs", dict(self.model_kwargs))
         _check_schedule(self.schedule)
 

@@ -144,6 +144,8 @@ class Trainer(RunBase):
             last = epoch == cfg.epochs - 1 or self.step >= self.total_steps
             if (epoch + 1) % cfg.eval_every == 0 or last:
                 self._evaluate(epoch, epoch_loss)
+                if self.status != "running":  # a NaN validation loss: diverged
+                    break
             if self._sched_kind == "epoch":
                 self._sched.step()
                 check_lr(self._opt.param_groups[0]["lr"], cfg.schedule, step=self.step)
@@ -191,6 +193,12 @@ class Trainer(RunBase):
             metrics = {name: factory() for name, factory in task.metric_fns.items()}
             record.update(evaluate(self._model, val, device=self._device, loss_fn=task.loss_fn, metrics=metrics,
                                    unpack=task.unpack_batch, amp_dtype=self._amp_dtype))
+            val_loss = record.get("val_loss")
+            if isinstance(val_loss, float) and not math.isfinite(val_loss) and self.status == "running":
+                self.status = "diverged"  # never a finished run with a NaN metric
+                self.reason = f"val_loss is {val_loss} at epoch {epoch}" + (
+                    " while the training loss is finite: check the validation data (val) for NaN or inf "
+                    "inputs or targets" if math.isfinite(train_loss) else "")
         self._eval_rows.append(record)
         self._last_eval = record
         if self._sched_kind == "metric":

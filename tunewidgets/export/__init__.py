@@ -22,7 +22,8 @@ Example:
 from __future__ import annotations
 
 from tunewidgets.export._notebook import (
-    MissingWidgetStateError, NotebookExecutionError, export_notebook, external_references,
+    MissingWidgetStateError, NotebookExecutionError, NotebookTimeoutError, export_notebook, external_references,
 )
 
-__all__ = ["export_notebook", "external_references", "MissingWidgetStateError", "NotebookExecutionError"]
+__all__ = ["export_notebook", "external_references", "MissingWidgetStateError", "NotebookExecutionError",
+           "NotebookTimeoutError"]

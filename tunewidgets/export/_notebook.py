@@ -26,16 +26,19 @@ import copy
 import json
 import os
 import re
+import subprocess
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from tunewidgets.export._output import GENERATOR, check_output
 from tunewidgets.export._runtime import (
     bokehjs_scripts, mathjax_scripts, requirejs_script, widget_manager_scripts,
 )
 
-__all__ = ["export_notebook", "MissingWidgetStateError", "NotebookExecutionError", "external_references"]
+__all__ = ["export_notebook", "MissingWidgetStateError", "NotebookExecutionError", "NotebookTimeoutError",
+           "external_references"]
 
 TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE_NAME = "tunewidgets_offline"
@@ -63,9 +66,13 @@ class NotebookExecutionError(RuntimeError):
     """A cell raised while the notebook ran for the export."""
 
 
+class NotebookTimeoutError(NotebookExecutionError):
+    """A cell ran longer than the export's ``timeout``."""
+
+
 def export_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[str] | None = None, *,
                     execute: bool = False, timeout: float = 600, title: str | None = None,
-                    kernel_name: str | None = None) -> Path:
+                    kernel_name: str | None = None, overwrite: bool = False) -> Path:
     """Write ``notebook`` (an ``.ipynb`` file) as one self-contained HTML file and return its path.
 
     Every widget and plot renders in the page with the network cut off; nothing is loaded
@@ -80,12 +87,16 @@ def export_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[str
         timeout: seconds one cell may run when executing.
         title: the page title (default: the notebook's title, or its file name).
         kernel_name: the kernel to execute with (default: the notebook's, else ``python3``).
+        overwrite: replace an existing ``out`` that is not a page tunewidgets wrote (by default
+            such a file, a run store's file or a folder is refused before anything runs).
 
     Raises:
+        ValueError: a notebook that is not there or cannot be read, a bad ``out``.
         MissingWidgetStateError: widget outputs without saved state and ``execute`` False.
-        NotebookExecutionError: a cell raised while executing.
+        NotebookExecutionError: a cell raised while executing (``NotebookTimeoutError``: it ran past
+            ``timeout``).
 
-    Same as ``python -m tunewidgets.export NOTEBOOK.ipynb -o OUT.html [--execute]``.
+    Same as ``python -m tunewidgets.export NOTEBOOK.ipynb -o OUT.html [--execute] [--overwrite]``.
 
     Example:
         >>> import nbformat, tunewidgets as tw
@@ -100,14 +111,15 @@ def export_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[str
     if source.suffix != ".ipynb" or not source.is_file():
         raise ValueError(f"notebook: no .ipynb file at {str(source)!r}; give the path of a saved notebook")
     target = Path(out) if out is not None else source.with_suffix(".html")
+    example = source.with_suffix(".html").name
+    target = check_output(target, overwrite=overwrite, field="out", example=example,
+                          flag="overwrite=True (--overwrite)")
     if target.suffix.lower() not in (".html", ".htm"):
-        raise ValueError(f"out: {str(target)!r} should end in .html, e.g. {source.with_suffix('.html').name!r}")
-    if not target.parent.is_dir():
-        raise ValueError(f"out: the folder {str(target.parent)!r} does not exist; create it first")
+        raise ValueError(f"out: {str(target)!r} should end in .html, e.g. {example!r}")
     if not timeout or timeout <= 0:
         raise ValueError(f"timeout: must be a number of seconds > 0, got {timeout!r}; e.g. 600")
 
-    nb = nbformat.read(source, as_version=4)
+    nb = _read(nbformat, source)
     if execute:
         nb = _execute(nb, source, timeout=timeout, kernel_name=kernel_name)
     elif _never_run(nb):
@@ -125,6 +137,19 @@ def export_notebook(notebook: str | os.PathLike[str], out: str | os.PathLike[str
     return target
 
 
+def _read(nbformat: Any, source: Path) -> Any:
+    """The notebook at ``source``, or ValueError naming it when it is not a readable notebook."""
+    try:
+        nb = nbformat.read(source, as_version=4)
+    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError, RecursionError) as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"notebook: {source.name} is not a readable notebook ({detail[:200]}); "
+                         "open it in JupyterLab and save it again, or check that it is an .ipynb file") from None
+    if not isinstance(getattr(nb, "cells", None), list):
+        raise ValueError(f"notebook: {source.name} is not a readable notebook (it has no list of cells)")
+    return nb
+
+
 def notebook_html(nb: Any, *, title: str, path: str | os.PathLike[str] = ".") -> str:
     """The offline page of an in-memory notebook (its widget state already saved in it)."""
     from nbconvert import HTMLExporter
@@ -134,7 +159,7 @@ def notebook_html(nb: Any, *, title: str, path: str | os.PathLike[str] = ".") ->
     state = nb.metadata.get("widgets", {}).get(WIDGET_STATE, {}).get("state", {})
     docs, has_exec = _bokeh_documents(nb, state)
     has_bokeh_widget = any(e.get("model_module") == "@bokeh/jupyter_bokeh" for e in state.values())
-    head = []
+    head = [GENERATOR]
     if docs is None or docs or has_exec:
         head.append(bokehjs_scripts(docs))  # None: a plot that cannot be read back; all components
     head.append(requirejs_script())
@@ -164,20 +189,32 @@ def external_references(page: str) -> list[str]:
 
 def _execute(nb: Any, source: Path, *, timeout: float, kernel_name: str | None) -> Any:
     from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     name = kernel_name or nb.metadata.get("kernelspec", {}).get("name") or "python3"
+    started: list[int] = []  # the cells begun, in order: the last is the one that ran out of time
+
+    def on_cell_start(cell: Any, cell_index: int) -> None:
+        started.append(cell_index)
+
     client = NotebookClient(nb, timeout=timeout, kernel_name=name, store_widget_state=True,
-                            resources={"metadata": {"path": str(source.parent.resolve())}})
+                            resources={"metadata": {"path": str(source.parent.resolve())}},
+                            on_cell_start=on_cell_start)
     env = {**os.environ, "BOKEH_RESOURCES": "inline"}  # no notebook output reaches for a CDN
     try:
-        client.execute(env=env)
+        # the kernel's own stderr (its start-up warnings, the traceback of a kernel stopped at a
+        # timeout) is not the notebook's output: errors reach the caller as one exception
+        client.execute(env=env, stderr=subprocess.DEVNULL)
     except CellExecutionError as exc:
         index = next((i for i, c in enumerate(nb.cells)
                       if any(o.get("output_type") == "error" for o in c.get("outputs", []))), None)
         where = f"cell {index}" if index is not None else "a cell"
         raise NotebookExecutionError(f"{source.name}: {where} raised {exc.ename}: {exc.evalue}; fix the "
                                      "notebook, or export it as saved (without execute)") from exc
+    except CellTimeoutError as exc:
+        where = f"cell {started[-1]}" if started else "a cell"
+        raise NotebookTimeoutError(f"{source.name}: {where} ran longer than the timeout of {timeout:g} s; "
+                                     "give a larger timeout (--timeout) or make the cell quicker") from exc
     return nb
 
 

@@ -23,6 +23,7 @@ from bokeh.embed.bundle import bundle_for_objs_and_resources
 from bokeh.resources import INLINE
 
 from tunewidgets.tracking.destinations import open_store
+from tunewidgets.export._output import check_output
 from tunewidgets.export._runtime import escape_script, script_tag
 from tunewidgets.reports import _figures as figs
 from tunewidgets.reports._load import ReportData, RunData, StudyData, load
@@ -36,7 +37,7 @@ _ENDED = ("finished", "pruned", "failed", "diverged")
 
 
 def report(store: Any, path: str | os.PathLike[str], study: str | None = None, *,
-           title: str | None = None) -> Path:
+           title: str | None = None, overwrite: bool = False) -> Path:
     """Write an HTML report of every run in ``store`` (or of the one ``study``) to ``path``.
 
     The file holds everything it needs (BokehJS inline, no request leaves it): open it in any
@@ -47,19 +48,20 @@ def report(store: Any, path: str | os.PathLike[str], study: str | None = None, *
 
     Args:
         store: a ``tw.Store`` or a runs folder.
-        path: the HTML file to write (its folder is created).
+        path: the HTML file to write (its folder is created). A path that is a store's file (its
+            database, WAL, SHM or writers folder) or any existing file that is not a page
+            tunewidgets wrote is refused before anything is read, unless ``overwrite``.
         study: only this study (its trials), by name.
         title: the page's title (default: the store's file name).
+        overwrite: replace an existing file that is not a tunewidgets page.
 
     Returns:
         The path written.
     """
     if study is not None and (not isinstance(study, str) or not study):
         raise ValueError(f"study: expected a study name such as 'digits-random-1' or None, got {study!r}")
-    if not isinstance(path, (str, os.PathLike)):
-        raise TypeError(f"path: expected a file path such as 'report.html', got {type(path).__name__} {path!r}")
-    out = Path(os.fspath(path)).expanduser()
-    with open_store(store) as opened:
+    out = check_output(path, overwrite=overwrite, field="path", example="report.html", create_folder=True)
+    with open_store(store, create=False) as opened:
         if opened is None:
             raise TypeError("store: expected a tw.Store or a runs folder such as 'tunewidgets-runs', got None")
         data = load(opened, study)
@@ -95,6 +97,11 @@ def render(data: ReportData, *, title: str | None = None) -> str:
     sections.append(_env_section(data))
     if not data.runs and not data.studies:
         sections.insert(0, '<p class="note">This store holds no runs yet.</p>')
+    if data.unreadable:
+        items = "".join(f"<li>{esc(u)}</li>" for u in data.unreadable)
+        sections.insert(0, f'<div class="note" id="unreadable"><p>{len(data.unreadable)} stored value(s) could '
+                           f'not be read and are shown empty; the rest of the store reads as usual:</p>'
+                           f'<ul>{items}</ul></div>')
     header = (f"<h1>{esc(title)}</h1><p class=\"muted\">Store <code>{esc(Path(data.store_path).name)}</code>, "
               f"written {esc(time.strftime('%Y-%m-%d %H:%M:%S'))}: {len(data.runs)} standalone run(s), "
               f"{len(data.studies)} study(ies).</p><nav>{''.join(nav)}</nav>")

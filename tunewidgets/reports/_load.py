@@ -55,6 +55,7 @@ class ReportData:
     studies: list[StudyData]
     envs: list[dict[str, Any]]
     store_path: str
+    unreadable: list[str] = field(default_factory=list)  # stored values that could not be read, in words
 
 
 def downsample(xs: Sequence[float], ys: Sequence[float], max_points: int = MAX_POINTS) -> tuple[list, list]:
@@ -141,7 +142,7 @@ def load(store: Store, study: str | None = None) -> ReportData:
         out_studies.append(data)
     shown = [r for r in records if r["kind"] != studies.STUDY_KIND and (
         study is None or r["study"] == study)]
-    return ReportData(runs, out_studies, _envs(shown), str(store.path))
+    return ReportData(runs, out_studies, _envs(shown), str(store.path), [str(u) for u in store.unreadable])
 
 
 _ENV_KEYS = ("python", "torch", "tunewidgets", "numpy", "platform", "device", "git_commit")

@@ -19,6 +19,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from tunewidgets.export._output import GENERATOR
+
 __all__ = ["esc", "fmt", "table", "page"]
 
 _CSS = """
@@ -71,7 +73,7 @@ def table(header: Sequence[Any], rows: Sequence[Sequence[Any]], *, css: str = ""
 
 def page(title: str, body: str, head: str) -> str:
     """The whole document; ``head`` holds the inline BokehJS and the plots' script."""
-    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+    return (f'<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n{GENERATOR}\n'
             f'<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
             f"script-src 'unsafe-inline' 'unsafe-eval'; style-src 'unsafe-inline'; img-src data: blob:; "
             f"font-src data:; connect-src 'none'\">\n"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from tunewidgets.engine._values import check_nesting
 from tunewidgets.schedules._base import ScheduleSpec
 from tunewidgets.schedules._basic import Constant, Exponential, MultiStep, Polynomial, Step
 from tunewidgets.schedules._composite import Sequential, Warmup
@@ -27,7 +28,11 @@ CATALOGUE: dict[str, type[ScheduleSpec]] = {
 
 
 def from_dict(d: Mapping[str, Any]) -> ScheduleSpec:
-    """The spec that ``spec.to_dict()`` describes (nested specs included), validated."""
+    """The spec that ``spec.to_dict()`` describes (nested specs included), validated.
+
+    A dict nested deeper than ``MAX_NESTING`` levels is refused before it is read.
+    """
+    check_nesting("from_dict", d)
     if not isinstance(d, Mapping) or "type" not in d:
         raise TypeError(f"from_dict: expected a dict with a 'type' key such as {{'type': 'Cosine'}}, got {d!r}")
     name = d["type"]

@@ -64,11 +64,13 @@ def _lock_path(db: Path, token: str) -> Path:
 class WriterLock:
     """The lock a live writer holds; ``held`` is False where locks are not available."""
 
-    def __init__(self, db: Path, writer: WriterId) -> None:
+    def __init__(self, db: Path, writer: WriterId, make_dir: bool = True) -> None:
         self.path = _lock_path(db, writer.token)
         self.held = False
         self._fd: int | None = None
         if fcntl is None:
+            return
+        if not make_dir and not self.path.parent.is_dir():  # a store opened to read: no folder made for it
             return
         tmp = self.path.with_name(self.path.name + ".tmp")
         try:

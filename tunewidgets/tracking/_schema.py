@@ -86,9 +86,12 @@ class StoreVersionError(RuntimeError):
     """The store was written by a newer tunewidgets whose schema this one cannot read."""
 
 
-def resolve_db_path(path: str | os.PathLike[str]) -> Path:
+def resolve_db_path(path: str | os.PathLike[str], create: bool = True) -> Path:
     """The database file for ``path``: a folder (created if missing) holds ``runs.sqlite``;
     an existing file must be an SQLite database; a missing ``*.sqlite``/``*.db`` is created.
+
+    With ``create=False`` (reading) nothing is created: a missing folder, file or database
+    raises ValueError naming the path.
     """
     if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"store path: expected a folder or .sqlite file path as str or Path, got {path!r}")
@@ -99,12 +102,21 @@ def resolve_db_path(path: str | os.PathLike[str]) -> Path:
         db = p / DB_NAME
         if db.exists() and not db.is_file():
             raise ValueError(f"store path: {db} exists but is not a file; move it away or pick another folder")
+        if not create and not db.exists():
+            raise ValueError(f"store path: the folder {p} holds no run store (no {DB_NAME} in it), so there is "
+                             "nothing to read; give the folder the runs were recorded in")
         return db
     if p.exists():
         if not p.is_file():
             raise ValueError(f"store path: {p} is neither a folder nor a file; {_HINT}")
         _check_sqlite_file(p)
+        if not create and p.stat().st_size == 0:
+            raise ValueError(f"store path: {p} is an empty file, not a run store, so there is nothing to read; "
+                             "give the folder or file the runs were recorded in")
         return p
+    if not create:
+        raise ValueError(f"store path: there is no run store at {p} (no such folder or file), so there is "
+                         "nothing to read; give the folder the runs were recorded in (nothing was created)")
     _check_no_file_above(p)
     try:
         if p.suffix.lower() in DB_SUFFIXES:

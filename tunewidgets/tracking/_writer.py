@@ -13,6 +13,11 @@ logs the rows or ends the run: it is recorded in ``failures`` and warned about o
 ``MAX_HELD``, and how runs ended is kept too; the background thread tries again every
 ``flush_interval`` and ``close`` once more. A run's end that cannot be written whole is
 written in its smallest form (status and end time), which often still fits.
+
+A run's row never claims a whole record it does not have: a run that ended while some of its
+metric rows were not written gets ``error`` starting ``incomplete record: N metric rows not
+written (cause)``, with the end; the note is removed when a later try writes them, and says
+``were lost`` when the store closes (or the memory cap drops rows) without them.
 The thread and the finalizer hold this object, not the ``Store``, so a forgotten store is
 still collected, flushed and closed.
 """
@@ -74,7 +79,7 @@ class WriteFailure:
 
 class Writer:
     def __init__(self, conn: sqlite3.Connection, db: Path, writer: WriterId,
-                 batch_rows: int, flush_interval: float) -> None:
+                 batch_rows: int, flush_interval: float, make_lock_dir: bool = True) -> None:
         self.conn = conn
         self.db = db
         self.id = writer
@@ -92,9 +97,12 @@ class Writer:
         self.failing = False  # the last write failed: retry in the background only
         self._retry_at = 0.0
         self._ends: dict[int, tuple[Work, Work]] = {}  # run -> (whole end, smallest end) not yet written
+        self._ended: set[int] = set()  # runs whose end is in the file (whole or smallest)
+        self._lost_rows: dict[int, int] = {}  # run -> metric rows given up for good
+        self._notes: dict[int, str] = {}  # run -> the "incomplete record" note its row holds now
         self.closed = False
         self._stop = threading.Event()
-        self.writer_lock = WriterLock(db, writer)
+        self.writer_lock = WriterLock(db, writer, make_dir=make_lock_dir)
         LIVE_TOKENS.add(self.token)
         # started now, not on the first row, so that a training loop never pays for it
         self._thread: threading.Thread | None = threading.Thread(
@@ -128,6 +136,8 @@ class Writer:
         room = max(0, MAX_HELD - len(self.buffer))
         self.buffer.extend(rows[:room])
         lost = len(rows) - room
+        for row in rows[room:]:
+            self._lost_rows[row[0]] = self._lost_rows.get(row[0], 0) + 1
         failure = next((f for f in reversed(self.failures) if not f.resolved), None)  # why writes fail
         if failure is not None:
             first = failure.dropped == 0
@@ -183,8 +193,14 @@ class Writer:
                 if self.closed:
                     return False
                 ends = dict(self._ends)
+                # every buffered row goes in with this commit: the ended runs' notes say only what was lost
+                ended = self._ended | set(ends)
+                notes = {rid: self._note(self._lost_rows.get(rid, 0), lost=True)
+                         for rid in (set(self._notes) | set(self._lost_rows)) & ended}
+                notes = {rid: note for rid, note in notes.items() if self._notes.get(rid) != note}
             try:
-                self._commit([whole for whole, _ in ends.values()], rows=True)
+                self._commit([whole for whole, _ in ends.values()]
+                             + [self._note_work(rid, note) for rid, note in notes.items()], rows=True)
             except Exception as exc:  # noqa: BLE001 - recorded and warned, never raised into training
                 self._failed(op, run_id, exc)
                 if ends:
@@ -193,21 +209,68 @@ class Writer:
             with self.lock:
                 for rid in ends:
                     self._ends.pop(rid, None)
+                self._ended.update(ends)
+                self._noted(notes)
                 self.failing = False
                 for failure in self.failures:
                     failure.resolved = True
             return True
 
+    # ---------------------------------------------------------------- incomplete records
+    def _cause(self) -> str:
+        """Why the latest write failed (a later write that succeeded does not change why rows were lost)."""
+        return self.failures[-1].error if self.failures else "a write failed"
+
+    def _note(self, n: int, lost: bool) -> str | None:
+        """The note of a run's row that misses ``n`` metric rows (None for none)."""
+        if n <= 0:
+            return None
+        state = "were lost" if lost else "not written yet (kept in memory and tried again)"
+        return f"incomplete record: {n:,} metric rows {state} ({self._cause()}, on {self.db})"
+
+    def _note_work(self, rid: int, note: str | None) -> Work:
+        """Put ``note`` (None: no note) first in run ``rid``'s error, in place of the note it holds."""
+        old = self._notes.get(rid)
+
+        def work(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT error FROM runs WHERE id = ?", (rid,)).fetchone()
+            if row is None:
+                return
+            rest = row[0] if isinstance(row[0], str) else ""
+            if old and rest.startswith(old):
+                rest = rest[len(old):]
+            rest = rest.strip("\n")
+            text = "\n".join(part for part in (note, rest) if part)
+            conn.execute("UPDATE runs SET error = ? WHERE id = ?", (text or None, rid))
+
+        return work
+
+    def _noted(self, notes: dict[int, str | None]) -> None:
+        for rid, note in notes.items():
+            if note is None:
+                self._notes.pop(rid, None)
+            else:
+                self._notes[rid] = note
+
     def _write_ends_alone(self, ends: dict[int, tuple[Work, Work]]) -> None:
-        """The rows failed: write the runs' ends without them, whole or at least status and end time."""
+        """The rows failed: write the runs' ends without them, whole or at least status and end time,
+        each with a note of the rows its record is missing."""
+        with self.lock:
+            waiting: dict[int, int] = {}
+            for row in self.buffer:
+                waiting[row[0]] = waiting.get(row[0], 0) + 1
         for rid, (whole, smallest) in ends.items():
+            missing = waiting.get(rid, 0) + self._lost_rows.get(rid, 0)
+            note = self._note(missing, lost=not waiting.get(rid))
             for work, done in ((whole, True), (smallest, False)):
                 try:
-                    self._commit([work], rows=False)
+                    self._commit([work, self._note_work(rid, note)], rows=False)
                 except Exception:  # noqa: BLE001 - the end stays pending; the failure is recorded
                     continue
-                if done:
-                    with self.lock:
+                with self.lock:
+                    self._ended.add(rid)
+                    self._noted({rid: note})
+                    if done:
                         self._ends.pop(rid, None)
                 break
 
@@ -273,6 +336,7 @@ class Writer:
             try:
                 self.write("close")
             finally:
+                self._note_lost()
                 with self.lock:
                     lost, ends = len(self.buffer), sorted(self._ends)
                     self.closed = True
@@ -287,6 +351,23 @@ class Writer:
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=2.0)
+
+    def _note_lost(self) -> None:
+        """At close: the rows still waiting are lost; say so in the rows of the runs that ended."""
+        with self.lock:
+            for row in self.buffer:
+                self._lost_rows[row[0]] = self._lost_rows.get(row[0], 0) + 1
+            ended = self._ended
+            notes = {rid: self._note(n, lost=True) for rid, n in self._lost_rows.items() if rid in ended}
+            notes = {rid: note for rid, note in notes.items() if self._notes.get(rid) != note}
+        if not notes:
+            return
+        try:
+            self._commit([self._note_work(rid, note) for rid, note in notes.items()], rows=False)
+        except Exception:  # noqa: BLE001 - the rows keep their earlier note ("not written yet")
+            return
+        with self.lock:
+            self._noted(notes)
 
     def _lost(self, rows: int, ends: list[int]) -> None:
         failure = self._failure("close", None)

@@ -94,9 +94,11 @@ def _check_store(store: Any, *, required: bool = False) -> None:
                     + ("; a search keeps every trial in a store so it can resume" if required else ""))
 
 
-def opened_store(store: Any, *, required: bool = False) -> tuple[Store | None, bool]:
+def opened_store(store: Any, *, required: bool = False, create: bool = True) -> tuple[Store | None, bool]:
     """``store=`` as users give it, opened: ``(store, owned)``; ``owned`` is True when this call opened
-    it (the caller closes it). None gives ``(None, False)`` unless ``required``.
+    it (the caller closes it). None gives ``(None, False)`` unless ``required``. ``create=False``
+    (reading a store: a report, a rerun) opens an existing store only and creates no folder or
+    database where none was.
 
     >>> import tempfile
     >>> store, owned = opened_store(tempfile.mkdtemp())
@@ -107,13 +109,13 @@ def opened_store(store: Any, *, required: bool = False) -> tuple[Store | None, b
     _check_store(store, required=required)
     if store is None or isinstance(store, Store):
         return store, False
-    return Store(store), True
+    return Store(store, create=create), True
 
 
 @contextlib.contextmanager
-def open_store(store: Any, *, required: bool = False) -> Iterator[Store | None]:
+def open_store(store: Any, *, required: bool = False, create: bool = True) -> Iterator[Store | None]:
     """:func:`opened_store` as a context: a store it opened is closed at the end, a ``tw.Store`` is left open."""
-    opened, owned = opened_store(store, required=required)
+    opened, owned = opened_store(store, required=required, create=create)
     try:
         yield opened
     finally:

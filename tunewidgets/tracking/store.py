@@ -41,6 +41,7 @@ import sqlite3
 import time
 import traceback
 import uuid
+import warnings
 import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -50,20 +51,19 @@ from tunewidgets.engine.env import _version, collect_env
 from tunewidgets.engine.status import FINAL_STATUSES, STATUSES
 from tunewidgets.tracking import _json, _schema
 from tunewidgets.tracking._params import check_name
+from tunewidgets.tracking._rows import _SELECT, RUN_COLUMNS, UnreadableValue, _run_record
 from tunewidgets.tracking._liveness import remove_lock, sweep_locks, this_writer, writer_gone
 from tunewidgets.tracking._writer import LIVE_TOKENS, StoreWarning, WriteFailure, Writer
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError", "StoreWarning", "WriteFailure"]
+__all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError", "StoreWarning", "WriteFailure",
+           "UnreadableValue"]
 
 StoreVersionError = _schema.StoreVersionError
 
-RUN_COLUMNS = ("id", "study", "kind", "name", "params", "seed", "status", "started_at",
-               "ended_at", "duration", "error", "final", "env", "perf")
 METRIC_COLUMNS = ("run", "step", "epoch", "name", "value")
-_JSON_COLUMNS = ("params", "final", "env", "perf")
 _ROW_HELP = "each row is a (step, epoch, name, value) tuple or a dict with those keys"
 
 MetricRow = tuple[int, int, float | None, str, float]
@@ -76,21 +76,27 @@ class Store:
         path: a folder (created if missing) or an SQLite file.
         batch_rows: buffered metric rows that trigger a write (>= 1).
         flush_interval: seconds the oldest buffered row may wait before a write (> 0).
+        create: False to open an existing store only (to read it): a missing folder, file or
+            database raises ValueError and nothing is created (not even the writers' lock folder;
+            runs this store adds then carry no lock, and their liveness is judged by pid).
 
     ``path`` is the database file, ``folder`` the folder holding it; ``interrupted``
     lists the runs this open found stale and marked ``interrupted``; ``errors`` the writes
-    that failed. Times are unix seconds (UTC). Usable from several threads of the writing
+    that failed; ``unreadable`` the stored values that could not be read (see :meth:`runs`).
+    Times are unix seconds (UTC). Usable from several threads of the writing
     process.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, batch_rows: int = 1000,
-                 flush_interval: float = 1.0) -> None:
+                 flush_interval: float = 1.0, create: bool = True) -> None:
         if isinstance(batch_rows, bool) or not isinstance(batch_rows, int) or batch_rows < 1:
             raise ValueError(f"batch_rows: must be a whole number >= 1, got {batch_rows!r}; e.g. 1000")
         if (isinstance(flush_interval, bool) or not isinstance(flush_interval, (int, float))
                 or not math.isfinite(flush_interval) or flush_interval <= 0):
             raise ValueError(f"flush_interval: must be a number of seconds > 0, got {flush_interval!r}; e.g. 1.0")
-        db = _schema.resolve_db_path(path)
+        if not isinstance(create, bool):
+            raise TypeError(f"create: expected True or False, got {create!r}")
+        db = _schema.resolve_db_path(path, create=create)
         conn = _schema.connect(db)
         try:
             self.schema_version = _schema.prepare(conn, db, _version("tunewidgets"))
@@ -100,7 +106,9 @@ class Store:
         self.path: Path = db
         self.folder: Path = db.parent
         self._known: set[int] = set()
-        self._writer = Writer(conn, db, this_writer(uuid.uuid4().hex), batch_rows, float(flush_interval))
+        self.unreadable: list[UnreadableValue] = []
+        self._writer = Writer(conn, db, this_writer(uuid.uuid4().hex), batch_rows, float(flush_interval),
+                              make_lock_dir=create)
         self._finalizer = weakref.finalize(self, self._writer.close)
         try:
             self.interrupted: tuple[int, ...] = self._mark_interrupted()
@@ -279,21 +287,43 @@ class Store:
 
     # ---------------------------------------------------------------- reading
     def runs(self, study: str | None = None, *, kind: str | None = None) -> "pd.DataFrame":
-        """One row per run (oldest first); ``params``, ``final``, ``env``, ``perf`` as dicts."""
+        """One row per run (oldest first); ``params``, ``final``, ``env``, ``perf`` as dicts.
+
+        A stored value that cannot be read (a JSON column holding other bytes, text that is not
+        UTF-8) does not stop the others: it reads as None (text with its bad bytes replaced),
+        is warned about once (``StoreWarning``, naming the run and the column) and is listed
+        in ``store.unreadable``. A run whose ``error`` starts with ``incomplete record:`` lost
+        metric rows while it was recorded (a full disk); the text says how many.
+        """
         import pandas as pd
 
         where, args = _where(("study", study), ("kind", kind))
         rows = self._writer.read(lambda conn: conn.execute(
-            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs{where} ORDER BY id", args).fetchall())
-        records = [_run_record(r) for r in rows]
+            f"SELECT {_SELECT} FROM runs{where} ORDER BY id", args).fetchall())
+        records = [self._record(r) for r in rows]
         return pd.DataFrame.from_records(records, columns=list(RUN_COLUMNS))
 
     def run(self, run_id: int) -> dict[str, Any]:
-        """One run as a dict (JSON columns parsed)."""
+        """One run as a dict (JSON columns parsed; an unreadable value reads as None, see :meth:`runs`)."""
         run_id = self._require_run(run_id)
         row = self._writer.read(lambda conn: conn.execute(
-            f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE id = ?", (run_id,)).fetchone())
-        return _run_record(row)
+            f"SELECT {_SELECT} FROM runs WHERE id = ?", (run_id,)).fetchone())
+        return self._record(row)
+
+    def unreadable_columns(self, run_id: int) -> list[str]:
+        """The columns of run ``run_id`` that could not be read (empty when all could)."""
+        return [u.column for u in self.unreadable if u.run_id == run_id]
+
+    def _record(self, row: tuple[Any, ...]) -> dict[str, Any]:
+        record, problems = _run_record(row)
+        for column, reason in problems:
+            found = UnreadableValue(int(record["id"]), column, reason)
+            if found in self.unreadable:
+                continue
+            self.unreadable.append(found)
+            warnings.warn(StoreWarning(f"store: {found} in {self.path}; the other columns and runs read as "
+                                       "usual"), stacklevel=3)
+        return record
 
     def metrics(self, run_id: int | Iterable[int] | None, name: str | None = None) -> "pd.DataFrame":
         """Metric rows (``run, step, epoch, name, value``) of one run, several, or all (None).
@@ -398,10 +428,3 @@ def _where(*pairs: tuple[str, Any]) -> tuple[str, list[Any]]:
             clauses.append(f"{column} = ?")
             args.append(value)
     return (f" WHERE {' AND '.join(clauses)}" if clauses else ""), args
-
-
-def _run_record(row: tuple[Any, ...]) -> dict[str, Any]:
-    record = dict(zip(RUN_COLUMNS, row))
-    for column in _JSON_COLUMNS:
-        record[column] = _json.loads(record[column])
-    return record

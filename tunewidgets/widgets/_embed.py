@@ -30,6 +30,7 @@ from typing import Any
 import ipywidgets as widgets
 from ipywidgets.embed import dependency_state, embed_data, escape_script
 
+from tunewidgets.export._output import check_output
 from tunewidgets.export._runtime import bokehjs_scripts, requirejs_script, widget_manager_scripts
 
 __all__ = ["widget_page_state", "widget_html", "write_widget_html", "HTMLExport"]
@@ -101,17 +102,17 @@ def widget_html(widget: widgets.Widget, *, title: str | None = None) -> str:
 
 
 def write_widget_html(widget: widgets.Widget, path: str | os.PathLike[str], *,
-                      title: str | None = None) -> Path:
+                      title: str | None = None, overwrite: bool = False) -> Path:
     """Write ``widget`` as one self-contained HTML page to ``path`` and return the path.
 
     The page shows the widget as it is now (controls, status, plots and their data) and
-    needs no network: open it from disk, mail it, put it on any web server.
+    needs no network: open it from disk, mail it, put it on any web server. An existing file
+    that is not a page tunewidgets wrote (a run store's file, say) or a folder is refused
+    unless ``overwrite`` (never a folder).
     """
-    target = Path(path)
+    target = check_output(path, overwrite=overwrite, field="path", example="lr_finder.html")
     if target.suffix.lower() not in (".html", ".htm"):
         raise ValueError(f"path: {str(target)!r} should end in .html, e.g. 'lr_finder.html'")
-    if not target.parent.is_dir():
-        raise ValueError(f"path: the folder {str(target.parent)!r} does not exist; create it first")
     text = widget_html(widget, title=title)
     target.write_text(text, encoding="utf-8")
     return target
@@ -120,13 +121,14 @@ def write_widget_html(widget: widgets.Widget, path: str | os.PathLike[str], *,
 class HTMLExport:
     """Gives a widget ``to_html(path)``: the widget as one offline HTML page."""
 
-    def to_html(self, path: str | os.PathLike[str], *, title: str | None = None) -> Path:
+    def to_html(self, path: str | os.PathLike[str], *, title: str | None = None, overwrite: bool = False) -> Path:
         """Write this widget, as it is now, to ``path`` as one self-contained HTML file.
 
         Plots, controls and status are in the page with the data they show; scripts and
-        fonts are inline, so it renders from disk with no network. Returns the path.
+        fonts are inline, so it renders from disk with no network. Returns the path. An existing
+        file that tunewidgets did not write is replaced only with ``overwrite=True``.
         """
-        return write_widget_html(self, path, title=title)  # type: ignore[arg-type]
+        return write_widget_html(self, path, title=title, overwrite=overwrite)  # type: ignore[arg-type]
 
 
 def _instances() -> dict[str, Any]:
