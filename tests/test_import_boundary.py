@@ -122,12 +122,14 @@ WHOLE_PACKAGE = {"widgets"}  # a widget may call tw.search through the package (
 # The one documented way up from the core: a "module:function" path resolved when called.
 HOOKS = {("lr/result.py", "PLOT_HOOK")}
 # Optional packages a core module may import, only inside the functions that use them (never
-# at import time): the TensorBoard and MLflow sinks.
+# at import time): the TensorBoard and MLflow sinks, the Ray executor.
 OPTIONAL_USERS = {
     "tracking/tensorboard_sink.py": {"tensorboardX"},
     "tracking/_tb_hparams.py": {"tensorboardX"},
     "tracking/mlflow_sink.py": {"mlflow"},
     "tracking/study_log.py": {"mlflow"},
+    "hpo/ray_executor.py": {"ray"},  # the Ray executor and its workers: ray only when one is made
+    "hpo/_ray_worker.py": {"ray"},
 }
 LAYER_OPTIONAL = {"hpo": {"optuna"}}  # a dependency, imported where used so `import tunewidgets` stays quick
 
