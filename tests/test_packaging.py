@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -58,6 +59,20 @@ def test_binder_uses_cpu_torch_python_312_and_inline_bokeh():
     start = REPO / "binder" / "start"
     assert os.access(start, os.X_OK)
     assert start.read_text().splitlines()[-2:] == ["export BOKEH_RESOURCES=inline", 'exec "$@"']
+
+
+def test_readme_command_and_binder_save_widget_state_inside_the_environment():
+    overrides = json.loads((REPO / "binder" / "overrides.json").read_text())
+    assert overrides == {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+    lab = readme_command("bin/jupyter lab")
+    install = ("mkdir -p .venv/share/jupyter/lab/settings && "
+               "cp binder/overrides.json .venv/share/jupyter/lab/settings/overrides.json && ")
+    assert install + "BOKEH_RESOURCES=inline .venv/bin/jupyter lab" in lab  # not in the user's home
+    post_build = REPO / "binder" / "postBuild"
+    assert os.access(post_build, os.X_OK)
+    body = post_build.read_text()
+    assert "sys.prefix" in body and 'cp binder/overrides.json "$settings/overrides.json"' in body
+    assert "/share/jupyter/lab/settings" in body and "HOME" not in body and "~" not in body
 
 
 def test_readme_links_name_existing_files():
