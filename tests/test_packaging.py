@@ -113,3 +113,17 @@ def test_readme_examples_run(tmp_path):
     for i, (proc, (out, err)) in enumerate(zip(procs, results)):
         assert proc.returncode == 0, f"README example {i + 1} failed:\n{sources[i]}\n{err[-3000:]}"
     assert results[0][0].strip().endswith("example ok")
+
+
+def test_readme_examples_that_make_a_widget_end_with_it():
+    import ast
+
+    blocks = [b for b in fenced_blocks("python") if "tw.widgets." in b]
+    assert len(blocks) == 2
+    for block in blocks:
+        last = ast.parse(block).body[-1]
+        assert isinstance(last, ast.Expr), f"this README example ends with no widget:\n{block}"
+        shown = ast.unparse(last.value)
+        assert "widgets." in shown or any(  # the widget itself, or the name it was given
+            isinstance(s, ast.Assign) and "tw.widgets." in ast.unparse(s.value)
+            and shown in [ast.unparse(t) for t in s.targets] for s in ast.parse(block).body), shown

@@ -11,6 +11,7 @@ command and Binder set it up (the environment's ``overrides.json`` from ``binder
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from pathlib import Path
 
@@ -78,3 +79,38 @@ def test_reloaded_page_renders_plots_again_and_saves_widget_state(jupyter_lab, b
              if "application/vnd.jupyter.widget-view+json" in out.get("data", {})}
     assert len(shown) == 2 and shown <= set(state)  # every widget output has its model saved
     assert sum(entry["model_name"] == "BokehModel" for entry in state.values()) >= 2
+
+
+_WIDGET_CLASSES = {"LRFinder": "tw-lr-finder", "Search": "tw-search", "SchedulePreview": "tw-schedule-preview"}
+
+
+def readme_widget_examples() -> list[tuple[str, str]]:
+    """``(source, css class of the widget it shows)`` of each README example that makes a widget."""
+    readme = (REPO / "README.md").read_text()
+    out = []
+    for block in re.findall(r"^```python\n(.*?)^```", readme, flags=re.S | re.M):
+        made = re.findall(r"tw\.widgets\.(\w+)\(", block)
+        if made:
+            out.append((block, _WIDGET_CLASSES[made[0]]))
+    return out
+
+
+def test_readme_examples_pasted_into_cells_show_their_widgets(jupyter_lab, browser_page):
+    page = browser_page
+    examples = readme_widget_examples()
+    assert sorted(css for _, css in examples) == ["tw-lr-finder", "tw-search"]
+    write_notebook(jupyter_lab.root_dir / "readme.ipynb", ["# md\n# The README's examples, one a cell",
+                                                            *(source for source, _ in examples)])
+    open_notebook(page, "readme.ipynb")
+    for index, (_, css) in enumerate(examples, start=1):
+        run_cell(page, index, timeout=180_000)
+        shown = page.locator(".jp-Notebook .jp-Cell").nth(index).locator(f".jp-OutputArea-output .{css}")
+        expect(shown).to_have_count(1)
+        expect(shown.locator(".bk-Canvas").first).to_be_visible()
+    assert_no_widget_errors(page)
+    # the Search example: "set the ranges, press Launch, watch": its six trials end in the page
+    search = page.locator(".jp-OutputArea-output .tw-search")
+    search.get_by_role("button", name=re.compile(r"Launch")).click()
+    expect(search).to_contain_text(re.compile(r"finished after [\d.]+ s: \d+ finished"), timeout=180_000)
+    expect(search).to_contain_text("6 / 6 trials")
+    assert_no_widget_errors(page)
