@@ -78,7 +78,7 @@ class LRFinder(BackgroundWidget):
 
     def __init__(self, task: Task, *, start_lr: float = 1e-7, end_lr: float = 1.0, num_iter: int = 100,
                  optimizer: str = "sgd", smoothing: float = 0.98, mode: str = "exp",
-                 max_points: int = 2000, interval: float = 0.25, store: Any = None, tensorboard: Any = None,
+                 max_points: int = 2000, interval: float = 0.1, store: Any = None, tensorboard: Any = None,
                  mlflow: Any = None, **test_kwargs: Any) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "

@@ -84,6 +84,8 @@ class Search(BackgroundWidget):
     ``widget.best_config`` its best trial's config, ready for ``tw.train``.
     """
 
+    _warm_parts = ("torch", "search")
+
     best = AnyTrait(None, allow_none=True, help="The best finished trial so far: {'trial', 'value', 'params'}.")
 
     def __init__(self, task: Task, space: Mapping[str, Any] | None = None, base: Any = None,
@@ -91,7 +93,7 @@ class Search(BackgroundWidget):
                  metric: str | None = None, pruner: str | None = None, epochs: int | None = None,
                  store: Any = "tunewidgets-runs", study: str | None = None, seed: int = 0,
                  tensorboard: Any = None, mlflow: Any = None,
-                 max_curves: int = 200, max_rows: int = 100, interval: float = 0.25) -> None:
+                 max_curves: int = 200, max_rows: int = 100, interval: float = 0.1) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "
                             "e.g. Search(tw.tasks.digits())")
