@@ -83,3 +83,8 @@ def test_pruning_saves_most_of_the_training(executed):
     curves = shown_sources(executed[0], "curves = pruned.curves()")
     lengths = sorted(len(s["epoch"]) for name, s in curves.items() if name.startswith("curve_"))
     assert len(lengths) == 30 and lengths[-1] == 10 and lengths[0] < 10
+    # every trial is visible, one pruned after its first epoch too: a marker at its last point
+    ends = {name[len("end_"):]: s for name, s in curves.items() if name.startswith("end_")}
+    assert len(ends) == 30 and all(len(s["epoch"]) == 1 for s in ends.values())
+    for trial, end in ends.items():
+        assert end["epoch"] == [curves[f"curve_{trial}"]["epoch"][-1]]

@@ -421,3 +421,20 @@ def test_a_search_widget_with_a_study_name_resumes_it_and_without_one_starts_afr
     assert w.launch(), w.error_area.message
     fresh = w.wait(timeout=60)
     assert fresh.name != "named" and len(fresh.trials) == 3
+
+
+def test_the_seed_control_seeds_each_launch_and_the_status_line_names_it(task, tmp_path):
+    space = {"lr": tw.space.LogUniform(1e-3, 1e-1)}
+    w = make(task, space, tmp_path, base=base(epochs=1), n_trials=2, seed=3)
+    assert w.settings.seed.value == 3 and w.search_settings()["seed"] == 3
+    assert w.launch()
+    first = w.wait(timeout=60)
+    assert "(seed 3)" in html.unescape(w.status_line.value)
+    w.settings.seed.value = 4
+    assert w.launch()
+    second = w.wait(timeout=60)
+    assert "(seed 4)" in html.unescape(w.status_line.value)
+    assert first.trials["lr"].tolist() != second.trials["lr"].tolist()  # other points, not a replay
+    again = tw.search(task, space, base=base(epochs=1), n_trials=2, seed=4, store=tmp_path / "other",
+                      background=False)
+    assert again.trials["lr"].tolist() == second.trials["lr"].tolist()

@@ -4,8 +4,8 @@ the status a search ended with (a Stop pressed after its last trial ended change
 Example:
     >>> from tunewidgets.widgets._search_status import end_status, summary
     >>> counts = {"finished": 3, "pruned": 1, "failed": 0, "diverged": 1, "stopped": 0}
-    >>> summary("finished", 2.04, counts, {"trial": 2, "value": 0.91234}, "val_accuracy")
-    'finished after 2.0 s: 3 finished, 1 pruned, 1 failed; best val_accuracy 0.9123 (trial 2)'
+    >>> summary("finished", 2.04, counts, {"trial": 2, "value": 0.91234}, "val_accuracy", seed=7)
+    'finished after 2.0 s (seed 7): 3 finished, 1 pruned, 1 failed; best val_accuracy 0.9123 (trial 2)'
     >>> end_status("stopped", "finished")  # Stop came after the search had ended
     'finished'
 """
@@ -38,9 +38,11 @@ def end_status(session_status: str, study_status: str | None) -> str:
 
 
 def summary(status: str, elapsed: float, counts: Mapping[str, int], best: Mapping[str, Any] | None,
-            metric: str, study_name: str | None = None) -> str:
-    """The closing status line: counts by state, the best trial, and how to resume a stopped search."""
-    text = (f"{status} after {elapsed:.1f} s: {counts['finished']} finished, {counts['pruned']} pruned, "
+            metric: str, study_name: str | None = None, seed: int | None = None) -> str:
+    """The closing status line: counts by state, the sampler's seed, the best trial, and how to
+    resume a stopped search."""
+    seeded = "" if seed is None else f" (seed {seed})"
+    text = (f"{status} after {elapsed:.1f} s{seeded}: {counts['finished']} finished, {counts['pruned']} pruned, "
             f"{counts['failed'] + counts['diverged']} failed")
     if counts["stopped"]:
         text += f", {counts['stopped']} stopped"

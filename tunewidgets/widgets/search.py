@@ -116,6 +116,7 @@ class Search(BackgroundWidget):
         self.task, self.store, self.seed = task, store, seed
         self.max_curves, self.max_rows = max_curves, max_rows
         self._study: Any = None
+        self._launch_seed: int | None = None  # the sampler's seed of the last Launch
         self._launched = 0.0
         self._ended_before = 0
         self._n_trials = n_trials
@@ -133,7 +134,7 @@ class Search(BackgroundWidget):
         metrics = (["val_loss", *(f"val_{m}" for m in task.metric_fns)] if task.val is not None else []) + [
             "train_loss"]
         self.settings = SearchSettings(strategy=strategy, n_trials=n_trials, pruner=pruner, metrics=metrics,
-                                       metric=metric, epochs=epochs or base_cfg.epochs, study=study)
+                                       metric=metric, epochs=epochs or base_cfg.epochs, study=study, seed=seed)
         self.progress_line = widgets.HTML()
         for row in self.rows:
             for control in (row.switch, row.slider, row.points):
@@ -205,7 +206,7 @@ class Search(BackgroundWidget):
         return {"space": dims, "base": self.base_config(), "strategy": strategy,
                 "n_trials": None if strategy == "grid" else int(s.n_trials.value), "metric": s.metric.value,
                 "pruner": None if s.pruner.value == NO_PRUNER else s.pruner.value,
-                "study": s.study.value.strip() or None, "seed": self.seed, **self.logging.kwargs()}
+                "study": s.study.value.strip() or None, "seed": int(s.seed.value), **self.logging.kwargs()}
 
     def select_trial(self, trial: int | None) -> None:
         """Highlight ``trial``'s curve and its row in the table (None: no highlight)."""
@@ -228,7 +229,7 @@ class Search(BackgroundWidget):
                               **settings)
         except RuntimeError as exc:  # e.g. the study is still being searched by an earlier Launch
             raise ValueError(str(exc)) from exc
-        self._study = study
+        self._study, self._launch_seed = study, settings["seed"]
         self._n_trials = int(study.n_trials or settings["n_trials"] or 0)
         self._axes_now = self._axes(study.space)
         return search_worker(study, relay, self.session.interval)
@@ -333,7 +334,7 @@ class Search(BackgroundWidget):
     def _summary(self, session: BackgroundSession) -> str:
         study = self._study
         return summary(session.status, session.elapsed, self.live.trials.counts(), self.best, study.metric,
-                       study.name) + logged_text(study)
+                       study.name, seed=self._launch_seed) + logged_text(study)
 
     # -- plumbing -------------------------------------------------------------------------
     @property
