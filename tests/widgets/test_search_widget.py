@@ -429,11 +429,11 @@ def test_the_seed_control_seeds_each_launch_and_the_status_line_names_it(task, t
     assert w.settings.seed.value == 3 and w.search_settings()["seed"] == 3
     assert w.launch()
     first = w.wait(timeout=60)
-    assert "(seed 3)" in html.unescape(w.status_line.value)
+    assert "; seed 3" in html.unescape(w.status_line.value)
     w.settings.seed.value = 4
     assert w.launch()
     second = w.wait(timeout=60)
-    assert "(seed 4)" in html.unescape(w.status_line.value)
+    assert "; seed 4" in html.unescape(w.status_line.value)
     assert first.trials["lr"].tolist() != second.trials["lr"].tolist()  # other points, not a replay
     again = tw.search(task, space, base=base(epochs=1), n_trials=2, seed=4, store=tmp_path / "other",
                       background=False)

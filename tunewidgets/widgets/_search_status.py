@@ -5,7 +5,7 @@ Example:
     >>> from tunewidgets.widgets._search_status import end_status, summary
     >>> counts = {"finished": 3, "pruned": 1, "failed": 0, "diverged": 1, "stopped": 0}
     >>> summary("finished", 2.04, counts, {"trial": 2, "value": 0.91234}, "val_accuracy", seed=7)
-    'finished after 2.0 s (seed 7): 3 finished, 1 pruned, 1 failed; best val_accuracy 0.9123 (trial 2)'
+    'finished after 2.0 s: 3 finished, 1 pruned, 1 failed; best val_accuracy 0.9123 (trial 2); seed 7'
     >>> end_status("stopped", "finished")  # Stop came after the search had ended
     'finished'
 """
@@ -41,13 +41,14 @@ def summary(status: str, elapsed: float, counts: Mapping[str, int], best: Mappin
             metric: str, study_name: str | None = None, seed: int | None = None) -> str:
     """The closing status line: counts by state, the sampler's seed, the best trial, and how to
     resume a stopped search."""
-    seeded = "" if seed is None else f" (seed {seed})"
-    text = (f"{status} after {elapsed:.1f} s{seeded}: {counts['finished']} finished, {counts['pruned']} pruned, "
+    text = (f"{status} after {elapsed:.1f} s: {counts['finished']} finished, {counts['pruned']} pruned, "
             f"{counts['failed'] + counts['diverged']} failed")
     if counts["stopped"]:
         text += f", {counts['stopped']} stopped"
     if best is not None:
         text += f"; best {metric} {best['value']:.4g} (trial {best['trial']})"
+    if seed is not None:
+        text += f"; seed {seed}"
     if status == "stopped" and study_name is not None:
         text += f"; resume with study name {study_name!r}"
     return text
