@@ -50,7 +50,7 @@ def edit_repro(db, run_id, change):
 # ------------------------------------------------------------------ a rerun logs where its caller says
 def test_a_range_test_record_naming_a_tensorboard_folder_is_refused_and_nothing_is_written(tmp_path):
     folder = tmp_path / "runs"
-    res = tw.lr_range_test(tw.tasks.spirals(n=200), num_iter=20, device="cpu", store=folder)
+    res = tw.lr_range_test(tw.tasks.spirals(n=200), steps=20, device="cpu", store=folder)
     elsewhere = tmp_path / "elsewhere"
     edit_repro(folder / "runs.sqlite", res.run_id, lambda r: r["call"].update(
         tensorboard=str(elsewhere), mlflow="http://127.0.0.1:1"))
