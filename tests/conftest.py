@@ -59,7 +59,8 @@ def _require_chromium() -> str:
 @pytest.fixture(scope="module")
 def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Any]:
     """A running JupyterLab on a scratch copy of ``notebooks/`` (see ``support.jupyter``), with
-    the test module's ``LAB_SETTINGS`` (user settings) if it has them."""
+    the test module's ``LAB_SETTINGS`` (user settings) and ``LAB_OVERRIDES`` (the path of an
+    ``overrides.json``, read as the environment's settings overrides) if it has them."""
     from support.jupyter import JupyterLab
 
     _require_chromium()
@@ -71,7 +72,8 @@ def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.Fixtur
             ".ipynb_checkpoints", "tunewidgets-runs", "runs", "mlruns"))
     else:
         root.mkdir()
-    lab = JupyterLab.start(root, home=base / "home", settings=getattr(request.module, "LAB_SETTINGS", None))
+    lab = JupyterLab.start(root, home=base / "home", settings=getattr(request.module, "LAB_SETTINGS", None),
+                           overrides=getattr(request.module, "LAB_OVERRIDES", None))
     try:
         yield lab
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -60,6 +61,20 @@ def test_binder_uses_cpu_torch_python_312_and_inline_bokeh():
     assert start.read_text().splitlines()[-2:] == ["export BOKEH_RESOURCES=inline", 'exec "$@"']
 
 
+def test_readme_command_and_binder_save_widget_state_inside_the_environment():
+    overrides = json.loads((REPO / "binder" / "overrides.json").read_text())
+    assert overrides == {"@jupyter-widgets/jupyterlab-manager:plugin": {"saveState": True}}
+    lab = readme_command("bin/jupyter lab")
+    install = ("mkdir -p .venv/share/jupyter/lab/settings && "
+               "cp binder/overrides.json .venv/share/jupyter/lab/settings/overrides.json && ")
+    assert install + "BOKEH_RESOURCES=inline .venv/bin/jupyter lab" in lab  # not in the user's home
+    post_build = REPO / "binder" / "postBuild"
+    assert os.access(post_build, os.X_OK)
+    body = post_build.read_text()
+    assert "sys.prefix" in body and 'cp binder/overrides.json "$settings/overrides.json"' in body
+    assert "/share/jupyter/lab/settings" in body and "HOME" not in body and "~" not in body
+
+
 def test_readme_links_name_existing_files():
     paths = set(re.findall(r"(?<![\w/])((?:notebooks|bench)/[\w./-]+\.(?:ipynb|py))", README))
     assert "notebooks/01_lr_range_test.ipynb" in paths
@@ -98,3 +113,17 @@ def test_readme_examples_run(tmp_path):
     for i, (proc, (out, err)) in enumerate(zip(procs, results)):
         assert proc.returncode == 0, f"README example {i + 1} failed:\n{sources[i]}\n{err[-3000:]}"
     assert results[0][0].strip().endswith("example ok")
+
+
+def test_readme_examples_that_make_a_widget_end_with_it():
+    import ast
+
+    blocks = [b for b in fenced_blocks("python") if "tw.widgets." in b]
+    assert len(blocks) == 2
+    for block in blocks:
+        last = ast.parse(block).body[-1]
+        assert isinstance(last, ast.Expr), f"this README example ends with no widget:\n{block}"
+        shown = ast.unparse(last.value)
+        assert "widgets." in shown or any(  # the widget itself, or the name it was given
+            isinstance(s, ast.Assign) and "tw.widgets." in ast.unparse(s.value)
+            and shown in [ast.unparse(t) for t in s.targets] for s in ast.parse(block).body), shown

@@ -8,8 +8,12 @@ Example:
     ...                   n_trials=3, store=runs, study="demo", seed=0, background=False)
     >>> study.trials[["trial", "state"]].values.tolist()
     [[0, 'finished'], [1, 'finished'], [2, 'finished']]
+    >>> tw.search(tw.tasks.spirals(), space, n_trials=4, store=runs, study="demo")   # an existing name is refused
+    Traceback (most recent call last):
+    ...
+    tunewidgets.hpo.driver.StudyExistsError: study: 'demo' already exists in ... (3 trials ended); pass resume=True to continue it, or another study= name (or none, for a new one) to start afresh
     >>> again = tw.search(tw.tasks.spirals(), space, base=tw.TrainConfig(optimizer="adam", epochs=2, device="cpu"),
-    ...                   n_trials=4, store=runs, study="demo", seed=0, background=False)   # resumes: one more
+    ...                   n_trials=4, store=runs, study="demo", seed=0, background=False, resume=True)  # one more
     >>> len(again.trials), again.trials["lr"].tolist()[:3] == study.trials["lr"].tolist()
     (4, True)
     >>> import os
@@ -45,7 +49,7 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
            pruner: Any = None, store: Any = "tunewidgets-runs", study: str | None = None,
            executor: Any = "local", seed: int = 0, timeout: float | None = None,
            background: bool | None = None, callbacks: Iterable[Any] = (), tensorboard: Any = None,
-           mlflow: Any = None, **more: Any) -> Study:
+           mlflow: Any = None, resume: bool = False, **more: Any) -> Study:
     """Search hyperparameters of ``task``: train trials with values from ``space`` and keep them all.
 
     Args:
@@ -62,8 +66,9 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
         pruner: None, ``"median"``, ``"successive_halving"``, ``"hyperband"`` or an Optuna pruner,
             fed the metric after every epoch.
         store: a runs folder or a ``tw.Store``: every trial is recorded there while it trains.
-        study: the study's name in the store; the same store and name resume the search (the
-            settings must match; ``n_trials`` may grow). Default: a new name such as
+        study: the study's name in the store. A name the store already holds is refused
+            (``StudyExistsError``) unless ``resume=True``, so that running the same cell or
+            script twice never continues an old search silently. Default: a new name such as
             ``"digits-random-1"``.
         executor: ``"local"`` (one trial at a time on the config's device) or an ``Executor``.
         seed: seeds the sampler: the same seed gives the same sequence of points (and, on the
@@ -83,6 +88,10 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
             parent run, each trial a child run (``study.logged["mlflow"]``); a server is checked
             reachable before any trial.
         more: any other logging destination by its keyword (``tunewidgets.tracking.destinations``).
+        resume: True: continue the study of that name if the store has it (its settings must
+            match, else ``StudyMismatchError``; ``n_trials`` may grow; interrupted and stopped
+            trials run again first), or start it if not. False (the default): only start a new
+            study, like Optuna's ``create_study(load_if_exists=False)``.
 
     Returns:
         The :class:`~tunewidgets.hpo.study.Study`: ``study.trials``, ``study.best``,
@@ -96,6 +105,8 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
         raise TypeError(f"background: expected True, False or None, got {background!r}")
     if background is None:
         background = _in_running_loop()
+    if not isinstance(resume, bool):
+        raise TypeError(f"resume: expected True or False, got {resume!r}")
     if study is not None and (not isinstance(study, str) or not study.strip()):
         raise ValueError(f"study: expected a non-empty name such as 'digits-lr', got {study!r}")
     destinations.check_name("study", study)
@@ -111,7 +122,7 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
             if log.tensorboard_dir is not None:
                 result.logged["tensorboard"] = str(log.tensorboard_dir)
             result.logged.update({k: v for k, v in where.resolved.items() if k != "tensorboard"})
-        driver = SearchDriver(plan, name, opened, owns, the_executor, result, handlers, log=log)
+        driver = SearchDriver(plan, name, opened, owns, the_executor, result, handlers, log=log, resume=resume)
         driver.prepare()
     except BaseException:
         if owns:

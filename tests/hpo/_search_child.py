@@ -34,7 +34,7 @@ def main() -> None:
 
     study = tw.search(blob_task(), SPACE, base=BASE.replace(epochs=2, log_every=2), strategy=strategy,
                       n_trials=n_trials, store=folder, study="killed", seed=7, background=False,
-                      callbacks=[on_record])
+                      callbacks=[on_record], resume=True)  # a restart continues the study
     print(f"done {study.status} {len(study.trials)}", flush=True)
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import tunewidgets as tw
 from hpo_helpers import BASE, blob_task, one_thread  # noqa: F401 (autouse)
-from tunewidgets.hpo.driver import StudyMismatchError
+from tunewidgets.hpo.driver import StudyExistsError, StudyMismatchError
 from tunewidgets.hpo.space import Choice, Int, LogUniform, Uniform
 from tunewidgets.tracking import studies
 from support.killing import child, kill9
@@ -64,7 +64,8 @@ def test_sigkill_and_restart_keeps_finished_trials_and_reruns_the_interrupted_on
     whole = tw.search(blob_task(), CHILD_SPACE, base=BASE.replace(epochs=2, log_every=2), strategy="bayes",
                       n_trials=n_trials, store=tmp_path / "whole", study="killed", seed=7, background=False)
     resumed = tw.search(blob_task(), CHILD_SPACE, base=BASE.replace(epochs=2, log_every=2), strategy="bayes",
-                        n_trials=n_trials, store=tmp_path / "runs", study="killed", seed=7, background=False)
+                        n_trials=n_trials, store=tmp_path / "runs", study="killed", seed=7, background=False,
+                        resume=True)
     assert resumed.trials[COLUMNS].equals(whole.trials[COLUMNS])
 
 
@@ -73,12 +74,12 @@ def test_more_trials_continue_the_same_sequence(tmp_path):
     kw = dict(base=BASE.replace(epochs=1), strategy="random", seed=5, background=False)
     first = tw.search(blob_task(), space, n_trials=4, store=tmp_path / "a", study="grow", **kw)
     ids = first.trials["run_id"].tolist()
-    more = tw.search(blob_task(), space, n_trials=7, store=tmp_path / "a", study="grow", **kw)
+    more = tw.search(blob_task(), space, n_trials=7, store=tmp_path / "a", study="grow", resume=True, **kw)
     whole = tw.search(blob_task(), space, n_trials=7, store=tmp_path / "b", study="grow", **kw)
     assert more.trials["run_id"].tolist()[:4] == ids
     cols = ["trial", "lr", "model.width", "val_accuracy"]
     assert more.trials[cols].equals(whole.trials[cols])
-    again = tw.search(blob_task(), space, n_trials=7, store=tmp_path / "a", study="grow", **kw)
+    again = tw.search(blob_task(), space, n_trials=7, store=tmp_path / "a", study="grow", resume=True, **kw)
     assert again.trials["run_id"].tolist() == more.trials["run_id"].tolist()  # nothing left to do
 
 
@@ -96,7 +97,7 @@ def test_a_stopped_grid_resumes_with_every_point_once(tmp_path):
     first.wait(timeout=120)
     assert first.trials["state"].tolist() == ["finished", "finished", "stopped"]
     stopped_point = first.trials.loc[2, ["lr", "model.width"]].tolist()
-    rest = tw.search(blob_task(), space, background=False, **kw)
+    rest = tw.search(blob_task(), space, background=False, resume=True, **kw)
     trials = rest.trials
     assert trials["state"].tolist() == ["finished"] * 6
     assert trials.loc[2, ["lr", "model.width"]].tolist() == stopped_point
@@ -108,15 +109,19 @@ def test_other_settings_under_the_same_name_are_refused(tmp_path):
     space = {"lr": LogUniform(1e-3, 0.3)}
     tw.search(blob_task(), space, base=BASE.replace(epochs=1), n_trials=1, store=tmp_path, study="s",
               background=False)
+    with pytest.raises(StudyExistsError, match=r"study: 's' already exists in .* \(1 trials ended\); pass "
+                                               r"resume=True to continue it, or another study= name"):
+        tw.search(blob_task(), space, base=BASE.replace(epochs=1), n_trials=2, store=tmp_path, study="s",
+                  background=False)  # the very same settings: still not resumed unless asked
     with pytest.raises(StudyMismatchError, match=r"study: 's' in .* was made with a different space \(keys that "
                                                  r"differ: lr, model.width\); .* pass a new study= name"):
         tw.search(blob_task(), {"lr": LogUniform(1e-3, 0.1), "model.width": Choice([4])},
-                  base=BASE.replace(epochs=1), n_trials=2, store=tmp_path, study="s", background=False)
+                  base=BASE.replace(epochs=1), n_trials=2, store=tmp_path, study="s", background=False, resume=True)
     with pytest.raises(StudyMismatchError, match=r"was made with strategy='random' \(now 'bayes'\)"):
         tw.search(blob_task(), space, base=BASE.replace(epochs=1), strategy="bayes", n_trials=2, store=tmp_path,
-                  study="s", background=False)
+                  study="s", background=False, resume=True)
     with pytest.raises(StudyMismatchError, match=r"a different base config \(fields that differ: epochs\)"):
         tw.search(blob_task(), space, base=BASE.replace(epochs=2), n_trials=2, store=tmp_path, study="s",
-                  background=False)
+                  background=False, resume=True)
     with tw.Store(tmp_path) as store:  # nothing was added by the refused calls
         assert len(studies.trial_runs(store, "s")) == 1

@@ -3,13 +3,12 @@ trials are better than random search's, and the median pruner saves most of the 
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from support.notebooks import assert_ran_clean, cell_outputs_text, code_cell as cell, committed_code, run_notebook
+from support.notebooks import assert_ran_clean, cell_outputs_text, code_cell as cell, committed_code, run_notebook_twice, steady_text
 from support.notebooks import shown_bokeh_sources as shown_sources
 
 pytestmark = pytest.mark.notebook
@@ -21,10 +20,21 @@ HANG_S = 600  # a cell that runs this long hangs: the timeout catches hangs, not
 
 
 @pytest.fixture(scope="module")
-def executed() -> tuple[nbformat.NotebookNode, float]:
-    began = time.perf_counter()
-    nb = run_notebook(NOTEBOOK, timeout=HANG_S)
-    return nb, time.perf_counter() - began
+def twice(tmp_path_factory) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode, float]:
+    """The notebook run twice in one folder; the tests below read the second run."""
+    return run_notebook_twice(NOTEBOOK, tmp_path_factory.mktemp("nb04"), timeout=HANG_S)
+
+
+@pytest.fixture(scope="module")
+def executed(twice) -> tuple[nbformat.NotebookNode, float]:
+    return twice[1:]
+
+
+def test_a_second_run_in_the_same_folder_prints_what_the_first_did(twice):
+    first, second = steady_text(twice[0]), steady_text(twice[1])
+    assert len(first) == len(second)
+    for i, (a, b) in enumerate(zip(first, second)):
+        assert a == b, f"code cell {i} printed other text the second time:\n{a}\n---\n{b}"
 
 
 def test_runs_top_to_bottom_within_the_time_budget(executed):
@@ -73,3 +83,8 @@ def test_pruning_saves_most_of_the_training(executed):
     curves = shown_sources(executed[0], "curves = pruned.curves()")
     lengths = sorted(len(s["epoch"]) for name, s in curves.items() if name.startswith("curve_"))
     assert len(lengths) == 30 and lengths[-1] == 10 and lengths[0] < 10
+    # every trial is visible, one pruned after its first epoch too: a marker at its last point
+    ends = {name[len("end_"):]: s for name, s in curves.items() if name.startswith("end_")}
+    assert len(ends) == 30 and all(len(s["epoch"]) == 1 for s in ends.values())
+    for trial, end in ends.items():
+        assert end["epoch"] == [curves[f"curve_{trial}"]["epoch"][-1]]

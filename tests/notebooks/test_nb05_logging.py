@@ -4,13 +4,12 @@ as pandas, the best trial rerun with ``matches`` True, and a report that loads n
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
 
-from support.notebooks import assert_ran_clean, cell_outputs_text, code_cell as cell, committed_code, run_notebook
+from support.notebooks import assert_ran_clean, cell_outputs_text, code_cell as cell, committed_code, run_notebook_twice, steady_text
 
 pytestmark = pytest.mark.notebook
 
@@ -21,11 +20,23 @@ HANG_S = 600  # a cell that runs this long hangs: the timeout catches hangs, not
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory) -> tuple[nbformat.NotebookNode, float, Path]:
+def twice(tmp_path_factory) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode, float, Path]:
+    """The notebook run twice in one folder; the tests below read the second run."""
     workdir = tmp_path_factory.mktemp("nb05")
-    began = time.perf_counter()
-    nb = run_notebook(NOTEBOOK, timeout=HANG_S, workdir=workdir)
-    return nb, time.perf_counter() - began, workdir / NOTEBOOK.parent.name  # the kernel ran in the copy
+    first, second, elapsed = run_notebook_twice(NOTEBOOK, workdir, timeout=HANG_S)
+    return first, second, elapsed, workdir / NOTEBOOK.parent.name  # the kernel ran in the copy
+
+
+@pytest.fixture(scope="module")
+def executed(twice) -> tuple[nbformat.NotebookNode, float, Path]:
+    return twice[1:]
+
+
+def test_a_second_run_in_the_same_folder_prints_what_the_first_did(twice):
+    first, second = steady_text(twice[0]), steady_text(twice[1])
+    assert len(first) == len(second)
+    for i, (a, b) in enumerate(zip(first, second)):
+        assert a == b, f"code cell {i} printed other text the second time:\n{a}\n---\n{b}"
 
 
 def test_runs_top_to_bottom_within_the_time_budget(executed):
@@ -50,14 +61,14 @@ def test_each_trial_is_in_tensorboard_with_the_state_the_store_holds(executed):
     nb, _, workdir = executed
     text = cell_outputs_text(cell(nb, "tensorboard=True"))
     assert re.search(r"4 trials in [\d.]+ s: \{'finished': 3, 'diverged': 1\}", text)
-    folder = workdir / "tunewidgets-runs" / "tensorboard" / "logging-demo"
+    folder = workdir / "tunewidgets-runs" / "05-logging-and-reports" / "tensorboard" / "logging-demo"
     trials = sorted(p.name for p in folder.iterdir() if p.is_dir())
     assert trials == ["trial-0000", "trial-0001", "trial-0002", "trial-0003"]
     assert str(trials) in text
 
     from tunewidgets.tracking import Store, studies
 
-    with Store(workdir / "tunewidgets-runs") as store:
+    with Store(workdir / "tunewidgets-runs" / "05-logging-and-reports") as store:
         rows = {int(r["trial"]): r for r in studies.latest_trials(store, "logging-demo")}
     for name in trials:
         acc = EventAccumulator(str(folder / name), size_guidance={"tensors": 0, "scalars": 0})

@@ -80,12 +80,16 @@ class JupyterLab:
     @classmethod
     def start(cls, root_dir: str | os.PathLike[str], *, home: str | os.PathLike[str],
               timeout: float = 60.0, env: dict[str, str] | None = None,
-              settings: dict[str, dict[str, Any]] | None = None) -> JupyterLab:
+              settings: dict[str, dict[str, Any]] | None = None,
+              overrides: str | os.PathLike[str] | None = None) -> JupyterLab:
         """Start ``jupyter lab`` serving ``root_dir`` and wait until ``/api/status`` answers.
 
         ``home`` must be an empty scratch folder: it becomes HOME (settings, runtime files, the
         server log ``jupyter.log``). ``settings`` adds user settings (``{plugin file: values}``,
-        e.g. :data:`SAVE_WIDGET_STATE`). Raises ``RuntimeError`` with the end of the server log
+        e.g. :data:`SAVE_WIDGET_STATE`). ``overrides``: an ``overrides.json`` the server reads as
+        its environment's settings overrides (as it would from
+        ``<env>/share/jupyter/lab/settings/overrides.json``), copied into its own app settings
+        folder under ``home``. Raises ``RuntimeError`` with the end of the server log
         if it exits or is not ready within ``timeout`` seconds.
         """
         root, home_dir = Path(root_dir).resolve(), Path(home).resolve()
@@ -115,6 +119,11 @@ class JupyterLab:
             "--LabApp.news_url=None", "--LabApp.expose_app_in_browser=True",
             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
         ]
+        if overrides is not None:
+            app_settings = home_dir / "app-settings"
+            app_settings.mkdir(parents=True, exist_ok=True)
+            (app_settings / "overrides.json").write_bytes(Path(overrides).read_bytes())
+            command.append(f"--LabApp.app_settings_dir={app_settings}")
         log_path = home_dir / "jupyter.log"
         began = time.monotonic()
         with open(log_path, "wb") as log:

@@ -41,6 +41,8 @@ __all__ = [
     "shown_widget",
     "widget_state",
     "run_notebook",
+    "run_notebook_twice",
+    "steady_text",
     "saved_bokeh_sources",
     "write_notebook",
 ]
@@ -134,6 +136,42 @@ def cell_outputs_text(nb_or_cell: nbformat.NotebookNode) -> str:
             elif kind == "error":
                 parts.append(f"{output.get('ename')}: {output.get('evalue')}")
     return _ANSI.sub("", "\n".join(p for p in parts if p))
+
+
+_TIMINGS = re.compile(r"\b\d+(?:\.\d+)?(?:e[-+]?\d+)?\s*(?:ms|s|seconds?|min)\b"
+                      r"|\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)?")
+
+
+_ADDRESS = re.compile(r"\bat 0x[0-9a-f]+")
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def steady_text(nb: nbformat.NotebookNode) -> list[str]:
+    """What each code cell printed or displayed (:func:`cell_outputs_text`), with what differs
+    from one run to the next by nature masked: durations (``1.2 s``, ``30 ms``), timestamps,
+    object addresses, and a widget's repr (its model ids), which reads ``<widget>``."""
+    out = []
+    for c in nb.cells:
+        if c.cell_type != "code":
+            continue
+        outputs = [{"output_type": "stream", "text": "<widget>"} if _WIDGET_VIEW in o.get("data", {}) else o
+                   for o in c.get("outputs", [])]
+        text = cell_outputs_text(nbformat.from_dict({**c, "outputs": outputs}))
+        out.append(_ADDRESS.sub("at <address>", _TIMINGS.sub("<time>", text)))
+    return out
+
+
+def run_notebook_twice(path: str | os.PathLike[str], workdir: str | os.PathLike[str], *,
+                       timeout: float = 120) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode, float]:
+    """Run the notebook at ``path`` twice in one folder (``workdir``: what the first run wrote,
+    runs folders included, is there for the second), as a person running it again would.
+    Returns both executed notebooks and the seconds the second run took."""
+    import time
+
+    first = run_notebook(path, timeout=timeout, workdir=workdir)
+    began = time.perf_counter()
+    second = run_notebook(path, timeout=timeout, workdir=workdir)
+    return first, second, time.perf_counter() - began
 
 
 def write_notebook(path: str | os.PathLike[str], cells: Iterable[str]) -> Path:

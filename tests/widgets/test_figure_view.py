@@ -141,3 +141,21 @@ def test_a_range_value_that_is_not_a_number_is_ignored(attr):
     view = bokeh_widget(fig)
     page_sends(view, fig.x_range, attr, float("nan"))
     assert math.isnan(getattr(fig.x_range, attr))
+
+
+def test_a_page_connecting_makes_the_next_widget_publish_bokehjs_again(monkeypatch):
+    from comm import get_comm_manager
+
+    from tunewidgets.widgets import _bokehjs
+
+    manager = get_comm_manager()
+    opened: list[tuple[str, str]] = []
+    monkeypatch.setattr(manager, "targets", {"jupyter.widget.control": lambda c, m: opened.append((c, m))})
+    monkeypatch.setattr(_bokehjs, "_watching_pages", False)
+    monkeypatch.setattr(_bokehjs, "_published", {"bokeh", "bokeh-widgets"})
+    monkeypatch.setattr(_bokehjs, "_guard_published", True)
+    assert _bokehjs.watch_pages() and _bokehjs.watch_pages()  # installed once
+    assert _bokehjs._published == {"bokeh", "bokeh-widgets"}
+    manager.targets["jupyter.widget.control"]("comm", "msg")  # a reloaded page's widget manager
+    assert opened == [("comm", "msg")]  # ipywidgets still answers it
+    assert _bokehjs._published == set() and _bokehjs._guard_published is False

@@ -392,3 +392,49 @@ def test_the_table_is_rebuilt_at_most_once_a_period_and_flushed_at_the_end():
     live.flush_table()
     assert parts[TABLE].data["trial"] == [1, 0] and parts[TABLE].data["state"] == ["running", "finished"]
     assert parts[TABLE].data["best"] == ["", "\u2605"]
+
+
+def test_stop_pressed_after_the_search_ended_says_finished(task, tmp_path):
+    w = make(task, {"lr": tw.space.Choice([0.01, 0.02])}, tmp_path, base=base(epochs=1), strategy="grid",
+             interval=5.0)  # no drain before the stop below
+    assert w.launch()
+    study = w.study.wait(timeout=60)  # every trial ended; the widget has not seen the end yet
+    assert study.status == "finished" and w.session.running
+    w.stop()
+    w.wait(timeout=30)
+    assert w.status == "finished" and w.session.status == "finished"
+    line = html.unescape(w.status_line.value)
+    assert "finished after" in line and "2 finished" in line and "stopped" not in line and "resume" not in line
+
+
+def test_a_search_widget_with_a_study_name_resumes_it_and_without_one_starts_afresh(task, tmp_path):
+    space = {"lr": tw.space.Choice([0.01, 0.02, 0.05])}
+    w = make(task, space, tmp_path, base=base(epochs=1), n_trials=2, study="named")
+    assert w.launch()
+    first = w.wait(timeout=60)
+    w.settings.n_trials.value = 3
+    assert w.launch(), w.error_area.message
+    again = w.wait(timeout=60)
+    assert again.name == first.name == "named" and len(again.trials) == 3
+    assert again.trials["run_id"].tolist()[:2] == first.trials["run_id"].tolist()  # the same two trials
+    w.settings.study.value = ""
+    assert w.launch(), w.error_area.message
+    fresh = w.wait(timeout=60)
+    assert fresh.name != "named" and len(fresh.trials) == 3
+
+
+def test_the_seed_control_seeds_each_launch_and_the_status_line_names_it(task, tmp_path):
+    space = {"lr": tw.space.LogUniform(1e-3, 1e-1)}
+    w = make(task, space, tmp_path, base=base(epochs=1), n_trials=2, seed=3)
+    assert w.settings.seed.value == 3 and w.search_settings()["seed"] == 3
+    assert w.launch()
+    first = w.wait(timeout=60)
+    assert "; seed 3" in html.unescape(w.status_line.value)
+    w.settings.seed.value = 4
+    assert w.launch()
+    second = w.wait(timeout=60)
+    assert "; seed 4" in html.unescape(w.status_line.value)
+    assert first.trials["lr"].tolist() != second.trials["lr"].tolist()  # other points, not a replay
+    again = tw.search(task, space, base=base(epochs=1), n_trials=2, seed=4, store=tmp_path / "other",
+                      background=False)
+    assert again.trials["lr"].tolist() == second.trials["lr"].tolist()

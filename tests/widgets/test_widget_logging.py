@@ -144,3 +144,17 @@ def test_a_missing_tensorboardx_is_named_when_the_widget_is_made(monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboardX", None)
     with pytest.raises(ImportError, match="tensorboard"):
         LRFinder(tw.tasks.spirals(), steps=20, device="cpu", tensorboard=True)
+
+
+@pytest.mark.parametrize("where", ["store", "tensorboard", "store inside", "tensorboard inside"])
+def test_a_file_where_a_folder_goes_is_refused_when_the_search_widget_is_made(tmp_path, where):
+    note = tmp_path / "notes.txt"
+    note.write_text("not a store")
+    kwargs = {"store": tmp_path / "runs"}
+    name = where.split()[0]
+    kwargs[name] = note / "runs" if where.endswith("inside") else note
+    message = (rf"{name}( path)?: .*notes.txt.* lies inside .*notes.txt, which is a file" if where.endswith("inside")
+               else rf"{name}( path)?: .*notes.txt (is a file but not an SQLite database|is a file, not a folder)")
+    with pytest.raises(ValueError, match=message):
+        Search(tw.tasks.spirals(n=200), {"lr": tw.space.Choice([0.01])}, **kwargs)
+    assert not (tmp_path / "runs").exists() and note.read_text() == "not a store"  # nothing made or changed

@@ -19,7 +19,8 @@ and the pruner know them); trials that were interrupted or stopped wait at their
 with their own values and run first. New trials continue the numbering, so a seeded sampler
 does not replay earlier points. ``n_trials`` counts trials that ended (finished, pruned, failed,
 diverged). The settings a study was made with are stored with it; others under the same name
-are refused.
+are refused. The driver resumes only when asked (``resume=True``, ``tw.search``'s ``resume=``);
+otherwise a name the store already holds is refused with ``StudyExistsError``.
 
 Example:
     >>> import tempfile, tunewidgets as tw
@@ -27,7 +28,8 @@ Example:
     >>> space = {"lr": tw.space.Choice([0.05, 0.1])}
     >>> tw.search(tw.tasks.spirals(), space, base=base, strategy="grid", store=runs, study="s").status
     'finished'
-    >>> tw.search(tw.tasks.spirals(), space, base=base, strategy="random", n_trials=2, store=runs, study="s")
+    >>> tw.search(tw.tasks.spirals(), space, base=base, strategy="random", n_trials=2, store=runs, study="s",
+    ...           resume=True)
     Traceback (most recent call last):
     ...
     tunewidgets.hpo.driver.StudyMismatchError: study: 's' in ... was made with strategy='grid' (now 'random'); resume it with the same settings, or pass a new study= name to start another
@@ -55,7 +57,7 @@ from tunewidgets.tracking.metric_names import metric_name
 from tunewidgets.tracking.sink import StoreSink
 from tunewidgets.tracking.store import Store
 
-__all__ = ["SearchDriver", "StudyMismatchError"]
+__all__ = ["SearchDriver", "StudyExistsError", "StudyMismatchError"]
 
 Callback = Callable[[str, dict[str, Any]], Any]
 
@@ -68,6 +70,10 @@ _NO_TASK: Any = None  # train_record without the task part (the driver keeps tha
 
 class StudyMismatchError(ValueError):
     """A study of that name exists in the store with other settings than the ones given."""
+
+
+class StudyExistsError(ValueError):
+    """A study of that name exists in the store and the search was not asked to resume it."""
 
 
 @dataclass
@@ -85,8 +91,9 @@ class SearchDriver:
     """Runs one search: ``prepare()`` (checks, resume; raises before any training) then ``run()``."""
 
     def __init__(self, plan: Plan, name: str, store: Store, owns_store: bool, executor: Executor, study: Study,
-                 callbacks: Iterable[Callback] = (), log: Any = None) -> None:
+                 callbacks: Iterable[Callback] = (), log: Any = None, resume: bool = True) -> None:
         self.plan, self.name, self.store, self.owns_store = plan, name, store, owns_store
+        self.resume = resume  # False: a study of this name in the store is refused, not resumed
         self.log = log  # a StudyLog (TensorBoard/MLflow of the study), or None
         self.executor, self.study = executor, study
         self.callbacks = list(callbacks)
@@ -116,6 +123,11 @@ class SearchDriver:
             row = studies.study_row(self.store, self.name)
             if row is None:
                 self.study_run = studies.create_study(self.store, self.name, settings)
+            elif not self.resume:
+                ended = sum(r["status"] in ENDED_STATES for r in studies.latest_trials(self.store, self.name))
+                raise StudyExistsError(
+                    f"study: {self.name!r} already exists in {self.store.path} ({ended} trials ended); pass "
+                    "resume=True to continue it, or another study= name (or none, for a new one) to start afresh")
             else:
                 self._check_same(row, settings)
                 self.study_run = int(row["id"])

@@ -25,6 +25,7 @@ from tunewidgets.widgets._kernel import current_cell_id, flush_deferred, on_inte
 from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._session import BackgroundSession, Worker
 from tunewidgets.widgets._ui import ErrorArea, RunBar, status_html
+from tunewidgets.widgets._warm import warm_later
 
 __all__ = ["BackgroundWidget", "running_widgets", "stop_all"]
 
@@ -57,6 +58,8 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
     """Base of the widgets that train: run/stop/wait, one status, errors shown inline;
     ``to_html(path)`` writes the widget as it is now as one offline HTML page."""
 
+    _warm_parts: tuple[str, ...] = ("torch",)  # see widgets._warm
+
     status = Unicode("idle", help="idle, running, stopping, finished, stopped, failed, or invalid "
                                   "(bad settings: nothing started)")
 
@@ -69,6 +72,7 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
         self.run_bar = RunBar(run_label=run_label)
         self.error_area = ErrorArea()
         self.status_line = widgets.HTML(value="")
+        self.status_line.add_class("tw-status")
         self.run_bar.run_button.on_click(lambda _button: self.run())
         self.run_bar.stop_button.on_click(lambda _button: self.stop())
         super().__init__(**kwargs)
@@ -211,6 +215,7 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         ensure_bokehjs([view._model for view in figure_views(self)])
+        warm_later(*self._warm_parts)  # the first click's one-time work, done once the cell ends
         for view in figure_views(self):  # show the figures as they are now, not as first made
             if view._stale:
                 view.render_now()

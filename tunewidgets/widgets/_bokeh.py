@@ -240,6 +240,7 @@ def _make_view_class(base: type) -> type:
             return super().get_state(key, drop_defaults)
 
         def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+            ensure_bokehjs([self._model])  # a page that connected since has no BokehJS yet
             if self._stale:
                 self.render_now()
             return super()._repr_mimebundle_(**kwargs)

@@ -1,9 +1,14 @@
 """BokehJS in the notebook page: loaded from the installed package (works offline), each part once.
 
 ``jupyter_bokeh.BokehModel`` needs ``window.Bokeh`` in the page, and the ``jupyter_bokeh`` lab
-extension does not bring it. :func:`ensure_bokehjs` publishes, once per kernel, the parts of
-BokehJS a figure needs and the kernel has not published yet: the core (about 1.3 MB) for the
-figures tunewidgets draws; widgets, tables, WebGL or MathJax only for figures that use them.
+extension does not bring it. :func:`ensure_bokehjs` publishes, once per page, the parts of
+BokehJS a figure needs and have not been published to that page yet: the core (about 1.3 MB) for
+the figures tunewidgets draws; widgets, tables, WebGL or MathJax only for figures that use them.
+A page is new to the kernel when its widget manager connects (a reload, a second tab, the
+notebook opened again while the kernel runs): ipywidgets' front end then opens its
+``jupyter.widget.control`` comm to fetch the widgets' states, and from that moment the next
+widget shown publishes BokehJS again, so its plots (and those of a widget shown before the
+reload and shown again) render in the new page.
 It publishes them in one MIME type only (``application/vnd.bokehjs_load.v0+json``, which the
 ``jupyter_bokeh`` extension runs), where ``bokeh.io.output_notebook`` publishes all five parts
 twice (about 8 MB in a saved notebook). In the page each part is skipped when it is already
@@ -35,7 +40,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-__all__ = ["LOAD_MIME_TYPE", "ENV_VAR", "ensure_bokehjs", "bokehjs_parts", "loader_js", "reset_loaded"]
+__all__ = ["LOAD_MIME_TYPE", "ENV_VAR", "ensure_bokehjs", "bokehjs_parts", "loader_js", "reset_loaded",
+           "watch_pages"]
 
 LOAD_MIME_TYPE = "application/vnd.bokehjs_load.v0+json"
 ENV_VAR = "TUNEWIDGETS_BOKEHJS"
@@ -48,8 +54,10 @@ _PROBES = {
 }
 _PART_NAME = re.compile(r"^/\* BEGIN ([\w.-]+?)(?:\.min)?\.js \*/")
 
-_published: set[str] = set()  # keys of the parts this kernel has published
+_published: set[str] = set()  # keys of the parts published since the last page connected
 _guard_published = False
+_CONTROL_TARGET = "jupyter.widget.control"  # the comm a widget manager opens when it connects
+_watching_pages = False
 
 # Defers Document.clear() while BokehJS still builds that document's views (see module doc).
 _GUARD_JS = r"""
@@ -140,6 +148,7 @@ def ensure_bokehjs(objs: Sequence[Any] | None = None, *, force: bool = False) ->
 
     if not in_kernel():
         return False
+    watch_pages()
     if _mode() == "none":
         if _guard_published and not force:
             return False
@@ -158,8 +167,34 @@ def ensure_bokehjs(objs: Sequence[Any] | None = None, *, force: bool = False) ->
     return True
 
 
+def watch_pages() -> bool:
+    """Forget what was published whenever a new page's widget manager connects to this kernel
+    (it opens the ``jupyter.widget.control`` comm). Installed once, by :func:`ensure_bokehjs`;
+    returns True when the hook is in place."""
+    global _watching_pages
+    if _watching_pages:
+        return True
+    try:
+        import ipywidgets  # noqa: F401  (registers the control target first)
+        from comm import get_comm_manager
+    except ImportError:  # pragma: no cover - both come with ipywidgets
+        return False
+    manager = get_comm_manager()
+    opened = getattr(manager, "targets", {}).get(_CONTROL_TARGET)
+    if opened is None:
+        return False
+
+    def page_connected(comm: Any, msg: Any) -> Any:
+        reset_loaded()
+        return opened(comm, msg)
+
+    manager.register_target(_CONTROL_TARGET, page_connected)
+    _watching_pages = True
+    return True
+
+
 def reset_loaded() -> None:
-    """Forget what was published (a test, or a page reloaded without its outputs)."""
+    """Forget what was published (a new page connected, or a test)."""
     global _guard_published
     _published.clear()
     _guard_published = False

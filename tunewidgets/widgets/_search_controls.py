@@ -227,10 +227,10 @@ class DimensionRow(widgets.HBox):
 
 
 class SearchSettings(widgets.VBox):
-    """Strategy, trial count (the grid's size for grid), pruner, metric, epochs, study name, views."""
+    """Strategy, trial count (the grid's size for grid), pruner, metric, epochs, seed, study name, views."""
 
     def __init__(self, *, strategy: str, n_trials: int, pruner: str | None, metrics: list[str], metric: str,
-                 epochs: int, study: str | None) -> None:
+                 epochs: int, study: str | None, seed: int = 0) -> None:
         style = {"description_width": "70px"}
         self.strategy = widgets.ToggleButtons(options=list(STRATEGIES), value=strategy, description="strategy",
                                               style={"description_width": "70px", "button_width": "80px"},
@@ -245,6 +245,9 @@ class SearchSettings(widgets.VBox):
                                        layout=widgets.Layout(width="250px"))
         self.epochs = widgets.BoundedIntText(value=epochs, min=1, max=100_000, description="epochs", style=style,
                                              layout=widgets.Layout(width="170px"), tooltip="epochs of each trial")
+        self.seed = widgets.BoundedIntText(value=seed, min=0, max=2**32 - 1, description="seed", style=style,
+                                           layout=widgets.Layout(width="170px"),
+                                           tooltip="seeds the sampler: the same seed draws the same points")
         self.study = widgets.Text(value=study or "", placeholder="new study each Launch", description="study",
                                   style=style, layout=widgets.Layout(width="250px"),
                                   tooltip="a study's name: Launch resumes it if the store has it")
@@ -256,13 +259,13 @@ class SearchSettings(widgets.VBox):
         super().__init__(children=[
             self.strategy,
             widgets.HBox([self.n_trials, self.grid_info], layout=_ROW),
-            self.pruner, self.metric, self.epochs, self.study,
+            self.pruner, self.metric, widgets.HBox([self.epochs, self.seed], layout=_ROW), self.study,
             widgets.HBox([self.hide_pruned, self.top_k], layout=_ROW),
         ])
 
     def inputs(self) -> list[Any]:
         """The controls a running search uses as it started (disabled while it runs)."""
-        return [self.strategy, self.n_trials, self.pruner, self.metric, self.epochs, self.study]
+        return [self.strategy, self.n_trials, self.pruner, self.metric, self.epochs, self.seed, self.study]
 
 
 def peak_key(schedule: Any) -> str | None:

@@ -37,7 +37,7 @@ from tunewidgets.widgets._base import BackgroundWidget
 from tunewidgets.widgets._bokeh import bokeh_widget
 from tunewidgets.widgets._logging import Logging, logged_text
 from tunewidgets.widgets._lr_picker import LRPicker
-from tunewidgets.widgets._lr_trust import curve_problem
+from tunewidgets.widgets._lr_trust import coverage_problem, curve_problem
 from tunewidgets.widgets._session import BackgroundSession, Worker
 from tunewidgets.widgets._stream import CappedStream, columns_of
 
@@ -80,7 +80,7 @@ class LRFinder(BackgroundWidget):
 
     def __init__(self, task: Task, *, start_lr: float = 1e-7, end_lr: float = 1.0, steps: int = 100,
                  optimizer: str = "sgd", smoothing: float = 0.98, mode: str = "exp",
-                 max_points: int = 2000, interval: float = 0.25, store: Any = None, tensorboard: Any = None,
+                 max_points: int = 2000, interval: float = 0.1, store: Any = None, tensorboard: Any = None,
                  mlflow: Any = None, **test_kwargs: Any) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "
@@ -247,11 +247,19 @@ class LRFinder(BackgroundWidget):
             self.picker.set_suggestions(None, "(no result)")
             set_chosen_lr(self._parts, self.lr)
             return
-        markers = marker_columns(result.suggestions, result.lrs, result.smoothed)
+        sliver = None
+        if session.status == "stopped":  # a sweep stopped near its start suggests nothing
+            sliver = coverage_problem(result.lrs, settings.get("start_lr", self._start_lr),
+                                      settings.get("end_lr", self._end_lr), settings.get("mode", "exp"))
+        suggestions = {} if sliver is not None else result.suggestions
+        markers = marker_columns(suggestions, result.lrs, result.smoothed)
         show_lr_data(self._parts, LRPlotData(markers=markers, band=band_columns(result.band)), curve=False)
         self.result = result
-        self.picker.set_suggestions(result.suggestions)
-        problem = curve_problem(result.smoothed)
+        if sliver is not None:
+            self.picker.set_suggestions(None, "(stopped early: run it to the end)")
+        else:
+            self.picker.set_suggestions(result.suggestions)
+        problem = sliver or curve_problem(result.smoothed)
         if result.suggested is not None and problem is None:
             self.lr = float(result.suggested)
             best = result.method if result.suggestions.get(result.method) == result.suggested else None
@@ -261,7 +269,8 @@ class LRFinder(BackgroundWidget):
         self.picker.show(self.lr)
         n = len(result)
         self.run_bar.set_progress(n, self._total, f"{n} / {self._total}")
-        self._set_status(session.status, _summary(session, result, problem, self.lr, self._stop_reason),
+        self._set_status(session.status, _summary(session, result, problem, self.lr, self._stop_reason,
+                                                   early=sliver is not None),
                          tone="doubtful" if problem is not None else None)
 
     # -- picking --------------------------------------------------------------------------
@@ -376,7 +385,7 @@ def _fmt_loss(value: Any) -> str:
 
 
 def _summary(session: BackgroundSession, result: Any, problem: str | None, lr: float | None,
-             stop_reason: str | None) -> str:
+             stop_reason: str | None, early: bool = False) -> str:
     n = len(result)
     reason = result.stop_reason
     if session.status == "stopped":
@@ -388,6 +397,11 @@ def _summary(session: BackgroundSession, result: Any, problem: str | None, lr: f
     else:
         text = f"{n} steps"
     text += f" in {session.elapsed:.1f} s"
+    if early:
+        kept = f"lr stays {fmt_lr(lr)}" if lr is not None else "no lr chosen"
+        text += (f"; the test {problem}, so it suggests nothing and {kept}. Run it again and let it run "
+                 "to the end, or pick an lr yourself")
+        return text + logged_text(result)  # its warnings are about a range it did not sweep
     if problem is not None:
         kept = f"lr stays {fmt_lr(lr)}" if lr is not None else "no lr chosen"
         text += (f"; the curve is {problem}, so {kept}. Run it again over a wider range or with more "

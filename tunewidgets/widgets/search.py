@@ -21,7 +21,6 @@ Example (headless, as in a script or a test; in a notebook, show ``w`` and press
 """
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -39,12 +38,15 @@ from tunewidgets.hpo.strategies import STRATEGIES, STRATEGY_ALIASES
 from tunewidgets.hpo.targets import valid_keys
 from tunewidgets.plots.search import Axis, axes_of, trials_of_study
 from tunewidgets.widgets._base import BackgroundWidget
+from tunewidgets.widgets._log_paths import check_log_paths
 from tunewidgets.widgets._logging import Logging, logged_text
 from tunewidgets.widgets._bokeh import refresh
 from tunewidgets.widgets._search_controls import (
     COUNTED, NO_PRUNER, DimensionRow, SearchSettings, default_space, progress_text, space_of,
 )
+from tunewidgets.widgets._search_links import SearchLinks
 from tunewidgets.widgets._search_live import Changes, LiveSources, params_from_config
+from tunewidgets.widgets._search_status import best_trial, end_status, summary
 from tunewidgets.widgets._search_views import SearchPlots
 from tunewidgets.widgets._search_worker import Relay, search_worker
 from tunewidgets.widgets._session import BackgroundSession, Worker
@@ -69,7 +71,8 @@ class Search(BackgroundWidget):
             schedule sets the lr itself (OneCycle, Cyclic), the lr row searches ``schedule.max_lr``,
             and a momentum row is left out when it cycles momentum.
         strategy, n_trials, metric, pruner, seed, store, study: as for ``tw.search`` (the first
-            values of the controls; ``study`` names the study, so that Launch resumes it).
+            values of the controls). A study named here or in the study field is resumed by Launch
+            (``tw.search(..., resume=True)``); left empty, each Launch starts a new study.
         tensorboard, mlflow: as for ``tw.search``: each trial in TensorBoard (HParams dashboard
             included) and as an MLflow child run of the study's run; checked now.
         epochs: epochs of each trial (default the base config's).
@@ -81,6 +84,8 @@ class Search(BackgroundWidget):
     ``widget.best_config`` its best trial's config, ready for ``tw.train``.
     """
 
+    _warm_parts = ("torch", "search")
+
     best = AnyTrait(None, allow_none=True, help="The best finished trial so far: {'trial', 'value', 'params'}.")
 
     def __init__(self, task: Task, space: Mapping[str, Any] | None = None, base: Any = None,
@@ -88,13 +93,12 @@ class Search(BackgroundWidget):
                  metric: str | None = None, pruner: str | None = None, epochs: int | None = None,
                  store: Any = "tunewidgets-runs", study: str | None = None, seed: int = 0,
                  tensorboard: Any = None, mlflow: Any = None,
-                 max_curves: int = 200, max_rows: int = 100, interval: float = 0.25) -> None:
+                 max_curves: int = 200, max_rows: int = 100, interval: float = 0.1) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "
                             "e.g. Search(tw.tasks.digits())")
         base_cfg = TrainConfig() if base is None else as_config(base)
-        _check_finder(lr_finder)
-        _check_preview(schedule)
+        self.links = SearchLinks(base_cfg, lr_finder, schedule)
         strategy = _STRATEGY_ALIASES.get(strategy, strategy) if isinstance(strategy, str) else strategy
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
@@ -107,18 +111,18 @@ class Search(BackgroundWidget):
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
             raise ValueError(f"epochs: must be a whole number >= 1 (epochs of each trial), got {epochs!r}")
         self.logging = Logging(store, tensorboard, mlflow, store_optional=False)
+        check_log_paths(store, tensorboard)  # a file where a folder goes: refused now, not at Launch
         metric = metric_key(metric, task)
         self.task, self.store, self.seed = task, store, seed
-        self.lr_finder, self.schedule = lr_finder, schedule
         self.max_curves, self.max_rows = max_curves, max_rows
-        self._base = base_cfg
         self._study: Any = None
+        self._launch_seed: int | None = None  # the sampler's seed of the last Launch
         self._launched = 0.0
         self._ended_before = 0
         self._n_trials = n_trials
         if space is None:
             kwargs = [k[len("model."):] for k in valid_keys(base_cfg, task) if k.startswith("model.")]
-            dims, on = default_space(self._effective_base(), kwargs, self._finder_lr())
+            dims, on = default_space(self.links.base(), kwargs, self.links.finder_lr())
         else:
             dims = dict(Space(space, task=task))  # its shape is checked now, its keys at Launch
             on = set(dims)
@@ -130,7 +134,7 @@ class Search(BackgroundWidget):
         metrics = (["val_loss", *(f"val_{m}" for m in task.metric_fns)] if task.val is not None else []) + [
             "train_loss"]
         self.settings = SearchSettings(strategy=strategy, n_trials=n_trials, pruner=pruner, metrics=metrics,
-                                       metric=metric, epochs=epochs or base_cfg.epochs, study=study)
+                                       metric=metric, epochs=epochs or base_cfg.epochs, study=study, seed=seed)
         self.progress_line = widgets.HTML()
         for row in self.rows:
             for control in (row.switch, row.slider, row.points):
@@ -139,10 +143,8 @@ class Search(BackgroundWidget):
         self.settings.strategy.observe(lambda _c: self._show_grid(), names="value")
         self.settings.hide_pruned.observe(self._on_view_change, names="value")
         self.settings.top_k.observe(self._on_view_change, names="value")
-        if lr_finder is not None:
-            lr_finder.observe(self._on_finder_lr, names="lr")
-        if schedule is not None and hasattr(schedule, "observe"):
-            schedule.observe(lambda _c: self._show_grid(), names="spec")
+        self.links.follow(self.rows, frozen=lambda: self.session.running or not self._default_space,
+                          on_schedule=self._show_grid)
 
         # -- plots --------------------------------------------------------------------------
         self.plots = SearchPlots(max_curves=max_curves, max_rows=max_rows)
@@ -187,13 +189,13 @@ class Search(BackgroundWidget):
     def base_config(self) -> TrainConfig:
         """The config every trial starts from now: the base, with the LR finder's lr, the schedule
         preview's spec and the epochs control."""
-        return self._effective_base().replace(epochs=int(self.settings.epochs.value))
+        return self.links.base().replace(epochs=int(self.settings.epochs.value))
 
     def search_space(self, grid: bool | None = None) -> tuple[dict[str, Any], dict[str, str]]:
         """The space the controls describe (``{key: dimension}``) and a note per row left out or renamed."""
         if grid is None:
             grid = self.settings.strategy.value == "grid"
-        return space_of(self.rows, self._effective_base(), grid)
+        return space_of(self.rows, self.links.base(), grid)
 
     def search_settings(self) -> dict[str, Any]:
         """The keyword arguments of ``tw.search`` the controls give now (raises ValueError if bad)."""
@@ -204,7 +206,7 @@ class Search(BackgroundWidget):
         return {"space": dims, "base": self.base_config(), "strategy": strategy,
                 "n_trials": None if strategy == "grid" else int(s.n_trials.value), "metric": s.metric.value,
                 "pruner": None if s.pruner.value == NO_PRUNER else s.pruner.value,
-                "study": s.study.value.strip() or None, "seed": self.seed, **self.logging.kwargs()}
+                "study": s.study.value.strip() or None, "seed": int(s.seed.value), **self.logging.kwargs()}
 
     def select_trial(self, trial: int | None) -> None:
         """Highlight ``trial``'s curve and its row in the table (None: no highlight)."""
@@ -222,10 +224,12 @@ class Search(BackgroundWidget):
 
         relay = Relay(metric_key(settings["metric"], self.task))
         try:
-            study = tw.search(self.task, background=True, callbacks=[relay], **settings)
+            # a study named in the controls is the one to continue (its name was typed for that)
+            study = tw.search(self.task, background=True, callbacks=[relay], resume=settings["study"] is not None,
+                              **settings)
         except RuntimeError as exc:  # e.g. the study is still being searched by an earlier Launch
             raise ValueError(str(exc)) from exc
-        self._study = study
+        self._study, self._launch_seed = study, settings["seed"]
         self._n_trials = int(study.n_trials or settings["n_trials"] or 0)
         self._axes_now = self._axes(study.space)
         return search_worker(study, relay, self.session.interval)
@@ -262,6 +266,8 @@ class Search(BackgroundWidget):
         self.live.flush_table()
         self._disable_inputs(False)
         study = self._study
+        if study is not None:  # a Stop pressed after the search had ended changes nothing
+            session.status = end_status(session.status, study.status)
         self._update_best()
         self._show_progress()
         if session.error is None and study is not None:  # before the plots' final render, which is larger
@@ -321,47 +327,25 @@ class Search(BackgroundWidget):
 
     def _update_best(self) -> None:
         study = self._study
-        best = None
-        finished = [t for t in self.live.trials.by_number.values() if t.state == "finished" and math.isfinite(t.value)]
-        if finished and study is not None:
-            sign = -1.0 if study.direction == "maximize" else 1.0
-            t = min(finished, key=lambda t: (sign * t.value, t.trial))
-            best = {"trial": t.trial, "value": t.value, "params": dict(t.params)}
+        best = None if study is None else best_trial(self.live.trials.by_number.values(), study.direction)
         if best != self.best:
             self.best = best
 
     def _summary(self, session: BackgroundSession) -> str:
-        c = self.live.trials.counts()
         study = self._study
-        text = (f"{session.status} after {session.elapsed:.1f} s: {c['finished']} finished, {c['pruned']} pruned, "
-                f"{c['failed'] + c['diverged']} failed")
-        if c["stopped"]:
-            text += f", {c['stopped']} stopped"
-        if self.best is not None:
-            text += f"; best {study.metric} {self.best['value']:.4g} (trial {self.best['trial']})"
-        if session.status == "stopped":
-            text += f"; resume with study name {study.name!r}"
-        return text + logged_text(study)
+        return summary(session.status, session.elapsed, self.live.trials.counts(), self.best, study.metric,
+                       study.name, seed=self._launch_seed) + logged_text(study)
 
     # -- plumbing -------------------------------------------------------------------------
-    def _finder_lr(self) -> float | None:
-        return None if self.lr_finder is None else self.lr_finder.lr
+    @property
+    def lr_finder(self) -> Any:
+        """The linked ``LRFinder`` (or None)."""
+        return self.links.lr_finder
 
-    def _effective_base(self) -> TrainConfig:
-        cfg = self._base
-        if self._finder_lr() is not None:
-            cfg = self.lr_finder.config(cfg)
-        if self.schedule is not None:
-            cfg = cfg.replace(schedule=self.schedule.spec)
-        return cfg
-
-    def _on_finder_lr(self, change: Any) -> None:
-        lr = change["new"]
-        if lr is None or self.session.running or not self._default_space:
-            return
-        for row in self.rows:
-            if row.key == "lr":
-                row.set_range(float(f"{lr / 10:.3g}"), float(f"{lr * 10:.3g}"))
+    @property
+    def schedule(self) -> Any:
+        """The linked ``SchedulePreview`` (or None)."""
+        return self.links.schedule
 
     def _show_grid(self) -> None:
         """Show the grid's size (grid strategy) and each row's note (a key renamed or left out)."""
@@ -408,16 +392,3 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(text)
-
-
-def _check_finder(finder: Any) -> None:
-    if finder is not None and not (hasattr(finder, "observe") and hasattr(finder, "has_trait")
-                                   and finder.has_trait("lr") and hasattr(finder, "config")):
-        raise TypeError(f"lr_finder: expected an LRFinder widget, got {type(finder).__name__}; "
-                        "e.g. Search(task, lr_finder=tw.widgets.LRFinder(task))")
-
-
-def _check_preview(preview: Any) -> None:
-    if preview is not None and not hasattr(getattr(preview, "spec", None), "build"):
-        raise TypeError(f"schedule: expected a SchedulePreview widget (with a .spec), got {type(preview).__name__}; "
-                        "e.g. Search(task, schedule=tw.widgets.SchedulePreview())")
