@@ -109,11 +109,7 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
             opened.close()
         raise
     if background:
-        import threading
-
-        thread = threading.Thread(target=driver.run, name=f"tunewidgets-search-{name}", daemon=True)
-        result._thread = thread
-        thread.start()
+        result.run_in_thread(driver.run, name=f"tunewidgets-search-{name}")
         return result
     driver.run()
     return result.wait()

@@ -1,0 +1,180 @@
+"""Trial claims: which trial of a study a process trains next, decided in one transaction.
+
+Many processes may search one study in one store (two notebooks, a notebook and a terminal, a
+restarted kernel while the old one still runs), as Optuna's workers share one RDB study. Each
+trial is *claimed* before it trains: one ``BEGIN IMMEDIATE`` transaction (SQLite lets one
+writer in at a time) reads the newest row of every trial number of the study, decides, and adds
+the claimed trial's ``running`` row, so no two processes ever get the same number:
+
+- a trial whose newest row is ``interrupted`` or ``stopped`` is claimed first (lowest number
+  first), to run again with its own values; so is a ``running`` one whose writing process has
+  ended (a SIGKILL, a crash: see ``_liveness``), which the claim marks ``interrupted`` first;
+- else the next number (one more than the highest), unless the study's numbers reach ``limit``
+  (a grid's size);
+- nothing when the trials that ended (``ended`` statuses) and those live processes are
+  training reach ``n_trials``; ``others`` then says how many of those another process
+  trains: one of them may still die and need its trial run again.
+
+A ``running`` row of a live process (this one included) is never claimed. The values of a new
+trial are chosen by ``fill(number, search)`` inside the transaction (``search``: the stored
+values of a trial run again, else None), which returns the row's params, seed and environment.
+
+Example:
+    >>> import tempfile
+    >>> from tunewidgets.tracking import Store
+    >>> store = Store(tempfile.mkdtemp())
+    >>> fill = lambda number, search: ({"search": search or {"lr": 0.1 * (number + 1)}}, 0, None)
+    >>> first = store.claim_trial("demo", fill, n_trials=2)
+    >>> second = store.claim_trial("demo", fill, n_trials=2)
+    >>> first.number, second.number, store.claim_trial("demo", fill, n_trials=2).number
+    (0, 1, None)
+    >>> store.finish_run(second.run_id, "stopped")              # a stopped trial runs again
+    >>> again = store.claim_trial("demo", fill, n_trials=2)
+    >>> again.number, again.search
+    (1, {'lr': 0.2})
+    >>> store.close()
+"""
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tunewidgets.tracking import _json
+from tunewidgets.tracking._liveness import WriterId, remove_lock, writer_gone
+
+__all__ = ["TrialRow", "Claim", "claim", "open_study", "trial_rows", "trial_name", "ENDED", "RERUN", "STUDY_KIND"]
+
+STUDY_KIND = "study"  # the kind of a study's own row (``tracking.studies``)
+ENDED = ("finished", "pruned", "failed", "diverged")  # statuses that count towards n_trials
+RERUN = ("interrupted", "stopped")  # statuses of a trial that runs again with its values
+_NAME = re.compile(r"trial (\d+)\Z")
+
+# fill(number, search or None) -> (params, seed, env) of the claimed trial's row
+Fill = Callable[[int, "dict[str, Any] | None"], "tuple[dict[str, Any], int | None, dict[str, Any] | None]"]
+Insert = Callable[[sqlite3.Connection, str, dict[str, Any], "int | None", "dict[str, Any] | None"], int]
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """The newest row of one trial number: its run id, number and status."""
+
+    id: int
+    number: int
+    status: str
+
+
+@dataclass
+class Claim:
+    """What a claim got: ``number`` and ``run_id`` of the trial to train (None: nothing to claim now),
+    ``search`` (the stored values of a trial run again, else None), ``latest`` (the newest row of
+    each trial, as the claim saw them) and ``others`` (trials other live processes train)."""
+
+    number: int | None
+    run_id: int | None = None
+    search: dict[str, Any] | None = None
+    latest: list[TrialRow] = field(default_factory=list)
+    others: int = 0
+    marked: list[int] = field(default_factory=list)  # runs found dead and marked interrupted
+
+
+def open_study(conn: sqlite3.Connection, name: str, insert: Callable[[], int]) -> tuple[int, dict[str, Any] | None]:
+    """``(id, stored settings)`` of study ``name``'s row, or ``(insert(), None)`` when it has none yet."""
+    row = conn.execute("SELECT id, params FROM runs WHERE study = ? AND kind = ? ORDER BY id LIMIT 1",
+                       (name, STUDY_KIND)).fetchone()
+    if row is not None:
+        return int(row[0]), _params(row[1])
+    return insert(), None
+
+
+def trial_name(number: int) -> str:
+    """The ``name`` column of trial ``number``'s rows."""
+    return f"trial {int(number)}"
+
+
+def trial_rows(conn: sqlite3.Connection, study: str) -> list[tuple[int, int, str, tuple[Any, ...]]]:
+    """``(id, number, status, writer)`` of the newest row of each trial number, by number."""
+    rows = conn.execute(
+        "SELECT id, name, status, writer_pid, writer_token, writer_host, writer_started, writer_lock "
+        "FROM runs WHERE study = ? AND kind = 'trial' ORDER BY id", (study,)).fetchall()
+    latest: dict[int, tuple[int, int, str, tuple[Any, ...]]] = {}
+    for rid, name, status, *writer in rows:
+        number = _number(name)
+        if number is None:  # not written by a search (a hand-made row): not a trial of the numbering
+            continue
+        latest[number] = (int(rid), number, str(status), tuple(writer))
+    return [latest[n] for n in sorted(latest)]
+
+
+def _number(name: Any) -> int | None:
+    match = _NAME.match(name) if isinstance(name, str) else None
+    return int(match.group(1)) if match else None
+
+
+def claim(conn: sqlite3.Connection, db: Path, me: WriterId, live_tokens: Iterable[str], study: str,
+          fill: Fill, insert: Insert, *, n_trials: int | None = None, limit: int | None = None,
+          ended: tuple[str, ...] = ENDED) -> Claim:
+    """Claim a trial of ``study``; run inside the caller's open ``BEGIN IMMEDIATE`` transaction."""
+    live = set(live_tokens)
+    rows = trial_rows(conn, study)
+    latest: list[TrialRow] = []
+    done = mine = others = 0
+    rerun: list[int] = []
+    marked: list[tuple[int, str | None]] = []
+    gone: dict[str, bool] = {}
+    for rid, number, status, writer in rows:
+        if status == "running":
+            pid, token, host, started, locked = writer
+            if token == me.token:
+                mine += 1
+            else:
+                key = token or f"pid:{pid}"
+                if key not in gone:
+                    gone[key] = writer_gone(db, writer, me, live)
+                if gone[key]:
+                    status = "interrupted"
+                    marked.append((rid, token))
+                    rerun.append(number)
+                else:
+                    others += 1
+        elif status in RERUN:
+            rerun.append(number)
+        elif status in ended:
+            done += 1
+        latest.append(TrialRow(rid, number, status))
+    conn.executemany(
+        "UPDATE runs SET status = 'interrupted', error = COALESCE(error, ?) WHERE id = ?",
+        [("interrupted: the process training this trial ended without finishing it; found by a process "
+          "claiming a trial of the same study", rid) for rid, _ in marked])
+    out = Claim(None, latest=latest, others=others, marked=[rid for rid, _ in marked])
+    if n_trials is not None and done + mine + others >= n_trials:
+        return out
+    search: dict[str, Any] | None = None
+    if rerun:
+        number = min(rerun)
+        old = next(r for r in latest if r.number == number)
+        (text,) = conn.execute("SELECT params FROM runs WHERE id = ?", (old.id,)).fetchone()
+        stored = _params(text).get("search")
+        search = dict(stored) if isinstance(stored, dict) and stored else None  # none: sampled afresh
+    else:
+        number = latest[-1].number + 1 if latest else 0
+        if limit is not None and number >= limit:
+            return out
+    params, seed, env = fill(number, search)
+    out.number, out.search = number, search
+    out.run_id = insert(conn, trial_name(number), {**params, "trial": number}, seed, env)
+    for _, token in marked:
+        if token:
+            remove_lock(db, token)
+    return out
+
+
+def _params(text: Any) -> dict[str, Any]:
+    try:
+        value = _json.loads(text) if isinstance(text, str) else {}
+    except ValueError:  # a damaged row: its trial is sampled afresh
+        return {}
+    return value if isinstance(value, dict) else {}
