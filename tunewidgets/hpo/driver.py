@@ -152,12 +152,10 @@ class SearchDriver:
                     break
                 for outcome in self.executor.wait():
                     self._finish(outcome)
-            self.history.sync(self.store, self.store.trial_rows(self.name))  # what others ended last
+            self.history.sync(self.store, self._stored(self.store.trial_rows, self.name))  # what others ended last
             status = "stopped" if self.stop.is_set() else "finished"
         except KeyboardInterrupt as exc:
             status, error = "stopped", exc
-        except sqlite3.Error as exc:  # the store cannot be written (a full disk): one line, not SQLite's
-            error = self._store_error(exc, self._unrecorded())
         except BaseException as exc:  # noqa: BLE001 - handed to study.wait()
             error = exc
         finally:
@@ -174,13 +172,21 @@ class SearchDriver:
         plan = self.plan
         limit = plan.strategy.size if isinstance(plan.strategy, GridStrategy) else None
         while self.executor.free_slots() > 0 and self._may_start(t0):
-            claim = self.store.claim_trial(self.name, self._ask, n_trials=plan.n_trials, limit=limit,
-                                           ended=ENDED_STATES)
+            claim = self._stored(self.store.claim_trial, self.name, self._ask, n_trials=plan.n_trials, limit=limit,
+                                 ended=ENDED_STATES)
             self._others = claim.others
             self.history.sync(self.store, claim.latest)  # trials other processes ended: sampler and Study
             if claim.number is None:
                 return
             self._start(claim)
+
+    def _stored(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)`` on the store; a store that cannot be written (a full disk) ends
+        the search with one line naming it, not SQLite's error."""
+        try:
+            return call(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc, self._unrecorded()) from None
 
     def _ask(self, number: int, search: dict[str, Any] | None) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
         """Inside the claim's transaction: the values of trial ``number`` (its stored ``search``
