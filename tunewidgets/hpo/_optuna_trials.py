@@ -7,8 +7,8 @@ with it.
 
 Example:
     >>> from tunewidgets.hpo._optuna_trials import ended_trial, optuna_state
-    >>> optuna_state("finished", 0.9).name, optuna_state("finished", float("nan")).name, optuna_state("pruned", 0.1).name
-    ('COMPLETE', 'FAIL', 'PRUNED')
+    >>> [optuna_state(s, v).name for s, v in (("finished", 0.9), ("finished", float("nan")), ("pruned", 0.1))]
+    ['COMPLETE', 'FAIL', 'PRUNED']
     >>> ended_trial("diverged", 1.0, params={}, distributions={}).state.name
     'FAIL'
 """

@@ -82,7 +82,8 @@ class Preset:
         timescale = getattr(schedule, "timescale", None)
         changes: dict[str, Any] = {"warmup_steps": steps}
         if hasattr(schedule, "start_factor"):
-            changes["start_factor"] = 1 / max(steps, 1) if schedule.start_factor == 1 / warmup else schedule.start_factor
+            published = schedule.start_factor == 1 / warmup  # from lr / steps, as the source starts
+            changes["start_factor"] = 1 / max(steps, 1) if published else schedule.start_factor
         if timescale is not None and timescale > total_steps:
             changes["timescale"] = steps
         return dataclasses.replace(self, config=self.config.replace(schedule=schedule.replace(**changes)))
