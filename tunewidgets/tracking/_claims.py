@@ -36,7 +36,6 @@ Example:
 """
 from __future__ import annotations
 
-import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -51,7 +50,6 @@ __all__ = ["TrialRow", "Claim", "claim", "open_study", "trial_rows", "trial_name
 STUDY_KIND = "study"  # the kind of a study's own row (``tracking.studies``)
 ENDED = ("finished", "pruned", "failed", "diverged")  # statuses that count towards n_trials
 RERUN = ("interrupted", "stopped")  # statuses of a trial that runs again with its values
-_NAME = re.compile(r"trial (\d+)\Z")
 
 # fill(number, search or None) -> (params, seed, env) of the claimed trial's row
 Fill = Callable[[int, "dict[str, Any] | None"], "tuple[dict[str, Any], int | None, dict[str, Any] | None]"]
@@ -96,22 +94,15 @@ def trial_name(number: int) -> str:
 
 
 def trial_rows(conn: sqlite3.Connection, study: str) -> list[tuple[int, int, str, tuple[Any, ...]]]:
-    """``(id, number, status, writer)`` of the newest row of each trial number, by number."""
+    """``(id, number, status, writer)`` of the newest row of each trial number, by number (rows not
+    named ``trial <n>``, not written by a search, are no trials of the numbering)."""
     rows = conn.execute(
-        "SELECT id, name, status, writer_pid, writer_token, writer_host, writer_started, writer_lock "
-        "FROM runs WHERE study = ? AND kind = 'trial' ORDER BY id", (study,)).fetchall()
-    latest: dict[int, tuple[int, int, str, tuple[Any, ...]]] = {}
-    for rid, name, status, *writer in rows:
-        number = _number(name)
-        if number is None:  # not written by a search (a hand-made row): not a trial of the numbering
-            continue
-        latest[number] = (int(rid), number, str(status), tuple(writer))
-    return [latest[n] for n in sorted(latest)]
-
-
-def _number(name: Any) -> int | None:
-    match = _NAME.match(name) if isinstance(name, str) else None
-    return int(match.group(1)) if match else None
+        "SELECT id, CAST(substr(name, 7) AS INTEGER), status, writer_pid, writer_token, writer_host, "
+        "writer_started, writer_lock FROM runs WHERE study = ? AND kind = 'trial' AND name GLOB 'trial [0-9]*' "
+        "ORDER BY id", (study,)).fetchall()
+    latest = {row[1]: row for row in rows}  # oldest first: the newest row of a number wins
+    return [(rid, number, status, tuple(writer)) for rid, number, status, *writer in
+            (latest[n] for n in sorted(latest))]
 
 
 def claim(conn: sqlite3.Connection, db: Path, me: WriterId, live_tokens: Iterable[str], study: str,
