@@ -54,7 +54,9 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
         base: the config every trial starts from: a ``tw.TrainConfig``, a preset
             (``tw.presets.get("adam")``) or a preset's name. Default ``tw.TrainConfig()``.
         strategy: ``"grid"`` (every point of the space's grid once), ``"random"`` or ``"bayes"`` (TPE).
-        n_trials: trials to end (finished, pruned, failed or diverged count); grid: the whole grid.
+        n_trials: trials to end (finished, pruned, failed or diverged count), in the whole study
+            (several processes may search one study: each trial is claimed once); grid: the whole
+            grid (None, or its number of points).
         metric: what to compare trials on, e.g. ``"accuracy"`` (= ``"val_accuracy"``) or
             ``"val_loss"``; default the task's first validation metric (or ``val_loss``).
         direction: ``"maximize"`` or ``"minimize"``; default from the metric's name.
@@ -62,8 +64,8 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
             fed the metric after every epoch.
         store: a runs folder or a ``tw.Store``: every trial is recorded there while it trains.
         study: the study's name in the store; the same store and name resume the search (the
-            settings must match; ``n_trials`` may grow). Default: a new name such as
-            ``"digits-random-1"``.
+            settings and the task's data must match; ``n_trials`` may grow). Default: a new name
+            such as ``"digits-random-1"``.
         executor: ``"local"`` (one trial at a time on the config's device) or an ``Executor``.
         seed: seeds the sampler: the same seed gives the same sequence of points (and, on the
             CPU, the same results, since every trial trains with the base config's seed).
@@ -81,7 +83,11 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
 
     Returns:
         The :class:`~tunewidgets.hpo.study.Study`: ``study.trials``, ``study.best``,
-        ``study.best_config``, ``study.curves()``, ``study.stop()``, ``study.wait()``.
+        ``study.best_config``, ``study.curves()``, ``study.summary``, ``study.stop()``, ``study.wait()``.
+
+    Raises (before any training): ``SpaceError`` naming the key, also when a dimension's extreme
+    cannot build its model, device or schedule; ``StudyMismatchError``. A store that cannot be
+    written during the search ends it with a one-line ``StoreWriteError`` (the study resumes).
     """
     plan = make_plan(task, space, base=base, strategy=strategy, n_trials=n_trials, metric=metric,
                      direction=direction, pruner=pruner, seed=seed, timeout=timeout)
