@@ -33,9 +33,9 @@ def _lines_until(proc, wanted: str) -> list[str]:
 
 def _finish(proc) -> list[str]:
     out, err = proc.communicate(timeout=TIMEOUT)
-    assert proc.returncode == 0, err[-3000:]
+    assert proc.returncode == 0, f"{out[-2000:]}\n{err[-3000:]}"
     lines = out.splitlines()
-    assert lines[-1] == "done finished", lines
+    assert lines and lines[-1] == "done finished", f"{lines}\n{err[-3000:]}"
     return lines
 
 
@@ -47,10 +47,11 @@ def _check_store(folder: Path, strategy: str) -> list[dict]:
     with tw.Store(folder) as store:
         rows = studies.trial_runs(store, "shared")
         latest = studies.latest_trials(store, "shared")
-    assert [r["trial"] for r in latest] == list(range(N_TRIALS))  # exactly n_trials, no number twice
-    assert all(r["status"] == "finished" for r in latest), [(r["trial"], r["status"]) for r in latest]
+    states = [(r["trial"], r["status"], r["error"]) for r in rows]
+    assert [r["trial"] for r in latest] == list(range(N_TRIALS)), states  # exactly n_trials, no number twice
+    assert all(r["status"] == "finished" for r in latest), states
     points = {tuple(sorted(r["search"].items())) for r in latest}
-    assert len(points) == N_TRIALS  # no point twice (a grid of 10 points: each once)
+    assert len(points) == N_TRIALS, [r["search"] for r in latest]  # no point twice (a grid of 10: each once)
     return rows
 
 
@@ -66,9 +67,9 @@ def test_three_processes_share_one_study(tmp_path, strategy):
         go.touch()
         outputs = [_finish(proc) for proc in procs]
     started = [n for lines in outputs for n in _started(lines)]
-    assert sorted(started) == list(range(N_TRIALS))  # every trial trained once, by one of them
+    assert sorted(started) == list(range(N_TRIALS)), outputs  # every trial trained once, by one of them
     rows = _check_store(tmp_path / "runs", strategy)
-    assert len(rows) == N_TRIALS
+    assert len(rows) == N_TRIALS, [(r["trial"], r["status"]) for r in rows]
 
 
 @pytest.mark.slow
@@ -89,9 +90,9 @@ def test_a_trial_of_a_killed_process_runs_again_once(tmp_path, strategy):
         kill9(killed)  # mid-trial: its row says running, its writer is gone
         outputs = [_finish(proc) for proc in others]
     started = Counter(n for lines in outputs for n in _started(lines))
-    assert sorted(started) == list(range(N_TRIALS)) and set(started.values()) == {1}  # its trial once, by one
+    assert sorted(started) == list(range(N_TRIALS)) and set(started.values()) == {1}, outputs  # once, by one
     rows = _check_store(tmp_path / "runs", strategy)
-    assert len(rows) == N_TRIALS + 1
+    assert len(rows) == N_TRIALS + 1, [(r["trial"], r["status"]) for r in rows]
     attempts = [r for r in rows if r["trial"] == number]
     assert [r["status"] for r in attempts] == ["interrupted", "finished"]
     assert attempts[0]["search"] == attempts[1]["search"]  # run again with its own values

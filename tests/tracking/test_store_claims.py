@@ -18,8 +18,9 @@ def test_two_writers_never_get_one_number_and_stop_at_n_trials(tmp_path):
         assert [c.others for c in got] == [0, 1, 1, 2]  # the other store's running trials, each time
         full = b.claim_trial("s", fill, n_trials=4)
         assert full.number is None and full.others == 2  # a's two trials: not b's to take while a lives
-        assert [(r.number, r.status) for r in full.latest] == [(0, "running"), (1, "running"), (2, "running"),
-                                                              (3, "running")]
+        assert [(r.number, r.status) for r in b.trial_rows("s")] == [(0, "running"), (1, "running"),
+                                                                    (2, "running"), (3, "running")]
+        assert full.changed == []  # nothing changed since b's previous claim (trial 3, after a's trial 2)
     finally:
         b.close()
         a.close()

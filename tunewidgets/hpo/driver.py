@@ -175,7 +175,7 @@ class SearchDriver:
             claim = self._stored(self.store.claim_trial, self.name, self._ask, n_trials=plan.n_trials, limit=limit,
                                  ended=ENDED_STATES)
             self._others = claim.others
-            self.history.sync(self.store, claim.latest)  # trials other processes ended: sampler and Study
+            self.history.sync(self.store, claim.changed)  # trials other processes ended: sampler and Study
             if claim.number is None:
                 return
             self._start(claim)

@@ -115,7 +115,8 @@ class History:
             self.known.add(rid)
 
     def sync(self, store: Store, latest: Iterable[TrialRow]) -> None:
-        """Give back the trials that ended since (run by other processes), given the newest rows."""
+        """Give back the trials that ended since (run by other processes), given their newest rows
+        (all of them, or those a claim saw change)."""
         new = [r.id for r in latest if r.status in ENDED_STATES and r.id not in self.known]
         if new:
             self.load(store, [_lifted(store.run(rid)) for rid in new])

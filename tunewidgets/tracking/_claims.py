@@ -45,7 +45,7 @@ from typing import Any
 from tunewidgets.tracking import _json
 from tunewidgets.tracking._liveness import WriterId, remove_lock, writer_gone
 
-__all__ = ["TrialRow", "Claim", "claim", "open_study", "trial_rows", "trial_name", "ENDED", "RERUN", "STUDY_KIND"]
+__all__ = ["TrialRow", "TrialIndex", "Claim", "claim", "open_study", "trial_rows", "trial_name", "ENDED", "RERUN", "STUDY_KIND"]
 
 STUDY_KIND = "study"  # the kind of a study's own row (``tracking.studies``)
 ENDED = ("finished", "pruned", "failed", "diverged")  # statuses that count towards n_trials
@@ -68,13 +68,14 @@ class TrialRow:
 @dataclass
 class Claim:
     """What a claim got: ``number`` and ``run_id`` of the trial to train (None: nothing to claim now),
-    ``search`` (the stored values of a trial run again, else None), ``latest`` (the newest row of
-    each trial, as the claim saw them) and ``others`` (trials other live processes train)."""
+    ``search`` (the stored values of a trial run again, else None), ``changed`` (the newest rows of
+    trials that changed since this store's previous claim of the study: new, ended, interrupted)
+    and ``others`` (trials other live processes train)."""
 
     number: int | None
     run_id: int | None = None
     search: dict[str, Any] | None = None
-    latest: list[TrialRow] = field(default_factory=list)
+    changed: list[TrialRow] = field(default_factory=list)
     others: int = 0
     marked: list[int] = field(default_factory=list)  # runs found dead and marked interrupted
 
@@ -105,18 +106,60 @@ def trial_rows(conn: sqlite3.Connection, study: str) -> list[tuple[int, int, str
             (latest[n] for n in sorted(latest))]
 
 
-def claim(conn: sqlite3.Connection, db: Path, me: WriterId, live_tokens: Iterable[str], study: str,
-          fill: Fill, insert: Insert, *, n_trials: int | None = None, limit: int | None = None,
-          ended: tuple[str, ...] = ENDED) -> Claim:
-    """Claim a trial of ``study``; run inside the caller's open ``BEGIN IMMEDIATE`` transaction."""
+class TrialIndex:
+    """The newest row of each trial number of one study, as this store's last claim saw it.
+
+    A claim reads only what may have changed since: rows added after the newest it saw, and the
+    status of rows that had not ended (an ended trial's row never changes, and its number is
+    never claimed again), so a claim costs the same in a study of ten trials or ten thousand.
+    """
+
+    _COLUMNS = ("SELECT id, CAST(substr(name, 7) AS INTEGER), status, writer_pid, writer_token, writer_host, "
+                "writer_started, writer_lock FROM runs ")
+
+    def __init__(self, study: str, ended: tuple[str, ...]) -> None:
+        self.study, self.ended = study, ended
+        self.latest: dict[int, list[Any]] = {}  # number -> [id, number, status, writer]
+        self.max_id = 0
+
+    def refresh(self, conn: sqlite3.Connection) -> list[TrialRow]:
+        """Bring the index up to date inside the claim's transaction; the rows that changed."""
+        changed: dict[int, list[Any]] = {}
+        for rid, number, status, *writer in conn.execute(
+                self._COLUMNS + "WHERE study = ? AND kind = 'trial' AND id > ? AND name GLOB 'trial [0-9]*' "
+                "ORDER BY id", (self.study, self.max_id)):
+            entry = [rid, number, status, tuple(writer)]
+            self.latest[number] = changed[number] = entry
+            self.max_id = max(self.max_id, rid)
+        open_rows = {e[0]: e for n, e in self.latest.items() if e[2] not in self.ended and n not in changed}
+        ids = list(open_rows)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for rid, _, status, *writer in conn.execute(
+                    self._COLUMNS + f"WHERE id IN ({', '.join('?' * len(chunk))})", chunk):
+                entry = open_rows[rid]
+                if status != entry[2]:
+                    changed[entry[1]] = entry
+                entry[2], entry[3] = status, tuple(writer)
+        return [TrialRow(e[0], e[1], e[2]) for e in changed.values()]
+
+    def add(self, rid: int, number: int, status: str, writer: tuple[Any, ...]) -> None:
+        self.latest[number] = [rid, number, status, writer]
+        self.max_id = max(self.max_id, rid)
+
+
+def claim(conn: sqlite3.Connection, db: Path, me: WriterId, live_tokens: Iterable[str], index: TrialIndex,
+          fill: Fill, insert: Insert, *, n_trials: int | None = None, limit: int | None = None) -> Claim:
+    """Claim a trial of ``index.study``; run inside the caller's open ``BEGIN IMMEDIATE`` transaction
+    (on an error the caller drops ``index``: it may hold what the transaction did not commit)."""
     live = set(live_tokens)
-    rows = trial_rows(conn, study)
-    latest: list[TrialRow] = []
+    changed = index.refresh(conn)
     done = mine = others = 0
     rerun: list[int] = []
     marked: list[tuple[int, str | None]] = []
     gone: dict[str, bool] = {}
-    for rid, number, status, writer in rows:
+    for entry in index.latest.values():
+        rid, number, status, writer = entry
         if status == "running":
             pid, token, host, started, locked = writer
             if token == me.token:
@@ -126,37 +169,37 @@ def claim(conn: sqlite3.Connection, db: Path, me: WriterId, live_tokens: Iterabl
                 if key not in gone:
                     gone[key] = writer_gone(db, writer, me, live)
                 if gone[key]:
-                    status = "interrupted"
+                    entry[2] = "interrupted"
                     marked.append((rid, token))
                     rerun.append(number)
+                    changed.append(TrialRow(rid, number, "interrupted"))
                 else:
                     others += 1
         elif status in RERUN:
             rerun.append(number)
-        elif status in ended:
+        elif status in index.ended:
             done += 1
-        latest.append(TrialRow(rid, number, status))
     conn.executemany(
         "UPDATE runs SET status = 'interrupted', error = COALESCE(error, ?) WHERE id = ?",
         [("interrupted: the process training this trial ended without finishing it; found by a process "
           "claiming a trial of the same study", rid) for rid, _ in marked])
-    out = Claim(None, latest=latest, others=others, marked=[rid for rid, _ in marked])
+    out = Claim(None, changed=changed, others=others, marked=[rid for rid, _ in marked])
     if n_trials is not None and done + mine + others >= n_trials:
         return out
     search: dict[str, Any] | None = None
     if rerun:
         number = min(rerun)
-        old = next(r for r in latest if r.number == number)
-        (text,) = conn.execute("SELECT params FROM runs WHERE id = ?", (old.id,)).fetchone()
+        (text,) = conn.execute("SELECT params FROM runs WHERE id = ?", (index.latest[number][0],)).fetchone()
         stored = _params(text).get("search")
         search = dict(stored) if isinstance(stored, dict) and stored else None  # none: sampled afresh
     else:
-        number = latest[-1].number + 1 if latest else 0
+        number = max(index.latest) + 1 if index.latest else 0
         if limit is not None and number >= limit:
             return out
     params, seed, env = fill(number, search)
     out.number, out.search = number, search
     out.run_id = insert(conn, trial_name(number), {**params, "trial": number}, seed, env)
+    index.add(out.run_id, number, "running", (me.pid, me.token, me.host, me.started, None))
     for _, token in marked:
         if token:
             remove_lock(db, token)

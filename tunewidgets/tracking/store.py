@@ -103,6 +103,7 @@ class Store:
         self.path: Path = db
         self.folder: Path = db.parent
         self._known: set[int] = set()
+        self._claim_index: dict[str, _claims.TrialIndex] = {}  # study -> its trials as the last claim saw them
         self._writer = Writer(conn, db, this_writer(uuid.uuid4().hex), batch_rows, float(flush_interval))
         self._finalizer = weakref.finalize(self, self._writer.close)
         try:
@@ -209,8 +210,15 @@ class Store:
             env_json = _json.dumps({**collect_env(), **(env or {})})
             return writer.insert_run(conn, "trial", study, name, _json.dumps(dict(params)), seed, env_json)
 
-        got = writer.transact(lambda conn: _claims.claim(conn, self.path, writer.id, LIVE_TOKENS, study, fill,
-                                                         insert, n_trials=n_trials, limit=limit, ended=ended))
+        index = self._claim_index.get(study)
+        if index is None or index.ended != ended:
+            index = self._claim_index[study] = _claims.TrialIndex(study, ended)
+        try:
+            got = writer.transact(lambda conn: _claims.claim(conn, self.path, writer.id, LIVE_TOKENS, index, fill,
+                                                             insert, n_trials=n_trials, limit=limit))
+        except BaseException:
+            self._claim_index.pop(study, None)  # it may hold what was not committed: read afresh next time
+            raise
         assert got is not None
         if got.run_id is not None:
             self._known.add(got.run_id)
