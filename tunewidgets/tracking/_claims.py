@@ -45,7 +45,7 @@ from typing import Any
 from tunewidgets.tracking import _json
 from tunewidgets.tracking._liveness import WriterId, remove_lock, writer_gone
 
-__all__ = ["TrialRow", "TrialIndex", "Claim", "claim", "open_study", "trial_rows", "trial_name", "ENDED", "RERUN", "STUDY_KIND"]
+__all__ = ["TrialRow", "TrialIndex", "Claim", "claim", "claim_in", "open_study", "trial_rows", "trial_name", "ENDED", "RERUN", "STUDY_KIND"]
 
 STUDY_KIND = "study"  # the kind of a study's own row (``tracking.studies``)
 ENDED = ("finished", "pruned", "failed", "diverged")  # statuses that count towards n_trials
@@ -204,6 +204,28 @@ def claim(conn: sqlite3.Connection, db: Path, me: WriterId, live_tokens: Iterabl
         if token:
             remove_lock(db, token)
     return out
+
+
+def claim_in(writer: Any, db: Path, indexes: dict[str, TrialIndex], study: str, fill: Fill, *,
+             n_trials: int | None, limit: int | None, ended: tuple[str, ...], env: Callable[[], dict[str, Any]],
+             live_tokens: Iterable[str]) -> Claim:
+    """``claim`` in one transaction of a store's ``writer``, with the store's ``indexes`` (by study)."""
+
+    def insert(conn: sqlite3.Connection, name: str, params: Any, seed: int | None, extra: Any) -> int:
+        env_json = _json.dumps({**env(), **(extra or {})})
+        return writer.insert_run(conn, "trial", study, name, _json.dumps(dict(params)), seed, env_json)
+
+    index = indexes.get(study)
+    if index is None or index.ended != ended:
+        index = indexes[study] = TrialIndex(study, ended)
+    try:
+        got = writer.transact(lambda conn: claim(conn, db, writer.id, live_tokens, index, fill, insert,
+                                                 n_trials=n_trials, limit=limit))
+    except BaseException:
+        indexes.pop(study, None)  # it may hold what was not committed: read afresh next time
+        raise
+    assert got is not None
+    return got
 
 
 def _params(text: Any) -> dict[str, Any]:

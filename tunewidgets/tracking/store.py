@@ -204,22 +204,8 @@ class Store:
         """Claim the next trial of ``study`` for this process in one transaction; a ``Claim`` (its
         ``number`` None when there is nothing to claim now). See ``tracking._claims``; raises like
         ``start_run`` when the store cannot be written."""
-        writer = self._writer
-
-        def insert(conn: sqlite3.Connection, name: str, params: Any, seed: int | None, env: Any) -> int:
-            env_json = _json.dumps({**collect_env(), **(env or {})})
-            return writer.insert_run(conn, "trial", study, name, _json.dumps(dict(params)), seed, env_json)
-
-        index = self._claim_index.get(study)
-        if index is None or index.ended != ended:
-            index = self._claim_index[study] = _claims.TrialIndex(study, ended)
-        try:
-            got = writer.transact(lambda conn: _claims.claim(conn, self.path, writer.id, LIVE_TOKENS, index, fill,
-                                                             insert, n_trials=n_trials, limit=limit))
-        except BaseException:
-            self._claim_index.pop(study, None)  # it may hold what was not committed: read afresh next time
-            raise
-        assert got is not None
+        got = _claims.claim_in(self._writer, self.path, self._claim_index, study, fill, n_trials=n_trials,
+                               limit=limit, ended=ended, env=collect_env, live_tokens=LIVE_TOKENS)
         if got.run_id is not None:
             self._known.add(got.run_id)
         return got
