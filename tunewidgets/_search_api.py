@@ -59,7 +59,9 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
         base: the config every trial starts from: a ``tw.TrainConfig``, a preset
             (``tw.presets.get("adam")``) or a preset's name. Default ``tw.TrainConfig()``.
         strategy: ``"grid"`` (every point of the space's grid once), ``"random"`` or ``"bayes"`` (TPE).
-        n_trials: trials to end (finished, pruned, failed or diverged count); grid: the whole grid.
+        n_trials: trials to end (finished, pruned, failed or diverged count), in the whole study
+            (several processes may search one study: each trial is claimed once); grid: the whole
+            grid (None, or its number of points).
         metric: what to compare trials on, e.g. ``"accuracy"`` (= ``"val_accuracy"``) or
             ``"val_loss"``; default the task's first validation metric (or ``val_loss``).
         direction: ``"maximize"`` or ``"minimize"``; default from the metric's name.
@@ -68,8 +70,9 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
         store: a runs folder or a ``tw.Store``: every trial is recorded there while it trains.
         study: the study's name in the store. A name the store already holds is refused
             (``StudyExistsError``) unless ``resume=True``, so that running the same cell or
-            script twice never continues an old search silently. Default: a new name such as
-            ``"digits-random-1"``.
+            script twice never continues an old search silently; a resumed study's settings and
+            its task's data must match (``StudyMismatchError``), and ``n_trials`` may grow.
+            Default: a new name such as ``"digits-random-1"``.
         executor: ``"local"`` (one trial at a time on the config's device) or an ``Executor``.
         seed: seeds the sampler: the same seed gives the same sequence of points (and, on the
             CPU, the same results, since every trial trains with the base config's seed).
@@ -95,7 +98,11 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
 
     Returns:
         The :class:`~tunewidgets.hpo.study.Study`: ``study.trials``, ``study.best``,
-        ``study.best_config``, ``study.curves()``, ``study.stop()``, ``study.wait()``.
+        ``study.best_config``, ``study.curves()``, ``study.summary``, ``study.stop()``, ``study.wait()``.
+
+    Raises (before any training): ``SpaceError`` naming the key, also when a dimension's extreme
+    cannot build its model, device or schedule; ``StudyMismatchError``. A store that cannot be
+    written during the search ends it with a one-line ``StoreWriteError`` (the study resumes).
     """
     plan = make_plan(task, space, base=base, strategy=strategy, n_trials=n_trials, metric=metric,
                      direction=direction, pruner=pruner, seed=seed, timeout=timeout)
@@ -129,11 +136,7 @@ def search(task: Task, space: Mapping[str, Any], base: Any = None, strategy: str
             opened.close()
         raise
     if background:
-        import threading
-
-        thread = threading.Thread(target=driver.run, name=f"tunewidgets-search-{name}", daemon=True)
-        result._thread = thread
-        thread.start()
+        result.run_in_thread(driver.run, name=f"tunewidgets-search-{name}")
         return result
     driver.run()
     return result.wait()

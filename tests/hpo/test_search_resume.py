@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import tunewidgets as tw
-from hpo_helpers import BASE, blob_task, one_thread  # noqa: F401 (autouse)
+from hpo_helpers import BASE, Net, blob_task, one_thread  # noqa: F401 (autouse)
 from tunewidgets.hpo.driver import StudyExistsError, StudyMismatchError
 from tunewidgets.hpo.space import Choice, Int, LogUniform, Uniform
 from tunewidgets.tracking import studies
@@ -125,3 +125,32 @@ def test_other_settings_under_the_same_name_are_refused(tmp_path):
                   background=False, resume=True)
     with tw.Store(tmp_path) as store:  # nothing was added by the refused calls
         assert len(studies.trial_runs(store, "s")) == 1
+
+
+class OtherNet(Net):
+    """The same network by another factory (another source): a different model."""
+
+    def __init__(self, width: int = 8, dropout: float = 0.0, fail: str = "") -> None:
+        super().__init__(width=width, dropout=dropout, fail=fail)
+
+
+def test_the_same_task_name_with_other_data_or_model_is_refused(tmp_path):
+    space, base = {"lr": Choice([0.05, 0.1])}, tw.TrainConfig(optimizer="adam", epochs=1, device="cpu")
+    kw = dict(base=base, strategy="grid", store=tmp_path, study="d", background=False)
+    first = tw.search(tw.tasks.spirals(n=200), space, **kw)
+    with pytest.raises(StudyMismatchError, match=r"^study: 'd' in .* was made with other data: the training data "
+                                                 r"of task 'spirals' changed \(160 samples then, 240 now\); the "
+                                                 r"validation data .* pass a new study= name"):
+        tw.search(tw.tasks.spirals(n=300, noise=0.3), space, **kw)
+    with pytest.raises(StudyMismatchError, match=r"the training data of task 'spirals' changed \(same size, other "
+                                                 r"values\)"):
+        tw.search(tw.tasks.spirals(n=200, noise=0.3), space, **kw)
+    again = tw.search(tw.tasks.spirals(n=200), space, **kw)  # the same data: resumed, nothing left to do
+    assert again.trials["run_id"].tolist() == first.trials["run_id"].tolist()
+
+    kw = dict(base=BASE.replace(epochs=1), n_trials=1, store=tmp_path, study="m", background=False)
+    tw.search(blob_task(), {"lr": LogUniform(1e-3, 0.3)}, **kw)
+    with pytest.raises(StudyMismatchError, match=r"other data: the model factory changed: hpo_helpers.Net then, test_search_resume.OtherNet now"):
+        tw.search(blob_task(model=OtherNet), {"lr": LogUniform(1e-3, 0.3)}, **{**kw, "n_trials": 2})
+    with tw.Store(tmp_path) as store:  # nothing was added by the refused calls
+        assert len(studies.trial_runs(store, "d")) == 2 and len(studies.trial_runs(store, "m")) == 1

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import html
 import gzip
 import time
 
 import numpy as np
 import pytest
+import torch
 
 import tunewidgets as tw
 import tunewidgets.widgets._base as base_module
@@ -188,11 +190,33 @@ def test_lr_finder_and_schedule_preview_give_the_base_and_the_lr_range(task, tmp
 
 
 # ------------------------------------------------------------------------------- a search
+class FailsInTraining(torch.nn.Sequential):
+    """Builds and passes the first-batch check, then raises: a trial that fails while it trains."""
+
+    def __init__(self) -> None:
+        super().__init__(torch.nn.Linear(2, 3))
+        self.calls = 0
+
+    def forward(self, x):
+        self.calls += 1
+        if self.calls > 3:
+            raise RuntimeError("boom: this width does not train")
+        return super().forward(x)
+
+
+def failing_width(model):
+    def factory(width: int = 64):
+        return FailsInTraining() if width == -1 else model(width=width)
+
+    return factory
+
+
 @pytest.fixture(scope="module")
 def searched(task, tmp_path_factory):
-    """A finished search with finished, pruned and failed trials (width -1 fails in the model)."""
+    """A finished search with finished, pruned and failed trials (width -1 fails in training: a width
+    that does not build is refused before the search starts)."""
     space = {"lr": tw.space.LogUniform(1e-3, 1e-1), "model.width": tw.space.Choice([8, 32, 64, -1])}
-    w = Search(task, space, base=base(epochs=3), n_trials=12, pruner="median", seed=1, interval=0.02,
+    w = Search(dataclasses.replace(task, model=failing_width(task.model)), space, base=base(epochs=3), n_trials=12, pruner="median", seed=1, interval=0.02,
                store=tmp_path_factory.mktemp("runs"))
     assert w.launch(), w.error_area.message
     assert w.status == "running" and w.run_bar.run_button.disabled and w.rows[0].slider.disabled

@@ -229,12 +229,13 @@ class Choice(Dimension):
         if len(self.values) == 0:
             raise SpaceError(f"{key}: Choice has no values; give at least two, e.g. Choice([32, 64]), "
                              "or use Fixed(value) for one")
-        internal = [self.to_internal(v) for v in self.values]
-        seen: set[Any] = set()
-        for v, i in zip(self.values, internal):
-            if (type(i), i) in seen:
-                raise SpaceError(f"{key}: Choice lists {v!r} twice; give each value once")
-            seen.add((type(i), i))
+        seen: dict[Any, Any] = {}
+        for v in self.values:
+            same = _same(self.to_internal(v))
+            if same in seen:
+                again = "twice" if repr(seen[same]) == repr(v) else f"twice ({seen[same]!r} and {v!r} are one value)"
+                raise SpaceError(f"{key}: Choice lists {v!r} {again}; give each value once")
+            seen[same] = v
 
     def grid_values(self) -> list[Any]:
         return list(self.values)
@@ -243,6 +244,8 @@ class Choice(Dimension):
         return trial.suggest_categorical(key, [self.to_internal(v) for v in self.values])
 
     def to_internal(self, value: Any) -> Any:
+        if is_number(value) and math.isfinite(value):  # NumPy scalars too: Optuna and JSON keep plain numbers
+            return int(value) if isinstance(value, numbers.Integral) else float(value)
         if isinstance(value, _PRIMITIVE) and not (isinstance(value, float) and math.isnan(value)):
             return value
         return repr(value)
@@ -265,6 +268,13 @@ class Choice(Dimension):
 
     def __repr__(self) -> str:
         return f"Choice({list(self.values)!r}{self._when_repr()})"
+
+
+def _same(internal: Any) -> tuple[str, Any]:
+    """Choices that are one value share this key: 0.1 and np.float64(0.1), 2 and 2.0 (not True and 1)."""
+    if isinstance(internal, (int, float)) and not isinstance(internal, bool):
+        return ("number", float(internal))
+    return (type(internal).__name__, internal)
 
 
 class Fixed(Dimension):

@@ -1,26 +1,27 @@
-"""The search loop: ask the strategy for points, hand trials to the executor, record what comes back.
+"""The search loop: claim trials, hand them to the executor, record what comes back.
 
 The driver alone writes the store and tells the sampler; executors only train and forward
 records (``report``). With a ``StudyLog`` (``tensorboard=``, ``mlflow=``), each trial's TensorBoard
 and MLflow sinks get the same records as its store row, and the log ends with the search. One
 trial's life:
 
-1. ``ask`` the strategy (the trial's number picks its sampler seed) and apply the values to the
-   base config; add the trial's row to the store (``running``);
+1. the trial is *claimed* in the store (``Store.claim_trial``, one transaction): a trial that was
+   interrupted or stopped, with its own values, else the next number, whose values the strategy
+   asks for inside that transaction (the trial's number picks its sampler seed); its row is
+   added (``running``) in the same transaction, so that processes searching one study never
+   train the same trial;
 2. the executor trains it and forwards its records: each goes to the trial's ``StoreSink``
    (metrics as they come), to the search's callbacks, and EVAL records to the pruner, whose
    verdict raises ``StopRun("pruned")`` inside the trial;
-3. its outcome is told to the sampler: finished (COMPLETE with the final metric), pruned
-   (PRUNED), failed, diverged or stopped (FAIL).
+3. its outcome is told to the sampler (``_optuna_trials``): finished (COMPLETE with the final
+   metric), pruned (PRUNED), failed, diverged or stopped (FAIL).
 
-Resuming: trials already in the store under the study's name are given back to a fresh Optuna
-study in their numbers' order (ended ones with their values and per-epoch metric, so the sampler
-and the pruner know them); trials that were interrupted or stopped wait at their own number
-with their own values and run first. New trials continue the numbering, so a seeded sampler
-does not replay earlier points. ``n_trials`` counts trials that ended (finished, pruned, failed,
-diverged). The settings a study was made with are stored with it; others under the same name
-are refused. The driver resumes only when asked (``resume=True``, ``tw.search``'s ``resume=``);
-otherwise a name the store already holds is refused with ``StudyExistsError``.
+``n_trials`` counts trials that ended (finished, pruned, failed, diverged) in the whole study,
+whichever process ran them; when the rest are being trained by other live processes, the search
+waits for them (one may still die, and its trial must run again). Resuming, and the settings a
+study is compared on, are ``hpo.resume``'s. A study the store already holds is resumed only when asked
+(``resume=True``, ``tw.search``'s ``resume=``); otherwise its name is refused with
+``StudyExistsError`` before any trial.
 
 Example:
     >>> import tempfile, tunewidgets as tw
@@ -32,48 +33,44 @@ Example:
     ...           resume=True)
     Traceback (most recent call last):
     ...
-    tunewidgets.hpo.driver.StudyMismatchError: study: 's' in ... was made with strategy='grid' (now 'random'); resume it with the same settings, or pass a new study= name to start another
+    tunewidgets.hpo.resume.StudyMismatchError: study: 's' in ... was made with strategy='grid' (now 'random'); resume it with the same settings and data, or pass a new study= name to start another
 """
 from __future__ import annotations
 
-import json
 import math
+import sqlite3
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from tunewidgets.engine.control import RunStop, StopRun
+from tunewidgets.hpo import _optuna_trials
 from tunewidgets.hpo._trial_logs import close_sinks, feed_sinks, trial_sinks
 from tunewidgets.hpo.executors import Executor, TrialOutcome, TrialSpec
 from tunewidgets.hpo.plan import Plan
+from tunewidgets.hpo.resume import (History, StudyExistsError, StudyMismatchError, best_of, check_same,
+                                   study_settings)
 from tunewidgets.hpo.strategies import GridStrategy, _optuna
-from tunewidgets.hpo.study import ENDED_STATES, Study, TrialRecord, fill_record
+from tunewidgets.hpo.study import ENDED_STATES, Study, TrialRecord
 from tunewidgets.hpo.targets import apply_params
 from tunewidgets.tracking import records, studies
+from tunewidgets.tracking._claims import Claim
+from tunewidgets.tracking._writer import write_failure_text
 from tunewidgets.tracking.metric_names import metric_name
 from tunewidgets.tracking.sink import StoreSink
-from tunewidgets.tracking.store import Store
+from tunewidgets.tracking.store import Store, StoreWriteError
 
-__all__ = ["SearchDriver", "StudyExistsError", "StudyMismatchError"]
+__all__ = ["SearchDriver", "StudyExistsError", "StudyMismatchError", "StoreWriteError"]
 
 Callback = Callable[[str, dict[str, Any]], Any]
 
 # studies being searched in this process: (store file, study name)
 _ACTIVE: set[tuple[str, str]] = set()
 _ACTIVE_LOCK = threading.Lock()
-_COMPARED = ("strategy", "metric", "direction", "pruner", "seed", "space", "base", "task")
 _NO_TASK: Any = None  # train_record without the task part (the driver keeps that part once)
-
-
-class StudyMismatchError(ValueError):
-    """A study of that name exists in the store with other settings than the ones given."""
-
-
-class StudyExistsError(ValueError):
-    """A study of that name exists in the store and the search was not asked to resume it."""
+POLL = 0.5  # seconds between claims while only other processes' trials are left
 
 
 @dataclass
@@ -87,6 +84,16 @@ class _Live:
     started: float = math.nan  # perf_counter at the trial's START
 
 
+@dataclass
+class _Asked:
+    """The trial a claim's transaction chose values for: its Optuna trial, values and config."""
+
+    otrial: Any
+    params: dict[str, Any]
+    config: Any
+    problem: str | None
+
+
 class SearchDriver:
     """Runs one search: ``prepare()`` (checks, resume; raises before any training) then ``run()``."""
 
@@ -97,14 +104,13 @@ class SearchDriver:
         self.log = log  # a StudyLog (TensorBoard/MLflow of the study), or None
         self.executor, self.study = executor, study
         self.callbacks = list(callbacks)
-        self.stop = study._stop
+        self.stop = study.stop_flag
         self._running: dict[int, _Live] = {}
-        self._waiting: deque[int] = deque()
-        self.next_number = 0
-        self.ended = 0
+        self._others = 0  # trials other processes were training at the last claim
+        self._asked: _Asked | None = None
         self._key = (str(store.path), name)
-        self._metric_store_name = metric_name(plan.metric)
         self._repro_base: dict[str, Any] | None = None
+        self.study_run: int | None = None
 
     # ------------------------------------------------------------------ prepare
     def prepare(self) -> None:
@@ -119,97 +125,31 @@ class SearchDriver:
             pruner = plan.pruner if plan.pruner is not None else optuna.pruners.NopPruner()
             self.ostudy = optuna.create_study(direction=plan.direction, pruner=pruner,
                                               sampler=plan.strategy.sampler(0))
-            settings = plan.settings()
-            row = studies.study_row(self.store, self.name)
-            if row is None:
-                self.study_run = studies.create_study(self.store, self.name, settings)
-            elif not self.resume:
-                ended = sum(r["status"] in ENDED_STATES for r in studies.latest_trials(self.store, self.name))
-                raise StudyExistsError(
-                    f"study: {self.name!r} already exists in {self.store.path} ({ended} trials ended); pass "
-                    "resume=True to continue it, or another study= name (or none, for a new one) to start afresh")
-            else:
-                self._check_same(row, settings)
-                self.study_run = int(row["id"])
-                self._resume()
-                self.store.set_status(self.study_run, "running")
+            self.history = History(plan, self.ostudy, self.study)
+            settings = study_settings(plan)
+            try:
+                self.study_run, stored = self.store.open_study(self.name, settings)
+                if stored is not None:
+                    if not self.resume:
+                        ended = sum(r["status"] in ENDED_STATES for r in studies.latest_trials(self.store, self.name))
+                        raise StudyExistsError(
+                            f"study: {self.name!r} already exists in {self.store.path} ({ended} trials ended); pass "
+                            "resume=True to continue it (or to join the processes running it), or another study= "
+                            "name (or none, for a new one) to start afresh")
+                    check_same(self.name, self.store.path, stored, settings)
+                    self.history.load(self.store, studies.latest_trials(self.store, self.name))
+                    self.store.set_status(self.study_run, "running")
+            except sqlite3.Error as exc:
+                raise self._store_error(exc, []) from None
         except BaseException:
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(self._key)
             raise
 
-    def _check_same(self, row: dict[str, Any], settings: dict[str, Any]) -> None:
-        stored = row.get("params") or {}
-        now = json.loads(json.dumps(settings, default=repr))
-        for key in _COMPARED:
-            if stored.get(key) != now.get(key):
-                if key == "space":
-                    before, after = stored.get(key) or {}, now.get(key) or {}
-                    diff = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-                    what = f"a different space (keys that differ: {', '.join(diff)})"
-                elif key == "base":
-                    before, after = stored.get(key) or {}, now.get(key) or {}
-                    diff = sorted(k for k in set(before) | set(after) if before.get(k) != after.get(k))
-                    what = f"a different base config (fields that differ: {', '.join(diff)})"
-                else:
-                    what = f"{key}={stored.get(key)!r} (now {now.get(key)!r})"
-                raise StudyMismatchError(
-                    f"study: {self.name!r} in {self.store.path} was made with {what}; resume it with the same "
-                    "settings, or pass a new study= name to start another")
-
-    def _resume(self) -> None:
-        from optuna.trial import TrialState, create_trial
-
-        plan, space, strategy = self.plan, self.plan.space, self.plan.strategy
-        latest = studies.latest_trials(self.store, self.name)
-        running = [r for r in latest if r["status"] == "running"]
-        if running:
-            raise RuntimeError(f"study {self.name!r}: trial {running[0]['trial']} is marked running by another "
-                               f"process writing {self.store.path}; let that search end first")
-        ended_ids = [int(r["id"]) for r in latest if r["status"] in ENDED_STATES]
-        curves: dict[int, list[tuple[int, float]]] = {i: [] for i in ended_ids}
-        epochs: dict[int, int] = dict.fromkeys(ended_ids, 0)
-        for row in studies.trial_metrics(self.store, ended_ids, self._metric_store_name).itertuples():
-            curves[row.run].append((int(row.epoch) + 1, float(row.value)))
-        for row in studies.trial_metrics(self.store, ended_ids, "train/epoch_loss").itertuples():
-            epochs[row.run] += 1
-        by_number = {r["trial"]: r for r in latest}
-        states = {"finished": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
-        for number in range(max(by_number, default=-1) + 1):
-            r = by_number.get(number)
-            if r is None:  # asked, but killed before its row was written: sample it afresh
-                self.ostudy.add_trial(create_trial(state=TrialState.WAITING))
-                self._waiting.append(number)
-                continue
-            params = space.from_internal(r["search"])
-            internal, dists = strategy.optuna_params(params)
-            attrs = strategy.system_attrs(number, params)
-            if r["status"] not in ENDED_STATES:  # interrupted or stopped: run again with the same values
-                self.ostudy.add_trial(create_trial(state=TrialState.WAITING,
-                                                   system_attrs={"fixed_params": internal, **attrs}))
-                self._waiting.append(number)
-                continue
-            record = TrialRecord(number, params, int(r["id"]), state=r["status"])
-            fill_record(record, r, plan.metric)
-            curve = curves[int(r["id"])]
-            record.epochs = epochs[int(r["id"])]
-            record.best = _best([v for _, v in curve], plan.direction)
-            state = states.get(r["status"], TrialState.FAIL)
-            if state is TrialState.COMPLETE and not math.isfinite(record.value):
-                state = TrialState.FAIL
-            self.ostudy.add_trial(create_trial(
-                state=state, value=record.value if state is TrialState.COMPLETE else None,
-                params=internal, distributions=dists, system_attrs=attrs,
-                intermediate_values=dict(curve)))
-            with self.study._lock:
-                self.study._records[number] = record
-            self.ended += 1
-        self.next_number = max(by_number, default=-1) + 1
-
     # ------------------------------------------------------------------ the loop
     def run(self) -> None:
-        study, status, error = self.study, "failed", None
-        study._store = self.store
+        status, error = "failed", None
+        self.study.use_store(self.store)
         t0 = time.monotonic()
         try:
             if self.log is not None:
@@ -218,9 +158,13 @@ class SearchDriver:
             while True:
                 self._fill(t0)
                 if self.executor.in_flight() == 0:
+                    if self._others and self._may_start(t0):  # one of theirs may still die and run again here
+                        self.stop.wait(POLL)
+                        continue
                     break
                 for outcome in self.executor.wait():
                     self._finish(outcome)
+            self.history.sync(self.store, self._stored(self.store.trial_rows, self.name))  # what others ended last
             status = "stopped" if self.stop.is_set() else "finished"
         except KeyboardInterrupt as exc:
             status, error = "stopped", exc
@@ -228,70 +172,85 @@ class SearchDriver:
             error = exc
         finally:
             self._close(status)
-        if error is not None:
-            study._future.set_exception(error)
-        else:
-            study._future.set_result(None)
+        self.study.end(status, error)
 
-    def _budget_left(self, t0: float) -> bool:
-        plan = self.plan
+    def _may_start(self, t0: float) -> bool:
         if self.stop.is_set():
             return False
-        if plan.n_trials is not None and self.ended + self.executor.in_flight() >= plan.n_trials:
-            return False
-        if plan.timeout is not None and time.monotonic() - t0 >= plan.timeout:
-            return False
-        strategy = plan.strategy
-        if isinstance(strategy, GridStrategy) and not self._waiting and self.next_number >= (strategy.size or 0):
-            return False
-        return True
+        timeout = self.plan.timeout
+        return timeout is None or time.monotonic() - t0 < timeout
 
     def _fill(self, t0: float) -> None:
-        while self.executor.free_slots() > 0 and self._budget_left(t0):
-            number = self._waiting[0] if self._waiting else self.next_number
-            otrial = self.plan.strategy.ask(self.ostudy, number)
-            if otrial.number != number:  # pragma: no cover - the numbering is this module's invariant
-                raise RuntimeError(f"search: Optuna gave trial {otrial.number}, expected {number}")
-            if self._waiting:
-                self._waiting.popleft()
-            else:
-                self.next_number += 1
-            self._start(number, otrial)
+        plan = self.plan
+        limit = plan.strategy.size if isinstance(plan.strategy, GridStrategy) else None
+        while self.executor.free_slots() > 0 and self._may_start(t0):
+            claim = self._stored(self.store.claim_trial, self.name, self._ask, n_trials=plan.n_trials, limit=limit,
+                                 ended=ENDED_STATES)
+            self._others = claim.others
+            self.history.sync(self.store, claim.changed)  # trials other processes ended: sampler and Study
+            if claim.number is None:
+                return
+            self._start(claim)
 
-    def _start(self, number: int, otrial: Any) -> None:
-        plan, space = self.plan, self.plan.space
-        params = plan.strategy.params(otrial)
-        record = TrialRecord(number, params, None)
+    def _stored(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """``call(*args, **kwargs)`` on the store; a store that cannot be written (a full disk) ends
+        the search with one line naming it, not SQLite's error."""
+        try:
+            return call(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise self._store_error(exc, self._unrecorded()) from None
+
+    def _ask(self, number: int, search: dict[str, Any] | None) -> tuple[dict[str, Any], int, dict[str, Any] | None]:
+        """Inside the claim's transaction: the values of trial ``number`` (its stored ``search``
+        values when it runs again), its config, and its row's params, seed and environment."""
+        from optuna.trial import TrialState, create_trial
+
+        plan, strategy, space = self.plan, self.plan.strategy, self.plan.space
+        attrs: dict[str, Any] = {}
+        if search is not None:  # runs again with its own values
+            fixed = space.from_internal(search)
+            attrs = {"fixed_params": strategy.optuna_params(fixed)[0], **strategy.system_attrs(number, fixed)}
+        elif isinstance(strategy, GridStrategy):  # the grid's point of this number
+            attrs = strategy.system_attrs(number, {})
+        if attrs:
+            self.ostudy.add_trial(create_trial(state=TrialState.WAITING, system_attrs=attrs))
+        otrial = strategy.ask(self.ostudy, number)  # the waiting trial just added, else a new one
+        params = strategy.params(otrial)
+        config, problem, repro = None, None, None
         try:
             config = apply_params(plan.base, params)
         except (ValueError, TypeError) as exc:  # a combination of values the config rejects
-            config, problem = None, f"{type(exc).__name__}: {exc}"
-        repro = None
+            problem = f"{type(exc).__name__}: {exc}"
         if config is not None:
             try:
                 repro = {"repro": self._repro(config)}
             except Exception as exc:  # noqa: BLE001 - the trial still trains; tw.rerun says why it cannot
                 repro = {"repro": {"error": f"{type(exc).__name__}: {exc}"}}
-        run_id = studies.start_trial(self.store, self.name, number, space.to_internal(params),
-                                     config=(config or plan.base).to_dict(), seed=(config or plan.base).seed,
-                                     env=repro)
-        record.run_id = run_id
-        with self.study._lock:
-            self.study._records[number] = record
+        self._asked = _Asked(otrial, params, config, problem)
+        used = config or plan.base
+        return {**used.to_dict(), "search": space.to_internal(params)}, used.seed, repro
+
+    def _start(self, claim: Claim) -> None:
+        asked, self._asked = self._asked, None
+        assert asked is not None and claim.number is not None and claim.run_id is not None
+        number, run_id, params, config, problem = claim.number, claim.run_id, asked.params, asked.config, asked.problem
+        record = TrialRecord(number, params, run_id)
+        self.study.keep(record)
         extra = trial_sinks(self.log, number, params)
         if config is None:
             self.store.finish_run(run_id, "failed", error=problem)
             self._ended_record(record, "failed", {}, problem, 0.0)
+            self.study.update(record, reason=problem)
             end = {"status": "failed", "error": problem, "final": {}, "run_id": run_id, "trial": number}
             feed_sinks(extra, "start", {"run_id": run_id, "trial": number, "study": self.name, "params": params})
             feed_sinks(extra, "end", end)
             close_sinks(extra)
-            self.ostudy.tell(otrial, state=_optuna().trial.TrialState.FAIL)
-            self._call("end", {"status": "failed", "error": problem, "final": {}, "run_id": run_id,
-                               "trial": number, "reason": problem})
+            _optuna_trials.tell(self.ostudy, asked.otrial, "failed", math.nan)
+            self.history.known.add(run_id)
+            self._call("end", {**end, "reason": problem})
             return
         spec = TrialSpec(self.name, number, params, config, run_id, RunStop(parent=self.stop))
-        self._running[number] = _Live(spec, otrial, StoreSink(self.store, run_id, kind="trial", study=self.name),
+        self._running[number] = _Live(spec, asked.otrial, StoreSink(self.store, run_id, kind="trial", study=self.name),
                                       record, extra=extra)
         self.executor.submit(spec)
 
@@ -316,13 +275,11 @@ class SearchDriver:
             close_sinks(live.extra)
         rec = live.record
         if event == "epoch":
-            rec.epochs += 1
+            self.study.update(rec, epochs=rec.epochs + 1)
         elif event == "eval":
             value = record.get(self.plan.metric)
             if isinstance(value, (int, float)) and math.isfinite(value):
-                with self.study._lock:
-                    rec.value = float(value)
-                    rec.best = _best([rec.best, rec.value], self.plan.direction)
+                self.study.update(rec, value=float(value), best=best_of([rec.best, float(value)], self.plan.direction))
             self._call(event, record)
             self._prune(live, value, record)
             return
@@ -348,12 +305,9 @@ class SearchDriver:
 
     def _ended_record(self, rec: TrialRecord, status: str, final: dict[str, Any], error: str | None,
                       seconds: float) -> None:
-        with self.study._lock:
-            rec.state = status
-            value = final.get(self.plan.metric)
-            rec.value = float(value) if isinstance(value, (int, float)) else math.nan
-            rec.error = error
-            rec.duration = seconds
+        value = final.get(self.plan.metric)
+        self.study.update(rec, state=status, value=float(value) if isinstance(value, (int, float)) else math.nan,
+                          error=error, duration=seconds)
 
     def _call(self, event: str, record: dict[str, Any]) -> None:
         for cb in self.callbacks:
@@ -361,7 +315,6 @@ class SearchDriver:
 
     # ------------------------------------------------------------------ outcomes
     def _finish(self, outcome: TrialOutcome) -> None:
-        TrialState = _optuna().trial.TrialState
         live = self._running.pop(outcome.spec.number)
         rec, status = live.record, outcome.status
         if not live.ended:  # no END came back (the executor failed around the trial)
@@ -372,21 +325,26 @@ class SearchDriver:
             feed_sinks(live.extra, "end", end)
             close_sinks(live.extra)
             self._call("end", end)
-        elif outcome.error and not rec.error:
-            with self.study._lock:
-                rec.error = outcome.error
-        with self.study._lock:
-            rec.reason = outcome.reason
-            if status == "failed" and outcome.error:
-                rec.error = outcome.error
-        if status == "finished" and math.isfinite(rec.value):
-            self.ostudy.tell(live.otrial, rec.value)
-        elif status == "pruned":
-            self.ostudy.tell(live.otrial, state=TrialState.PRUNED)
-        else:
-            self.ostudy.tell(live.otrial, state=TrialState.FAIL)
-        if status in ENDED_STATES:
-            self.ended += 1
+        error = outcome.error if (status == "failed" and outcome.error) or not rec.error else rec.error
+        self.study.update(rec, reason=outcome.reason, error=error)
+        _optuna_trials.tell(self.ostudy, live.otrial, status, rec.value)
+        self.history.known.add(outcome.spec.run_id)
+
+    def _unrecorded(self) -> list[int]:
+        """Trials whose end the store could not write: marked so in the Study; their numbers."""
+        pending = {f.run_id for f in self.store.errors if f.op == "finish_run" and not f.resolved}
+        marked = [r for r in self.study.records() if r.run_id in pending]
+        for record in marked:
+            self.study.update(record, state="stopped", reason="not recorded: the store could not be written; "
+                                                              "it runs again when the study is resumed")
+        return [r.number for r in marked]
+
+    def _store_error(self, exc: BaseException, unrecorded: list[int]) -> StoreWriteError:
+        lost = (f"; trial {', '.join(map(str, unrecorded))} could not be recorded and runs again"
+                if unrecorded else "")
+        return StoreWriteError(f"search {self.name!r} ended: {write_failure_text(self.store.path, exc)}; the "
+                               f"trials that ended are kept{lost}: free disk space (or fix the file), then "
+                               f"call tw.search again with study={self.name!r} to resume")
 
     def _close(self, status: str) -> None:
         try:
@@ -405,10 +363,7 @@ class SearchDriver:
             try:
                 self.executor.close()
             finally:
-                try:
-                    self.store.finish_run(self.study_run, status)
-                except Exception:  # noqa: BLE001
-                    pass
+                self._end_study_row(status)
                 if self.log is not None:
                     try:
                         self.log.end(status)
@@ -417,14 +372,21 @@ class SearchDriver:
         finally:
             self.study.status = status
             if self.owns_store:
-                self.study._store = None
+                self.study.use_store(None)
                 self.store.close()
             with _ACTIVE_LOCK:
                 _ACTIVE.discard(self._key)
 
-
-def _best(values: list[float], direction: str) -> float:
-    values = [v for v in values if math.isfinite(v)]
-    if not values:
-        return math.nan
-    return max(values) if direction == "maximize" else min(values)
+    def _end_study_row(self, status: str) -> None:
+        """The study's row: its status, how many trials ended and succeeded; the summary when none did."""
+        if self.study_run is None:
+            return
+        counts = self.study.counts()
+        ended = sum(counts[s] for s in ENDED_STATES)
+        ok = counts["finished"] + counts["pruned"]
+        self.study.status = status
+        error = self.study.summary if ended and not ok else None
+        try:
+            self.store.finish_run(self.study_run, status, final={"ended": ended, "succeeded": ok}, error=error)
+        except Exception:  # noqa: BLE001 - the store may be what failed
+            pass

@@ -21,7 +21,9 @@ from typing import Any
 
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.task import Task
-from tunewidgets.hpo.presets import as_config
+from tunewidgets.hpo.preflight import check_trials, run_length
+from tunewidgets.hpo.presets import Preset, as_config
+from tunewidgets.hpo.presets import get as get_preset
 from tunewidgets.hpo.pruners import make_pruner
 from tunewidgets.hpo.space import Space, SpaceError
 from tunewidgets.hpo.strategies import GridStrategy, Strategy, make_strategy
@@ -105,7 +107,11 @@ def make_plan(task: Task, space: Any, *, base: Any = None, strategy: str = "rand
     """Check every argument (see ``tw.search``) and return the plan; raises before any training."""
     if not isinstance(task, Task):
         raise TypeError(f"task: expected a tw.Task, got {type(task).__name__}; e.g. tw.tasks.digits()")
+    preset = get_preset(base) if isinstance(base, str) else base if isinstance(base, Preset) else None
     base = TrainConfig() if base is None else as_config(base)
+    if preset is not None:  # sized for this task's run (a warm-up longer than the run is cut to its share)
+        total = run_length(task, base)[0]
+        base = preset.for_steps(total).config if total else base
     space = Space(space, base=base, task=task)
     seed = _whole("seed", seed, 0)
     strat = make_strategy(strategy, space, seed)
@@ -117,6 +123,10 @@ def make_plan(task: Task, space: Any, *, base: Any = None, strategy: str = "rand
             raise SpaceError(f"n_trials: the grid has {space.grid_shape()}, more than n_trials={n_trials}; "
                              f"raise n_trials to {size}, leave it None (the whole grid), use fewer grid points, "
                              "or use strategy='random'")
+        if n_trials is not None and n_trials > size:
+            raise SpaceError(f"n_trials: the grid has {space.grid_shape()}, fewer than n_trials={n_trials}, and "
+                             f"tries each once; leave n_trials None (the whole grid: {size} trials), add grid "
+                             "points, or use strategy='random' to draw more")
         n_trials = size
     elif n_trials is None and timeout is None:
         raise ValueError(f"n_trials: give the number of trials for strategy={strat.name!r}, e.g. n_trials=20 "
@@ -132,6 +142,7 @@ def make_plan(task: Task, space: Any, *, base: Any = None, strategy: str = "rand
     if "epochs" in space:
         max_epochs = max(space["epochs"].extremes())  # whole numbers: the space check made sure
     pruner_obj = make_pruner(pruner, epochs=int(max_epochs))
+    check_trials(task, space, base)  # the model, device and schedule of each extreme, before any training
     pruner_name = pruner if isinstance(pruner, str) or pruner is None else type(pruner).__name__
     return Plan(task=task, space=space, base=base, strategy=strat, metric=key, direction=direction,
                 pruner_name=pruner_name, pruner=pruner_obj, n_trials=n_trials, timeout=timeout, seed=seed,

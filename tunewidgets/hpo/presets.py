@@ -31,6 +31,8 @@ Example:
     LogUniform(0.01, 1.0)
     >>> p.with_epochs(20).config.schedule.milestones
     (10, 15)
+    >>> tw.presets.get("transformer-warmup").for_steps(500).config.schedule.warmup_steps   # 4% of a short run
+    20
 """
 from __future__ import annotations
 
@@ -64,6 +66,27 @@ class Preset:
     source: str
     url: str
     notes: str
+    tasks: tuple[str, ...] = ("digits", "spirals", "shapes", "sine")
+    warmup_share: float | None = None
+
+    def for_steps(self, total_steps: int) -> "Preset":
+        """The recipe for a run of ``total_steps`` optimizer steps: a step-based warm-up that would
+        not fit is cut to ``warmup_share`` of the run (the share its source gave it), at least one
+        step (none in a one-step run). ``base=preset`` (or its name) in ``tw.search`` does this for the task's run."""
+        schedule = self.config.schedule
+        warmup = getattr(schedule, "warmup_steps", None)
+        if (self.warmup_share is None or not isinstance(warmup, int) or getattr(schedule, "interval", "step") != "step"
+                or warmup < total_steps):
+            return self
+        steps = max(0, min(total_steps - 1, max(1, round(self.warmup_share * total_steps))))  # 0: a 1-step run
+        timescale = getattr(schedule, "timescale", None)
+        changes: dict[str, Any] = {"warmup_steps": steps}
+        if hasattr(schedule, "start_factor"):
+            published = schedule.start_factor == 1 / warmup  # from lr / steps, as the source starts
+            changes["start_factor"] = 1 / max(steps, 1) if published else schedule.start_factor
+        if timescale is not None and timescale > total_steps:
+            changes["timescale"] = steps
+        return dataclasses.replace(self, config=self.config.replace(schedule=schedule.replace(**changes)))
 
     def with_epochs(self, epochs: int) -> "Preset":
         """The same recipe for ``epochs`` epochs; epoch milestones of the schedule scale along
@@ -181,7 +204,9 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         url="https://arxiv.org/abs/1706.03762",
         notes=("lrate = d_model^-0.5 * min(step^-0.5, step * warmup_steps^-1.5) with warmup_steps = 4000: a "
                "linear rise to about 7e-4 at step 4000 for d_model = 512, then decay as 1 / sqrt(step). "
-               "Scale lr with d_model^-0.5 and shorten the warm-up for small runs."),
+               "Scale lr with d_model^-0.5. The paper warms up over 4,000 of 100,000 steps: a run too "
+               "short for 4,000 (every built-in task) warms up over 4% of its steps (for_steps)."),
+        warmup_share=0.04,
     ),
 )}
 

@@ -132,6 +132,62 @@ class Study(Logged):
         await asyncio.wrap_future(self._future)
         return self
 
+    # ---------------------------------------------------------------- what the search's driver does
+    @property
+    def stop_flag(self) -> RunStop:
+        """The search's stop flag (``stop()`` sets it); every trial's stop is chained to it."""
+        return self._stop
+
+    def keep(self, record: TrialRecord) -> None:
+        """Add the record of trial ``record.number`` (replacing an older one of that number)."""
+        with self._lock:
+            self._records[record.number] = record
+
+    def update(self, record: TrialRecord, **fields: Any) -> None:
+        """Set fields of a record together, so that a snapshot never shows half of a change."""
+        with self._lock:
+            for name, value in fields.items():
+                setattr(record, name, value)
+
+    def records(self) -> list[TrialRecord]:
+        """The trials' records, by number (the objects themselves: change them with ``update``)."""
+        return self._snapshot()
+
+    def use_store(self, store: Store | None) -> None:
+        """The search's open store while it runs (None when it has closed it); reads go through it."""
+        self._store = store
+
+    def run_in_thread(self, target: Any, name: str) -> None:
+        """Run the search (``target()``) in a daemon thread; ``wait()`` waits for it."""
+        self._thread = threading.Thread(target=target, name=name, daemon=True)
+        self._thread.start()
+
+    def end(self, status: str, error: BaseException | None = None) -> None:
+        """The search has ended with ``status``; ``wait()`` returns (or raises ``error``)."""
+        self.status = status
+        if error is not None:
+            self._future.set_exception(error)
+        else:
+            self._future.set_result(None)
+
+    @property
+    def summary(self) -> str:
+        """The search in one line: ``'finished, 0 of 5 trials succeeded; most common error: ...'``.
+
+        A trial succeeded when it finished or was pruned; failed and diverged trials did not.
+        The most common error is named when any trial failed (with how many had it).
+        """
+        records = self._snapshot()
+        ended = [r for r in records if r.state in ENDED_STATES]
+        ok = sum(1 for r in ended if r.state in ("finished", "pruned"))
+        text = f"{self.status}, {ok} of {len(ended)} trials succeeded"
+        errors = [_error_line(r) for r in ended if r.state not in ("finished", "pruned")]
+        errors = [e for e in errors if e]
+        if errors:
+            common = max(set(errors), key=lambda e: (errors.count(e), -errors.index(e)))
+            text += f"; most common error ({errors.count(common)} of {len(ended) - ok}): {common}"
+        return text
+
     # ---------------------------------------------------------------- results
     def _snapshot(self) -> list[TrialRecord]:
         with self._lock:
@@ -233,26 +289,20 @@ class Study(Logged):
     # ---------------------------------------------------------------- Optuna views
     def to_optuna(self) -> Any:
         """An in-memory ``optuna.Study`` of the ended trials with their real values (for Optuna's plots)."""
-        from optuna.trial import TrialState, create_trial
-
+        from tunewidgets.hpo._optuna_trials import ended_trial
         from tunewidgets.hpo.strategies import _optuna
 
         optuna = _optuna()
         study = optuna.create_study(direction=self.direction)
-        states = {"finished": TrialState.COMPLETE, "pruned": TrialState.PRUNED}
         curves = self.curves()
         curves = curves[curves["name"] == self.metric]
         steps = {t: dict(zip(g["epoch"] + 1, g["value"])) for t, g in curves.groupby("trial")}
         for r in self._snapshot():
             if r.state not in ENDED_STATES:
                 continue
-            state = states.get(r.state, TrialState.FAIL)
-            if state is TrialState.COMPLETE and not math.isfinite(r.value):
-                state = TrialState.FAIL
-            params = self.space.to_internal(r.params)
-            study.add_trial(create_trial(
-                state=state, value=r.value if state is TrialState.COMPLETE else None, params=params,
-                distributions=self.space.distributions(r.params), intermediate_values=steps.get(r.number, {}),
+            study.add_trial(ended_trial(
+                r.state, r.value, params=self.space.to_internal(r.params),
+                distributions=self.space.distributions(r.params), intermediate=steps.get(r.number, {}),
                 user_attrs={"trial": r.number, "run_id": r.run_id}))
         return study
 
@@ -278,7 +328,18 @@ class Study(Logged):
         shown = ", ".join(f"{k} {v}" for k, v in c.items() if v)
         best = self.best
         best_txt = f", best {self.metric} {best[self.metric]:.4g} (trial {best['trial']})" if best else ""
-        return f"Study({self.name!r}, {self.status}: {shown or 'no trials'}{best_txt})"
+        ok = sum(c[k] for k in ("finished", "pruned"))
+        ended = sum(c[k] for k in ENDED_STATES)
+        failed = f"; {ok} of {ended} trials succeeded" if ended and ok < ended else ""
+        return f"Study({self.name!r}, {self.status}: {shown or 'no trials'}{best_txt}{failed})"
+
+
+def _error_line(record: TrialRecord) -> str | None:
+    """A failed trial's error in one line: its reason, else the last line of its traceback."""
+    if record.reason:
+        return record.reason.strip().splitlines()[-1] if record.reason.strip() else None
+    lines = [line for line in (record.error or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else None
 
 
 def _number(value: Any) -> float:

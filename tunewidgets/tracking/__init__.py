@@ -14,11 +14,11 @@ from __future__ import annotations
 from tunewidgets.engine.env import collect_env
 from tunewidgets.tracking._schema import SCHEMA_VERSION, StoreVersionError
 from tunewidgets.tracking.sink import Sink, StoreSink, attach_store, metric_name, metric_rows
-from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store, StoreWarning, WriteFailure
+from tunewidgets.tracking.store import FINAL_STATUSES, STATUSES, Store, StoreWarning, StoreWriteError, WriteFailure
 from tunewidgets.tracking.tensorboard_sink import TensorBoardSink
 
 __all__ = [
-    "Store", "StoreWarning", "WriteFailure", "Sink", "StoreSink", "attach_store", "metric_name", "metric_rows", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
+    "Store", "StoreWarning", "StoreWriteError", "WriteFailure", "Sink", "StoreSink", "attach_store", "metric_name", "metric_rows", "StoreVersionError", "STATUSES", "FINAL_STATUSES",
     "SCHEMA_VERSION", "collect_env",
     "TensorBoardSink", "MLflowSink", "StudyLog",
 ]

@@ -23,6 +23,7 @@ still collected, flushed and closed.
 """
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import threading
 import time
@@ -34,7 +35,7 @@ from typing import Any, TypeVar
 
 from tunewidgets.tracking._liveness import WriterId, WriterLock, pid_alive
 
-__all__ = ["Writer", "WriteFailure", "StoreWarning", "LIVE_TOKENS", "pid_alive", "MAX_HELD"]
+__all__ = ["Writer", "WriteFailure", "StoreWarning", "StoreWriteError", "write_failure_text", "LIVE_TOKENS", "pid_alive", "MAX_HELD"]
 
 T = TypeVar("T")
 Work = Callable[[sqlite3.Connection], Any]
@@ -49,6 +50,24 @@ MAX_HELD = 100_000  # metric rows kept in memory while writes fail; later ones a
 
 class StoreWarning(UserWarning):
     """A write to the run store failed; training goes on (see ``Store.errors``)."""
+
+
+class StoreWriteError(RuntimeError):
+    """The store could not be written where the caller cannot go on without it (a search's next
+    trial): one line naming the store's file, the cause and, for a full disk, the disk."""
+
+
+def write_failure_text(db: Path, exc: BaseException) -> str:
+    """``the store <file> could not be written (<cause>; the disk holding <folder> is full: N kB free)``."""
+    cause = str(exc) or type(exc).__name__
+    text = f"the store {db} could not be written ({cause}"
+    if "full" in cause.lower() or getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":
+        try:
+            free = f": {shutil.disk_usage(db.parent).free / 1024:.0f} kB free"
+        except OSError:
+            free = ""
+        text += f"; the disk holding {db.parent} is full{free}"
+    return text + ")"
 
 
 @dataclass
@@ -177,6 +196,18 @@ class Writer:
             self.transactions += 1
             self.rows_written += len(taken)
             return results
+
+    def insert_run(self, conn: sqlite3.Connection, kind: str, study: str | None, name: str | None,
+                   params_json: str, seed: int | None, env_json: str) -> int:
+        """Add a ``running`` run written by this writer (inside ``transact``); its id."""
+        me = self.id
+        cur = conn.execute(
+            "INSERT INTO runs (study, kind, name, params, seed, status, started_at, env, writer_pid, "
+            "writer_token, writer_host, writer_started, writer_lock) "
+            "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            (study, kind, name, params_json, seed, time.time(), env_json, me.pid, me.token, me.host,
+             me.started, int(self.writer_lock.held)))
+        return int(cur.lastrowid)
 
     def end_run(self, run_id: int, whole: Work, smallest: Work) -> None:
         """Record how a run ended, with the buffered rows; never raises for a failed write."""

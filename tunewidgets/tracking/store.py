@@ -7,7 +7,9 @@ values are REAL, and a NaN metric comes back as NaN.
 
 Metric rows are buffered and written in one transaction per batch (see ``batch_rows``
 and ``flush_interval``); ``flush()``, ``finish_run()`` and ``close()`` write at once.
-Only one process should write a store. When a store is opened, runs still marked
+Many processes may write one store (SQLite serialises their transactions), and search
+one study together: each trial is claimed in one transaction (``claim_trial``, see
+``tracking._claims``), so no two train the same trial. When a store is opened, runs still marked
 ``running`` whose writing process has ended are marked ``interrupted``: each open store
 holds an OS lock (a lock file next to the database) that ends with its process, so a live
 writer in another container or on another machine is not taken for dead, nor a dead one
@@ -49,17 +51,17 @@ from typing import TYPE_CHECKING, Any
 
 from tunewidgets.engine.env import _version, collect_env
 from tunewidgets.engine.status import FINAL_STATUSES, STATUSES
-from tunewidgets.tracking import _json, _schema
+from tunewidgets.tracking import _claims, _json, _schema
 from tunewidgets.tracking._params import check_name
 from tunewidgets.tracking._rows import _SELECT, RUN_COLUMNS, UnreadableValue, _run_record
 from tunewidgets.tracking._liveness import remove_lock, sweep_locks, this_writer, writer_gone
-from tunewidgets.tracking._writer import LIVE_TOKENS, StoreWarning, WriteFailure, Writer
+from tunewidgets.tracking._writer import LIVE_TOKENS, StoreWarning, StoreWriteError, WriteFailure, Writer
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError", "StoreWarning", "WriteFailure",
-           "UnreadableValue"]
+__all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError", "StoreWarning", "StoreWriteError",
+           "WriteFailure", "UnreadableValue"]
 
 StoreVersionError = _schema.StoreVersionError
 
@@ -107,6 +109,7 @@ class Store:
         self.folder: Path = db.parent
         self._known: set[int] = set()
         self.unreadable: list[UnreadableValue] = []
+        self._claim_index: dict[str, _claims.TrialIndex] = {}  # study -> its trials as the last claim saw them
         self._writer = Writer(conn, db, this_writer(uuid.uuid4().hex), batch_rows, float(flush_interval),
                               make_lock_dir=create)
         self._finalizer = weakref.finalize(self, self._writer.close)
@@ -198,21 +201,37 @@ class Store:
         env_json = _json.dumps({**collect_env(), **(env or {})})
         params_json = _json.dumps(params or {})
         writer = self._writer
-
-        def work(conn: sqlite3.Connection) -> int:
-            me = writer.id
-            cur = conn.execute(
-                "INSERT INTO runs (study, kind, name, params, seed, status, started_at, env, writer_pid, "
-                "writer_token, writer_host, writer_started, writer_lock) "
-                "VALUES (?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
-                (study, kind, name, params_json, seed, time.time(), env_json, me.pid, me.token, me.host,
-                 me.started, int(writer.writer_lock.held)))
-            return int(cur.lastrowid)
-
-        run_id = writer.transact(work)
+        run_id = writer.transact(lambda conn: writer.insert_run(conn, kind, study, name, params_json, seed,
+                                                                env_json))
         assert run_id is not None
         self._known.add(run_id)
         return run_id
+
+    def claim_trial(self, study: str, fill: Any, *, n_trials: int | None = None, limit: int | None = None,
+                    ended: tuple[str, ...] = _claims.ENDED) -> _claims.Claim:
+        """Claim the next trial of ``study`` for this process in one transaction; a ``Claim`` (its
+        ``number`` None when there is nothing to claim now). See ``tracking._claims``; raises like
+        ``start_run`` when the store cannot be written."""
+        got = _claims.claim_in(self._writer, self.path, self._claim_index, study, fill, n_trials=n_trials,
+                               limit=limit, ended=ended, env=collect_env, live_tokens=LIVE_TOKENS)
+        if got.run_id is not None:
+            self._known.add(got.run_id)
+        return got
+
+    def open_study(self, name: str, settings: Mapping[str, Any]) -> tuple[int, dict[str, Any] | None]:
+        """Study ``name``'s row, added with ``settings`` when the store has none, in one transaction
+        (two processes starting one study make one row): ``(run id, its stored settings or None if new)``."""
+        writer, params_json, env_json = self._writer, _json.dumps(dict(settings)), _json.dumps(collect_env())
+        got = writer.transact(lambda conn: _claims.open_study(conn, name, lambda: writer.insert_run(
+            conn, _claims.STUDY_KIND, name, name, params_json, None, env_json)))
+        assert got is not None
+        self._known.add(got[0])
+        return got
+
+    def trial_rows(self, study: str) -> list[_claims.TrialRow]:
+        """The newest row of each trial number of ``study`` (run id, number, status), by number."""
+        rows = self._writer.read(lambda conn: _claims.trial_rows(conn, study))
+        return [_claims.TrialRow(rid, number, status) for rid, number, status, _ in rows]
 
     def log_metrics(self, run_id: int, rows: Iterable[Any]) -> None:
         """Buffer metric rows of a run; written with the next batch (see the class docs).
