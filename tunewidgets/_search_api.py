@@ -11,7 +11,7 @@ Example:
     >>> tw.search(tw.tasks.spirals(), space, n_trials=4, store=runs, study="demo")   # an existing name is refused
     Traceback (most recent call last):
     ...
-    tunewidgets.hpo.driver.StudyExistsError: study: 'demo' already exists in ... (3 trials ended); pass resume=True to continue it, or another study= name (or none, for a new one) to start afresh
+    tunewidgets.hpo.resume.StudyExistsError: study: 'demo' already exists in ... (3 trials ended); pass resume=True to continue it, or another study= name (or none, for a new one) to start afresh
     >>> again = tw.search(tw.tasks.spirals(), space, base=tw.TrainConfig(optimizer="adam", epochs=2, device="cpu"),
     ...                   n_trials=4, store=runs, study="demo", seed=0, background=False, resume=True)  # one more
     >>> len(again.trials), again.trials["lr"].tolist()[:3] == study.trials["lr"].tolist()

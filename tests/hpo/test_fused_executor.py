@@ -190,10 +190,25 @@ def test_models_of_the_same_shapes_that_compute_differently_are_not_grouped(tmp_
     assert (study.trials["val_accuracy"] - local.trials["val_accuracy"]).abs().max() <= 1e-5
 
 
+class NegativeWidth(nn.Module):
+    """Builds (so the checks before trial 0 pass it), then fails on its first batch: a set-up failure."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = nn.Linear(2, 3)
+
+    def forward(self, x):
+        return torch.empty(-1, 3)
+
+
+def mlp_or_broken(width: int = 8) -> nn.Module:
+    return NegativeWidth() if width == -1 else mlp(width)
+
+
 def test_a_trial_that_fails_to_set_up_fails_alone(tmp_path):
     ex = FusedExecutor(k=3)
-    study = tw.search(task(), {"model.width": Choice([8, -1])}, base=BASE.replace(epochs=1), strategy="grid",
-                      store=tmp_path, study="broken", executor=ex, background=False)
+    study = tw.search(blob_task(model=mlp_or_broken), {"model.width": Choice([8, -1])},
+                      base=BASE.replace(epochs=1), strategy="grid", store=tmp_path, study="broken", executor=ex, background=False)
     states = dict(zip(study.trials["model.width"], study.trials["state"]))
     assert states == {8: "finished", -1: "failed"} and ex.fallbacks == {}
     assert "negative dimension" in study.trials.set_index("model.width").loc[-1, "error"]

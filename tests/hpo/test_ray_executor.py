@@ -127,7 +127,7 @@ def test_stop_ends_the_running_trials_and_starts_no_new_one(tmp_path):
     assert trials.loc[0, "state"] == "stopped" and trials.loc[0, "epochs"] == 1  # its next step saw the stop
     assert len(trials) == holder["at_stop"]  # none started after the stop
     assert set(trials["state"]) <= {"stopped", "finished"}
-    resumed = _search(tmp_path, _kept(), n_trials=6, epochs=3)  # goes on to the end
+    resumed = _search(tmp_path, _kept(), n_trials=6, epochs=3, resume=True)  # goes on to the end
     assert resumed.trials["state"].tolist() == ["finished"] * 6
 
 
@@ -248,7 +248,7 @@ def test_a_search_resumed_after_its_driver_was_killed_goes_on_as_a_local_one(tmp
 
     resumed = tw.search(blob_task(), SPACE, base=BASE.replace(epochs=2), strategy="random", n_trials=n_trials,
                         store=tmp_path / "runs", study="killed", seed=3, background=False,
-                        executor=_kept())
+                        executor=_kept(), resume=True)
     whole = tw.search(blob_task(), SPACE, base=BASE.replace(epochs=2), strategy="random", n_trials=n_trials,
                       store=tmp_path / "whole", study="killed", seed=3, background=False)
     assert resumed.trials[COLUMNS].equals(whole.trials[COLUMNS])

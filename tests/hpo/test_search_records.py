@@ -44,10 +44,10 @@ def test_a_full_disk_ends_the_search_in_one_line_and_the_study_resumes(tmp_path,
     assert "\n" not in message and not isinstance(caught.value, sqlite3.Error)
     assert message.startswith(f"search 'full' ended: the store {tmp_path / 'runs.sqlite'} could not be written "
                               f"(database or disk is full; the disk holding {tmp_path} is full: ")
-    assert "trial 2 could not be recorded and runs again" in message and "study='full' to resume" in message
+    assert "trial 2 could not be recorded and runs again" in message and "study='full', resume=True to resume" in message
 
     disk["full"] = False  # space freed: the same call resumes the study
-    study = tw.search(blob_task(), SPACE, background=False, **kw)
+    study = tw.search(blob_task(), SPACE, background=False, resume=True, **kw)
     assert study.trials["state"].tolist() == ["finished"] * 4
     with tw.Store(tmp_path) as store:
         rows = studies.trial_runs(store, "full")

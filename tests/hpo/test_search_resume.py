@@ -138,6 +138,7 @@ def test_the_same_task_name_with_other_data_or_model_is_refused(tmp_path):
     space, base = {"lr": Choice([0.05, 0.1])}, tw.TrainConfig(optimizer="adam", epochs=1, device="cpu")
     kw = dict(base=base, strategy="grid", store=tmp_path, study="d", background=False)
     first = tw.search(tw.tasks.spirals(n=200), space, **kw)
+    kw["resume"] = True
     with pytest.raises(StudyMismatchError, match=r"^study: 'd' in .* was made with other data: the training data "
                                                  r"of task 'spirals' changed \(160 samples then, 240 now\); the "
                                                  r"validation data .* pass a new study= name"):
@@ -151,6 +152,6 @@ def test_the_same_task_name_with_other_data_or_model_is_refused(tmp_path):
     kw = dict(base=BASE.replace(epochs=1), n_trials=1, store=tmp_path, study="m", background=False)
     tw.search(blob_task(), {"lr": LogUniform(1e-3, 0.3)}, **kw)
     with pytest.raises(StudyMismatchError, match=r"other data: the model factory changed: hpo_helpers.Net then, test_search_resume.OtherNet now"):
-        tw.search(blob_task(model=OtherNet), {"lr": LogUniform(1e-3, 0.3)}, **{**kw, "n_trials": 2})
+        tw.search(blob_task(model=OtherNet), {"lr": LogUniform(1e-3, 0.3)}, **{**kw, "n_trials": 2, "resume": True})
     with tw.Store(tmp_path) as store:  # nothing was added by the refused calls
         assert len(studies.trial_runs(store, "d")) == 2 and len(studies.trial_runs(store, "m")) == 1

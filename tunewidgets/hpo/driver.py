@@ -134,8 +134,8 @@ class SearchDriver:
                         ended = sum(r["status"] in ENDED_STATES for r in studies.latest_trials(self.store, self.name))
                         raise StudyExistsError(
                             f"study: {self.name!r} already exists in {self.store.path} ({ended} trials ended); pass "
-                            "resume=True to continue it (or to join the processes running it), or another study= "
-                            "name (or none, for a new one) to start afresh")
+                            "resume=True to continue it, or another study= name (or none, for a new one) to start "
+                            "afresh")
                     check_same(self.name, self.store.path, stored, settings)
                     self.history.load(self.store, studies.latest_trials(self.store, self.name))
                     self.store.set_status(self.study_run, "running")
@@ -344,7 +344,7 @@ class SearchDriver:
                 if unrecorded else "")
         return StoreWriteError(f"search {self.name!r} ended: {write_failure_text(self.store.path, exc)}; the "
                                f"trials that ended are kept{lost}: free disk space (or fix the file), then "
-                               f"call tw.search again with study={self.name!r} to resume")
+                               f"call tw.search again with study={self.name!r}, resume=True to resume")
 
     def _close(self, status: str) -> None:
         try:

@@ -15,7 +15,8 @@ Example:
     >>> runs, space = tempfile.mkdtemp(), {"lr": tw.space.Choice([0.05, 0.1])}
     >>> base = tw.TrainConfig(epochs=1, device="cpu")
     >>> _ = tw.search(tw.tasks.spirals(n=200), space, base=base, strategy="grid", store=runs, study="s")
-    >>> tw.search(tw.tasks.spirals(n=300, noise=0.3), space, base=base, strategy="grid", store=runs, study="s")
+    >>> tw.search(tw.tasks.spirals(n=300, noise=0.3), space, base=base, strategy="grid", store=runs, study="s",
+    ...           resume=True)
     Traceback (most recent call last):
     ...
     tunewidgets.hpo.resume.StudyMismatchError: study: 's' in ... was made with other data: the training data of task 'spirals' changed (160 samples then, 240 now); ...
