@@ -81,6 +81,24 @@ def test_a_ray_executor_given_keeps_its_settings_and_the_address_field_shows_its
     assert w.search_settings()["executor"].address == "auto"
 
 
+class Mine(tw.hpo.LocalExecutor):
+    """An executor of the user's own (here: the local one under another name)."""
+
+    name = "mine"
+
+
+def test_an_executor_of_another_kind_gets_its_own_button_and_is_used_as_it_is(task, tmp_path):
+    mine = Mine()
+    w = make(task, tmp_path, base=base(epochs=1), executor=mine)
+    assert w.executor_controls.kind.options == ("local", "fused", "ray", "mine")
+    assert w.executor_controls.kind.value == "mine" and w.search_settings()["executor"] is mine
+    study = launched(w)
+    assert w._executor is mine and study.trials["state"].tolist() == ["finished"] * 3
+    assert status_text(w).endswith("; one trial at a time (mine)")
+    w.executor_controls.kind.value = "local"
+    assert type(w.search_settings()["executor"]) is tw.hpo.LocalExecutor
+
+
 @pytest.mark.parametrize("executor, error, words", [
     ("fussed", ValueError, "executor: unknown executor 'fussed' (did you mean 'fused'?)"),
     (3, TypeError, "executor: expected a name (local, fused, ray) or an Executor, got int 3"),

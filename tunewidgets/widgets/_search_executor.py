@@ -51,8 +51,9 @@ class ExecutorControls(widgets.VBox):
         executor: ``"local"``, ``"fused"``, ``"ray"``, an executor (``tw.hpo.FusedExecutor(k=8)``,
             ``tw.hpo.RayExecutor(address="auto")``) or an executor class. A Ray executor's other
             settings (``cpus_per_trial``, ``gpus_per_trial``, ``max_retries``, ``workers``,
-            ``keep_workers``) are kept for every Launch; an executor of another kind is offered
-            as a fourth button under its name and used as it is.
+            ``keep_workers``) are kept for every Launch; an executor of another kind (a subclass
+            included) is offered as a fourth button under its name, and every Launch with that
+            button uses that same instance.
     """
 
     def __init__(self, executor: Any = "local") -> None:
@@ -136,11 +137,11 @@ class ExecutorControls(widgets.VBox):
         if not isinstance(executor, Executor):
             raise TypeError(f"executor: expected a name ({', '.join(KINDS)}) or an Executor, "
                             f"got {type(executor).__name__} {executor!r}")
-        if isinstance(executor, FusedExecutor):
+        if type(executor) is FusedExecutor:  # a subclass may train otherwise: used as it is, below
             return "fused", "auto" if executor.k is None else str(executor.k), ""
-        if isinstance(executor, LocalExecutor):
+        if type(executor) is LocalExecutor:
             return "local", "auto", ""
-        if executor.name == "ray":
+        if type(executor).__name__ == "RayExecutor" and executor.name == "ray":
             self._ray_settings = {name: getattr(executor, name) for name in _RAY_SETTINGS}
             return "ray", "auto", executor.address or ""
         self._other = executor
@@ -163,7 +164,7 @@ def where_text(executor: Any, device: str) -> str:
     at_once = "one trial at a time" if slots == 1 else f"{slots} trials at once"
     if isinstance(executor, FusedExecutor):
         return f"{at_once}, fused on {device}"
-    if isinstance(executor, LocalExecutor):
+    if type(executor) is LocalExecutor:  # a subclass may train elsewhere: named below
         return f"{at_once} on {device}"
     if getattr(executor, "name", "") == "ray":
         return f"{at_once} on Ray ({executor.address or 'local'})"
@@ -171,10 +172,22 @@ def where_text(executor: Any, device: str) -> str:
 
 
 def fallback_notes(executor: Any) -> list[str]:
-    """A fused executor's one line per reason some trials trained on the local executor (else none)."""
+    """A fused executor's one line per reason some trials trained on the local executor (else none).
+
+    >>> import tunewidgets as tw
+    >>> fused = tw.hpo.FusedExecutor(k=2)
+    >>> fused.fallbacks = {0: "grad_accum=2: the fused step makes one optimizer step per batch"}
+    >>> fallback_notes(fused), fallback_notes(tw.hpo.LocalExecutor())
+    (['trial 0 trained on the local executor: grad_accum=2: the fused step makes one optimizer step per batch'], [])
+    """
     return list(executor.notes()) if isinstance(executor, FusedExecutor) else []
 
 
 def with_notes(status: str, executor: Any) -> str:
-    """The status line's HTML ``status`` with the executor's :func:`fallback_notes` below it, one a line."""
+    """The status line's HTML ``status`` with the executor's :func:`fallback_notes` below it, one a line.
+
+    >>> import tunewidgets as tw
+    >>> with_notes("<span>finished</span>", tw.hpo.LocalExecutor())
+    '<span>finished</span>'
+    """
     return status + "".join(f'<br><span style="color:#777">{html.escape(n)}</span>' for n in fallback_notes(executor))

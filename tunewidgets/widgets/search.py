@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from html import escape as _escape
 from typing import Any
 
 import ipywidgets as widgets
@@ -399,9 +400,3 @@ class Search(BackgroundWidget):
             control.disabled = disabled
         if not disabled:
             self._show_grid()
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
