@@ -129,6 +129,18 @@ def test_bad_k_or_address_is_refused_in_the_status_line_and_nothing_starts(task,
     assert words in status_text(w) and words in w.error_area.message
 
 
+def test_a_task_ray_cannot_send_is_refused_at_launch_naming_its_part(tmp_path):
+    pytest.importorskip("ray")
+    import threading
+
+    task = tw.tasks.spirals(n=200)
+    task.spec, task.loss_kwargs = None, {"lock": threading.Lock()}  # not built-in, and a part that does not pickle
+    w = make(task, tmp_path, executor="ray")
+    assert w.launch() is False
+    assert w.status == "invalid" and w.study is None and w.session.status == "idle"
+    assert "its 'loss_kwargs' (dict) cannot be sent to the Ray workers" in status_text(w)
+
+
 # ------------------------------------------------------------------------------- launching
 def test_local_then_fused_from_the_same_widget_same_states_and_metrics_the_status_line_says_where(task, tmp_path):
     w = make(task, tmp_path)

@@ -80,8 +80,11 @@ class ExecutorControls(widgets.VBox):
         self._show_fields()
 
     # -- public ---------------------------------------------------------------------------
-    def executor(self) -> Any:
-        """A fresh executor for one Launch, as the controls say (ValueError, naming the field, if bad)."""
+    def executor(self, task: Any = None) -> Any:
+        """A fresh executor for one Launch, as the controls say (ValueError, naming the field, if bad).
+
+        With ``task``, Ray also checks now that the task can be sent to its workers
+        (``TaskNotSendable``, a TypeError naming the part that does not pickle)."""
         kind = self.kind.value
         if kind == "local":
             return LocalExecutor()
@@ -94,9 +97,14 @@ class ExecutorControls(widgets.VBox):
             except ImportError as exc:  # pragma: no cover - ray is a dev extra
                 raise ValueError(f"executor: 'ray' needs Ray: {exc}") from exc
             try:
-                return RayExecutor(address=address, **self._ray_settings)
+                made = RayExecutor(address=address, **self._ray_settings)
             except ImportError as exc:
                 raise ValueError(f"executor: 'ray' needs Ray: {exc}") from exc
+            if task is not None:
+                from tunewidgets.hpo._ray_worker import pack_task
+
+                pack_task(task)  # refused here, in the status line, rather than by the search's thread
+            return made
         return self._other
 
     def k_value(self) -> int | None:

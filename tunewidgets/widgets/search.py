@@ -213,7 +213,7 @@ class Search(BackgroundWidget):
                 "n_trials": None if strategy == "grid" else int(s.n_trials.value), "metric": s.metric.value,
                 "pruner": None if s.pruner.value == NO_PRUNER else s.pruner.value,
                 "study": s.study.value.strip() or None, "seed": int(s.seed.value),
-                "executor": self.executor_controls.executor(), **self.logging.kwargs()}
+                "executor": self.executor_controls.executor(self.task), **self.logging.kwargs()}
 
     def select_trial(self, trial: int | None) -> None:
         """Highlight ``trial``'s curve and its row in the table (None: no highlight)."""
