@@ -115,8 +115,8 @@ class Search(BackgroundWidget):
                 raise ValueError(f"{name}: must be a whole number >= {low}, got {value!r}")
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
             raise ValueError(f"epochs: must be a whole number >= 1 (epochs of each trial), got {epochs!r}")
-        self.logging = Logging(store, tensorboard, mlflow, store_optional=False)
         check_log_paths(store, tensorboard)  # a file where a folder goes: refused now, not at Launch
+        self.logging = Logging(store, tensorboard, mlflow, store_optional=False)
         metric = metric_key(metric, task)
         self.task, self.store, self.seed = task, store, seed
         self.max_curves, self.max_rows = max_curves, max_rows
