@@ -35,9 +35,13 @@ def make(task, tmp_path, space=GRID, **kw) -> Search:
     return Search(task, space, **kw)
 
 
+def as_text(value: str) -> str:
+    """HTML as the page shows it: tags dropped, entities unescaped."""
+    return html.unescape(re.sub(r"<[^>]+>", "", value))
+
+
 def status_text(w: Search) -> str:
-    """The status line as the page shows it: tags dropped, entities unescaped."""
-    return html.unescape(re.sub(r"<[^>]+>", "", w.status_line.value))
+    return as_text(w.status_line.value)
 
 
 def launched(w: Search):
@@ -149,7 +153,7 @@ def test_local_then_fused_from_the_same_widget_same_states_and_metrics_the_statu
     assert status_text(w).startswith("finished after ")
 
     seen: list[str] = []
-    w.status_line.observe(lambda change: seen.append(html.unescape(re.sub(r"<[^>]+>", "", change["new"]))), names="value")
+    w.status_line.observe(lambda change: seen.append(as_text(change["new"])), names="value")
     w.executor_controls.kind.value = "fused"
     w.executor_controls.k.value = "3"
     fused = launched(w)  # the second Launch uses the executor chosen since
@@ -171,7 +175,8 @@ def test_fused_with_auto_k_says_the_k_it_chose_and_fallbacks_show_as_their_notes
     k = w._executor.slots
     assert k == choose_k(task) and k > 1  # a small model: several fit in free memory
     assert f"; {k} trials at once, fused on cpu" in status_text(w)
-    note = "trials 0, 1, 2 trained on the local executor: grad_accum=2: the fused step makes one optimizer step per batch"
+    note = ("trials 0, 1, 2 trained on the local executor: grad_accum=2: the fused step makes one optimizer step "
+            "per batch")
     assert w._executor.notes() == [note]
     assert f'<br><span style="color:#777">{note}</span>' in w.status_line.value
 
@@ -184,7 +189,7 @@ def test_a_search_on_a_local_ray_names_ray_and_its_slots(task, tmp_path):
     try:
         w = make(task, tmp_path, base=base(epochs=1), executor="ray")
         seen: list[str] = []
-        w.status_line.observe(lambda change: seen.append(html.unescape(re.sub(r"<[^>]+>", "", change["new"]))), names="value")
+        w.status_line.observe(lambda change: seen.append(as_text(change["new"])), names="value")
         study = launched(w)
         assert w._executor.slots == 2
         assert "running: 2 trials at once on Ray (local)" in seen

@@ -58,6 +58,7 @@ __all__ = ["Search"]
 
 _STRATEGY_ALIASES = STRATEGY_ALIASES
 
+
 class Search(BackgroundWidget):
     """A hyperparameter search with controls and live plots of every trial.
 
@@ -104,7 +105,7 @@ class Search(BackgroundWidget):
                             "e.g. Search(tw.tasks.digits())")
         base_cfg = TrainConfig() if base is None else as_config(base)
         self.links = SearchLinks(base_cfg, lr_finder, schedule)
-        strategy = STRATEGY_ALIASES.get(strategy, strategy) if isinstance(strategy, str) else strategy
+        strategy = _STRATEGY_ALIASES.get(strategy, strategy) if isinstance(strategy, str) else strategy
         if strategy not in STRATEGIES:
             raise ValueError(f"strategy: must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
         if pruner is not None and pruner not in PRUNERS:
@@ -163,7 +164,8 @@ class Search(BackgroundWidget):
         rows_box = widgets.VBox([widgets.HTML("<b>space</b>"), *self.rows],
                                 layout=widgets.Layout(min_width="560px"))
         self.children = [
-            widgets.HBox([rows_box, self.settings, self.executor_controls], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([rows_box, self.settings, self.executor_controls],
+                         layout=widgets.Layout(flex_flow="row wrap")),
             self.run_bar, self.progress_line, self.error_area, self.plots, self.status_line,
         ]
         self._show_grid()
@@ -347,9 +349,9 @@ class Search(BackgroundWidget):
 
     def _summary(self, session: BackgroundSession) -> str:
         study = self._study
-        where = self._where or where_text(self._executor, self._device)
+        where = f"; {self._where}" if self._where else ""  # said once a trial started (the executor open)
         return summary(session.status, session.elapsed, self.live.trials.counts(), self.best, study.metric,
-                       study.name, seed=self._launch_seed) + f"; {where}" + logged_text(study)
+                       study.name, seed=self._launch_seed) + where + logged_text(study)
 
     # -- plumbing -------------------------------------------------------------------------
     @property
