@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from html import escape as _escape
 from typing import Any
 
 import ipywidgets as widgets
 from traitlets import Any as AnyTrait
 
 from tunewidgets.engine.config import TrainConfig
+from tunewidgets.engine.devices import resolve_device
 from tunewidgets.engine.task import Task
 from tunewidgets.hpo.plan import metric_key
 from tunewidgets.hpo.presets import as_config
@@ -44,6 +46,7 @@ from tunewidgets.widgets._bokeh import refresh
 from tunewidgets.widgets._search_controls import (
     COUNTED, NO_PRUNER, DimensionRow, SearchSettings, default_space, progress_text, space_of,
 )
+from tunewidgets.widgets._search_executor import ExecutorControls, where_text, with_notes
 from tunewidgets.widgets._search_links import SearchLinks
 from tunewidgets.widgets._search_live import Changes, LiveSources, params_from_config
 from tunewidgets.widgets._search_status import best_trial, end_status, summary
@@ -73,6 +76,9 @@ class Search(BackgroundWidget):
         strategy, n_trials, metric, pruner, seed, store, study: as for ``tw.search`` (the first
             values of the controls). A study named here or in the study field is resumed by Launch
             (``tw.search(..., resume=True)``); left empty, each Launch starts a new study.
+        executor: as for ``tw.search``: ``"local"``, ``"fused"``, ``"ray"``, ``tw.hpo.FusedExecutor(k=8)``,
+            ``tw.hpo.RayExecutor(address="auto")``...; sets the executor controls (fused: ``k``, "auto"
+            from free memory; Ray: ``address``, empty for a local Ray), which each Launch uses.
         tensorboard, mlflow: as for ``tw.search``: each trial in TensorBoard (HParams dashboard
             included) and as an MLflow child run of the study's run; checked now.
         epochs: epochs of each trial (default the base config's).
@@ -92,7 +98,7 @@ class Search(BackgroundWidget):
                  lr_finder: Any = None, schedule: Any = None, *, strategy: str = "random", n_trials: int = 20,
                  metric: str | None = None, pruner: str | None = None, epochs: int | None = None,
                  store: Any = "tunewidgets-runs", study: str | None = None, seed: int = 0,
-                 tensorboard: Any = None, mlflow: Any = None,
+                 tensorboard: Any = None, mlflow: Any = None, executor: Any = "local",
                  max_curves: int = 200, max_rows: int = 100, interval: float = 0.1) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tunewidgets Task, got {type(task).__name__}; "
@@ -110,8 +116,8 @@ class Search(BackgroundWidget):
                 raise ValueError(f"{name}: must be a whole number >= {low}, got {value!r}")
         if epochs is not None and (isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1):
             raise ValueError(f"epochs: must be a whole number >= 1 (epochs of each trial), got {epochs!r}")
-        self.logging = Logging(store, tensorboard, mlflow, store_optional=False)
         check_log_paths(store, tensorboard)  # a file where a folder goes: refused now, not at Launch
+        self.logging = Logging(store, tensorboard, mlflow, store_optional=False)
         metric = metric_key(metric, task)
         self.task, self.store, self.seed = task, store, seed
         self.max_curves, self.max_rows = max_curves, max_rows
@@ -135,6 +141,7 @@ class Search(BackgroundWidget):
             "train_loss"]
         self.settings = SearchSettings(strategy=strategy, n_trials=n_trials, pruner=pruner, metrics=metrics,
                                        metric=metric, epochs=epochs or base_cfg.epochs, study=study, seed=seed)
+        self.executor_controls = ExecutorControls(executor)  # a bad value is refused here, before any control
         self.progress_line = widgets.HTML()
         for row in self.rows:
             for control in (row.switch, row.slider, row.points):
@@ -157,7 +164,8 @@ class Search(BackgroundWidget):
         rows_box = widgets.VBox([widgets.HTML("<b>space</b>"), *self.rows],
                                 layout=widgets.Layout(min_width="560px"))
         self.children = [
-            widgets.HBox([rows_box, self.settings], layout=widgets.Layout(flex_flow="row wrap")),
+            widgets.HBox([rows_box, self.settings, self.executor_controls],
+                         layout=widgets.Layout(flex_flow="row wrap")),
             self.run_bar, self.progress_line, self.error_area, self.plots, self.status_line,
         ]
         self._show_grid()
@@ -206,7 +214,8 @@ class Search(BackgroundWidget):
         return {"space": dims, "base": self.base_config(), "strategy": strategy,
                 "n_trials": None if strategy == "grid" else int(s.n_trials.value), "metric": s.metric.value,
                 "pruner": None if s.pruner.value == NO_PRUNER else s.pruner.value,
-                "study": s.study.value.strip() or None, "seed": int(s.seed.value), **self.logging.kwargs()}
+                "study": s.study.value.strip() or None, "seed": int(s.seed.value),
+                "executor": self.executor_controls.executor(self.task), **self.logging.kwargs()}
 
     def select_trial(self, trial: int | None) -> None:
         """Highlight ``trial``'s curve and its row in the table (None: no highlight)."""
@@ -223,6 +232,7 @@ class Search(BackgroundWidget):
         import tunewidgets as tw
 
         relay = Relay(metric_key(settings["metric"], self.task))
+        self._device = str(resolve_device(settings["base"].device))  # an absent device: refused now
         try:
             # a study named in the controls is the one to continue (its name was typed for that)
             study = tw.search(self.task, background=True, callbacks=[relay], resume=settings["study"] is not None,
@@ -230,6 +240,7 @@ class Search(BackgroundWidget):
         except RuntimeError as exc:  # e.g. the study is still being searched by an earlier Launch
             raise ValueError(str(exc)) from exc
         self._study, self._launch_seed = study, settings["seed"]
+        self._executor, self._where = settings["executor"], None  # said once the search has opened it
         self._n_trials = int(study.n_trials or settings["n_trials"] or 0)
         self._axes_now = self._axes(study.space)
         return search_worker(study, relay, self.session.interval)
@@ -256,6 +267,10 @@ class Search(BackgroundWidget):
         self._show_progress()
 
     def _on_records(self, records: list[Any]) -> None:
+        if self._where is None and any(r[0] == "start" for r in records):  # a trial started: the executor is open
+            self._where = where_text(self._executor, self._device)
+            if self.status == "running":
+                self._set_status("running", f"running: {self._where}")
         changes = self.live.trials.ingest(records)
         self.live.update(changes)
         self._show_progress()
@@ -272,6 +287,7 @@ class Search(BackgroundWidget):
         self._show_progress()
         if session.error is None and study is not None:  # before the plots' final render, which is larger
             self._set_status(session.status, self._summary(session))
+            self.status_line.value = with_notes(self.status_line.value, self._executor)
         for view in self.views:
             refresh(view)
 
@@ -333,8 +349,9 @@ class Search(BackgroundWidget):
 
     def _summary(self, session: BackgroundSession) -> str:
         study = self._study
+        where = f"; {self._where}" if self._where else ""  # said once a trial started (the executor open)
         return summary(session.status, session.elapsed, self.live.trials.counts(), self.best, study.metric,
-                       study.name, seed=self._launch_seed) + logged_text(study)
+                       study.name, seed=self._launch_seed) + where + logged_text(study)
 
     # -- plumbing -------------------------------------------------------------------------
     @property
@@ -381,14 +398,7 @@ class Search(BackgroundWidget):
             row.disable(disabled)
             if not disabled:
                 row._show_enabled()
-        for control in self.settings.inputs():
+        for control in [*self.settings.inputs(), *self.executor_controls.inputs()]:
             control.disabled = disabled
         if not disabled:
             self._show_grid()
-
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
