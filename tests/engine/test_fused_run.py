@@ -9,7 +9,7 @@ from torch import nn
 
 import tunewidgets as tw
 from engine_helpers import blob_task, blobs
-from tunewidgets.engine.events import emit
+from tunewidgets.engine.events import HOST_EVENTS
 from tunewidgets.engine.fused import FusedRun, FusedUnsupported
 
 ATOL = 1e-5
@@ -34,8 +34,10 @@ def sgd_trials(**common) -> list[tw.TrainConfig]:
 
 
 def recorded(target) -> list[tuple[str, dict]]:
+    """Every host-side record of ``target`` (a Trainer, or one trial of a fused run: its records only)."""
     seen: list[tuple[str, dict]] = []
-    emit(target, lambda event, record: seen.append((event, record)))
+    for event in HOST_EVENTS:
+        target.on(event, lambda record, _name=event.value: seen.append((_name, record)))
     return seen
 
 
