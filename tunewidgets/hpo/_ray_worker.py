@@ -22,7 +22,7 @@ Example (in this process, without Ray):
     >>> w = TrialWorker(threads=1)
     >>> w.load("t", pack_task(tw.tasks.spirals()))
     'spirals'
-    >>> fields = {"study": "s", "number": 0, "params": {}, "config": tw.TrainConfig(epochs=1, device="cpu"),
+    >>> fields = {"study": "s", "trial": 0, "params": {}, "config": tw.TrainConfig(epochs=1, device="cpu"),
     ...           "run_id": None}
     >>> items = w.run("0.0", "t", None, fields, skip=0)
     >>> [next(items)[0], next(items)[1], next(items)[1], next(items)[1], next(items)[1]]

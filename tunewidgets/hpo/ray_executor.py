@@ -254,7 +254,7 @@ class RayExecutor(Executor):
         spec = attempt.spec
         attempt.worker, attempt.pid, attempt.host, attempt.stop_sent = worker, None, None, False
         attempt.key = f"{spec.number}.{attempt.tries}"
-        fields = {"study": spec.study, "number": spec.number, "params": spec.params, "config": spec.config,
+        fields = {"study": spec.study, "trial": spec.trial, "params": spec.params, "config": spec.config,
                   "run_id": spec.run_id}
         attempt.gen = worker.run.options(num_returns="streaming").remote(
             attempt.key, self._token, self._payload, fields, attempt.sent)
