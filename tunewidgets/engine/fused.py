@@ -24,7 +24,8 @@ the global generator, seeded from the trials' seeds, so the same group trains th
 it can); ``group_key(config)`` is what trials of one group must share besides model shapes
 (both in ``engine._fused_trial``, with ``FusedTrial``).
 
-The group is one :class:`~tunewidgets.engine.run_base.RunBase`, as a Trainer is: one event bus
+The group is one :class:`~tunewidgets.engine.run_base.RunBase`, as a Trainer is (through
+``engine._trials_run.TrialsRun``, the part of it that fires and ends several trials): one event bus
 (``on()``, ``callbacks=``), the run slot, the seeding, the failure handling, and START, LOG and
 END built and fired by the base, each under the trial's ``run_id`` and ``trial``, so a sink
 attached to the run sees every trial as its own run. What is a trial's own (its config, stop
@@ -48,19 +49,17 @@ Example:
 from __future__ import annotations
 
 import math
-import sys
 import time
-import traceback
 import zlib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import pandas as pd
 import torch
 
 from tunewidgets.engine._fused_stack import Replay, StackedBatches, StackedModel
 from tunewidgets.engine._fused_trial import (FusedTrial, FusedUnsupported, fused_support, group_key,
                                              is_out_of_memory)
+from tunewidgets.engine._trials_run import TrialsRun
 from tunewidgets.engine.batched_optim import BatchedOptimizer, fused_settings
 from tunewidgets.engine.checks import check_lr
 from tunewidgets.engine.config import TrainConfig
@@ -68,8 +67,7 @@ from tunewidgets.engine.control import StopRun
 from tunewidgets.engine.devices import reset_peak_memory, resolve_device
 from tunewidgets.engine.events import Events
 from tunewidgets.engine.optimizers import momentum_key
-from tunewidgets.engine.run import HISTORY_COLUMNS, Run, history_frame
-from tunewidgets.engine.run_base import RunBase
+from tunewidgets.engine.run import Run
 from tunewidgets.engine.step import evaluate
 from tunewidgets.engine.task import Task
 
@@ -78,15 +76,7 @@ _VAL_OUTPUTS_MAX = 256 * 2**20  # bytes of validation outputs kept to score all 
 __all__ = ["FusedRun", "FusedTrial", "FusedUnsupported", "fused_support", "group_key", "is_out_of_memory"]
 
 
-class _AllStopped:
-    def __init__(self, members: Sequence[FusedTrial]) -> None:
-        self.members = members
-
-    def is_set(self) -> bool:
-        return all(m.stop_event.is_set() for m in self.members)
-
-
-class FusedRun(RunBase):
+class FusedRun(TrialsRun):
     """Train ``configs`` (same model shapes, same ``group_key``) side by side; ``fit()`` -> one Run each.
 
     Args:
@@ -101,8 +91,6 @@ class FusedRun(RunBase):
     under ``vmap``, and an out-of-memory error (see :func:`is_out_of_memory`) when the group does
     not fit on its device; both before any trial has started, so the caller may run them otherwise.
     """
-
-    kind = "train"
 
     def __init__(self, task: Task, configs: Sequence[TrainConfig], *, stops: Sequence[Any] | None = None,
                  run_ids: Sequence[int | None] | None = None, trials: Sequence[int | None] | None = None,
@@ -121,25 +109,17 @@ class FusedRun(RunBase):
                                  f"fused group, got {group_key(c)} and {group_key(configs[0])}")
         n = len(configs)
         stops, run_ids, trials = stops or [None] * n, run_ids or [None] * n, trials or [None] * n
-        self.task, self.history = task, history
-        self.members = [FusedTrial(self, c, s, r, t) for c, s, r, t in zip(configs, stops, run_ids, trials)]
-        self.firing: FusedTrial | None = None  # the trial whose record is being fired
+        self.task = task
         self.live: list[FusedTrial] = []  # in the stack, in its order
         self._dev_pending: list[tuple[int, int, list[float], torch.Tensor]] = []
         self._val_outputs: dict[FusedTrial, list[Any]] = {}
-        self._empty: pd.DataFrame | None = None
-        self._handed_back = False  # the group could not train fused: its trials are the caller's again
-        super().__init__(callbacks=callbacks, stop=_AllStopped(self.members))
+        super().__init__([FusedTrial(self, c, s, r, t) for c, s, r, t in zip(configs, stops, run_ids, trials)],
+                         history=history, callbacks=callbacks)
 
     # -- public -------------------------------------------------------------------------
     def fit(self) -> list[Run]:
         """Train every trial (holding the run slot) and return their Runs, in the order of ``configs``."""
         return self.execute()
-
-    def stop(self, status: str = "stopped", reason: str | None = None) -> None:
-        """Ask every trial to halt; each stops within one step with ``status``."""
-        for m in self.members:
-            m.stop(status, reason)
 
     # -- RunBase: set-up, loop, end ---------------------------------------------------------
     def _prepare(self) -> tuple[int | None, torch.device]:
@@ -182,23 +162,6 @@ class FusedRun(RunBase):
     def _body(self) -> None:
         if self.live:
             self._loop()
-
-    def _finish(self, error: str | None, started: bool) -> list[Run]:
-        """End every trial not ended yet: stopped before the slot was free, or failed with the whole run."""
-        if error is not None and self._handed_back:
-            return []
-        for m in self.members:
-            if m.run is not None:
-                continue
-            if not started:
-                m.status, m.reason = m.stop_event.status, self.reason
-                self._end(m, None, started=False)
-            elif error is not None:  # an error of the whole run (an interrupt): every trial still in it fails
-                m.status, m.exception = "failed", m.exception or sys.exc_info()[1]
-                self._end(m, error)
-            else:
-                self._end(m, None)
-        return [m.run for m in self.members]  # type: ignore[misc]
 
     def _probe(self, generators: Sequence[torch.Generator]) -> None:
         """One forward and backward of the whole stack on its first batch, undone: vmap support and memory."""
@@ -381,29 +344,7 @@ class FusedRun(RunBase):
             self._read_settings()
         self._as(m, self.fire, Events.EVAL, dict(record), guard=False)
 
-    # -- records ------------------------------------------------------------------------
-    def _as(self, m: FusedTrial, fire: Callable[..., Any], *args: Any, guard: bool = True, **fields: Any) -> Any:
-        """``fire(*args, **fields)`` (one of the base's record methods) under ``m``'s run id and trial.
-
-        With ``guard``, a StopRun or an error from the handlers ends ``m`` only (its status, or
-        ``m.exception``); without, they propagate to the caller.
-        """
-        self.firing = m
-        try:
-            return fire(*args, run_id=m.run_id, trial=m.trial, **fields)
-        except StopRun as halt:
-            if not guard:
-                raise
-            if m.status == "running":
-                m.status, m.reason = halt.status, halt.reason
-        except Exception as exc:  # noqa: BLE001
-            if not guard:
-                raise
-            m.exception = exc
-        finally:
-            self.firing = None
-        return None
-
+    # -- records (firing them is the TrialsRun's) ------------------------------------------
     def _sync(self) -> None:
         """Fetch the losses still on the device in one transfer, into each live trial's host rows."""
         if not self._dev_pending:
@@ -413,18 +354,6 @@ class FusedRun(RunBase):
             m.pending.extend({"step": step, "epoch": e, "lr": lrs[pos], "loss": row[pos]}
                              for (step, e, lrs, _), row in zip(self._dev_pending, values))
         self._dev_pending = []
-
-    def _flush(self, m: FusedTrial) -> None:
-        """Fire ``m``'s pending rows in one LOG (the base's :meth:`flush`; see :meth:`_logged`)."""
-        self._sync()
-        self._as(m, self.flush, m.pending)
-
-    def _logged(self, rows: list[dict[str, Any]]) -> None:
-        """The firing trial keeps its rows; a non-finite loss among them: it diverged."""
-        m = self.firing
-        m.step_rows.extend(rows)
-        if m.status == "running" and not all(math.isfinite(r["loss"]) for r in rows):
-            m.status = "diverged"
 
     def _drop(self, members: list[FusedTrial]) -> None:
         """Take ended members out of the stack (their rows fetched first: positions change)."""
@@ -440,33 +369,11 @@ class FusedRun(RunBase):
         self.opt.select(keep, self.stack.trainable())
         self._lrs = [self._lrs[i] for i in keep]
 
-    def _fail(self, m: FusedTrial, exc: BaseException) -> None:
-        m.status, m.exception = "failed", exc
-        self._end(m, "".join(traceback.format_exception(exc)))
+    def _flush(self, m: FusedTrial) -> None:
+        self._sync()  # the losses still on the device first
+        super()._flush(m)
 
-    def _end(self, m: FusedTrial, error: str | None, started: bool = True) -> None:
-        """``m``'s last rows and its END (the base's :meth:`fire_end`), then its Run."""
-        if started:
-            try:
-                self._flush(m)
-            except Exception:  # noqa: BLE001 - the run is ending; its own error wins
-                pass
-        perf, final = m.summary(started, getattr(self, "device", None))
-        model = m.model
-        if model is not None and m in self.live:
-            model = self.stack.write_to(self.live.index(m), model)
-        status = self.status
-        try:
-            self._as(m, self.fire_end, m.status, final=final, error=error, perf=perf, reason=m.reason, guard=False)
-        except Exception as exc:  # noqa: BLE001 - an END handler that fails fails the trial
-            m.exception = m.exception or exc
-        self.status = status  # the group runs on: "ended" was this trial's END only
-        if self.history:
-            history = history_frame(m.step_rows, m.eval_rows)
-        else:  # one empty table for the group's runs (a frame costs a few milliseconds to make)
-            if self._empty is None:
-                self._empty = pd.DataFrame(columns=HISTORY_COLUMNS)
-            history = self._empty
-        m.run = Run(config=m.config, status=m.status, history=history, final=final,
-                    model=model, perf=perf, run_id=m.run_id, error=error, params=m.params, trial=m.trial,
-                    reason=m.reason)
+    def _trial_model(self, m: FusedTrial) -> Any:
+        if m.model is not None and m in self.live:
+            return self.stack.write_to(self.live.index(m), m.model)
+        return m.model
