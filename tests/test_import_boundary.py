@@ -128,6 +128,8 @@ OPTIONAL_USERS = {
     "tracking/_tb_hparams.py": {"tensorboardX"},
     "tracking/mlflow_sink.py": {"mlflow"},
     "tracking/study_log.py": {"mlflow"},
+    "hpo/ray_executor.py": {"ray"},
+    "hpo/_ray_worker.py": {"ray"},
 }
 LAYER_OPTIONAL = {"hpo": {"optuna"}}  # a dependency, imported where used so `import tunewidgets` stays quick
 
