@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+import threading
 
 import pytest
 import torch
@@ -9,7 +10,7 @@ from torch import nn
 
 import tunewidgets as tw
 from engine_helpers import blob_task, blobs
-from tunewidgets.engine.events import emit
+from tunewidgets.engine.events import HOST_EVENTS
 from tunewidgets.engine.fused import FusedRun, FusedUnsupported
 
 ATOL = 1e-5
@@ -34,8 +35,10 @@ def sgd_trials(**common) -> list[tw.TrainConfig]:
 
 
 def recorded(target) -> list[tuple[str, dict]]:
+    """Every host-side record of ``target`` (a Trainer, or one trial of a fused run: its records only)."""
     seen: list[tuple[str, dict]] = []
-    emit(target, lambda event, record: seen.append((event, record)))
+    for event in HOST_EVENTS:
+        target.on(event, lambda record, _name=event.value: seen.append((_name, record)))
     return seen
 
 
@@ -252,3 +255,43 @@ def test_a_start_handler_that_fails_ends_its_trial_with_an_end_record():
     runs = run.fit()
     assert runs[0].status == "failed" and "no room" in runs[0].error and runs[1].status == "finished"
     assert [e for e, _ in seen][-1] == "end"
+
+
+def test_handlers_on_the_run_see_every_trial_as_its_own_run():
+    task, configs = blob_task(), sgd_trials()[:2]
+    ends: list[tuple] = []
+    run = FusedRun(task, configs, run_ids=[6, 7], trials=[2, 3], callbacks=[{"end": lambda r: ends.append(
+        (r["run_id"], r["trial"], r["status"], r["final"]["steps"]))}])
+    logged: dict = {}
+    run.on("log", lambda r: logged.setdefault(r["trial"], []).extend(row["step"] for row in r["rows"]))
+    second = recorded(run.members[1])
+    runs = run.fit()
+    assert sorted(ends) == [(6, 2, "finished", runs[0].final["steps"]), (7, 3, "finished", runs[1].final["steps"])]
+    assert logged[2] == logged[3] == list(range(1, runs[0].final["steps"] + 1))
+    assert {(r["run_id"], r["trial"]) for _, r in second} == {(7, 3)}  # a trial's own handler: its records only
+
+
+def test_a_run_stopped_while_another_holds_the_slot_ends_every_trial_unstarted():
+    from tunewidgets.engine.control import run_slot
+
+    held, release = threading.Event(), threading.Event()
+
+    def hold():
+        with run_slot():
+            held.set()
+            release.wait()
+    holder = threading.Thread(target=hold)
+    holder.start()
+    held.wait()
+    try:
+        run = FusedRun(blob_task(), sgd_trials()[:3])
+        ends = recorded(run.members[2])
+        run.members[1].stop("pruned")
+        run.stop()
+        runs = run.fit()
+    finally:
+        release.set()
+        holder.join()
+    assert [r.status for r in runs] == ["stopped", "pruned", "stopped"]
+    assert {r.reason for r in runs} == {"stopped before it started"} and {r.final["steps"] for r in runs} == {0}
+    assert [e for e, _ in ends] == ["end"]

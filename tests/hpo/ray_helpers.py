@@ -4,17 +4,15 @@
 is set, e.g. a cluster started by ``ray start --head``). Its workers get the test folders on
 their ``PYTHONPATH``, so they import ``hpo_helpers`` as the tests do.
 
-Every Ray process imports jsonschema, whose optional IRI check imports ``rfc3987_syntax``; that
-module builds some 40 Earley parsers at import: 1.5 s on an idle core, 7 s and more on a loaded
-2-core machine, where it makes Ray's node agent miss the raylet's 15 s start-up deadline. The
-tests' Ray processes find a stub of it first, which jsonschema's ``suppress(ImportError)`` skips.
+The tests' Ray processes find a stub of ``rfc3987_syntax`` first (``support.ray_stub``: its slow
+import makes Ray's node agent miss its start-up deadline on a loaded machine).
 """
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
+from support.ray_stub import stub_folder
 from tunewidgets.hpo.space import Int, LogUniform, Uniform
 
 HERE = Path(__file__).resolve().parent
@@ -22,18 +20,10 @@ SPACE = {"lr": LogUniform(1e-3, 0.3), "momentum": Uniform(0.5, 0.95), "model.wid
 _STARTUP_TRIES = 3
 
 
-def _stub_folder() -> Path:
-    folder = Path(tempfile.mkdtemp(prefix="tw-ray-stub-"))
-    (folder / "rfc3987_syntax").mkdir()
-    (folder / "rfc3987_syntax" / "__init__.py").write_text(
-        'raise ImportError("not loaded in the tests\' Ray processes: slow to import, not used")\n')
-    return folder
-
-
 def start_local_ray(ray):
     """Start (or join) the tests' Ray; returns a function that shuts it down and restores the environment."""
     old = os.environ.get("PYTHONPATH")
-    stub = _stub_folder()
+    stub = stub_folder()
     parts = [str(stub), str(HERE), str(HERE.parent), str(HERE.parents[1])] + ([old] if old else [])
     os.environ["PYTHONPATH"] = os.pathsep.join(parts)
     try:

@@ -1,23 +1,20 @@
-"""What a fused group is made of: its trials' surface, which configs it can train, what they must share.
+"""What a fused group is made of: its trials, which configs it can train, what they must share.
 
-- ``FusedTrial``: one trial of a fused run, with the surface of a ``Trainer`` that its records
-  and its stop need (``bus``, ``on``, ``stop``, ``run_id``, ``trial``, ``config``, ``status``).
+- ``FusedTrial``: one trial of a fused run (``engine.fused.FusedRun``, one ``RunBase``): its config,
+  stop flag, status, counters and rows; its records go out on the run's bus under its own
+  ``run_id`` and ``trial``, and ``on()`` listens to its records only.
 - ``fused_support(config)``: why the fused path cannot train a config (one line), or None.
 - ``group_key(config)``: what the trials of one group share besides their models' shapes.
 - ``is_out_of_memory(exc)``: an allocation that failed (a group to split, not a trial to fail).
 
 Example:
     >>> import tunewidgets as tw
-    >>> from tunewidgets.engine._fused_trial import FusedTrial, group_key
-    >>> t = FusedTrial(tw.TrainConfig(lr=0.1), run_id=4, trial=2)
-    >>> t.stop("pruned", "told to"); t.stop_event.status, t.run_id
-    ('pruned', 4)
+    >>> from tunewidgets.engine._fused_trial import group_key
     >>> group_key(tw.TrainConfig(optimizer="adam", batch_size=32, model_kwargs={"width": 8}))
     ('auto', 'adam', 32, 25, "[('width', 8)]")
 """
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import torch
@@ -26,11 +23,10 @@ from tunewidgets.engine.batched_optim import fused_settings
 from tunewidgets.engine.checks import check_first_batch, check_lr
 from tunewidgets.engine.config import TrainConfig
 from tunewidgets.engine.control import RunStop
-from tunewidgets.engine.devices import peak_memory
-from tunewidgets.engine.events import EventBus, Events, Handle
-from tunewidgets.engine.loop import _build_schedule
+from tunewidgets.engine.events import Events, Handle
 from tunewidgets.engine.optimizers import build_from_config
-from tunewidgets.engine.run import Run
+from tunewidgets.engine.plan import build_schedule, step_counts
+from tunewidgets.engine.run import Run, final_metrics, perf_summary
 from tunewidgets.engine.seeding import seeded
 from tunewidgets.engine.task import Task, TensorBatches
 
@@ -86,26 +82,24 @@ def is_out_of_memory(exc: BaseException) -> bool:
 
 
 class FusedTrial:
-    """One trial of a fused run: the surface of a ``Trainer`` for its records and its stop.
+    """One trial of a fused run: what is its own while the run's base (bus, slot, seeding) is shared.
 
-    ``bus`` / ``on(event, handler)``: its events; ``stop(status, reason)``: end it (any thread);
-    ``run_id``, ``trial``, ``config``, ``params``, ``status``, ``reason``, ``step``, ``epoch``; after
-    ``fit``, ``run`` is its ``Run`` and ``exception`` the error that failed it, if one did.
+    ``config``, ``params``, ``run_id``, ``trial``; ``stop_event`` (its stop, chained to the one it
+    was given) and ``stop(status, reason)`` (any thread); ``status``, ``reason``, ``step``,
+    ``epoch``, its step and evaluation rows; after the run, ``run`` is its ``Run`` and
+    ``exception`` the error that failed it, if one did. ``on(event, handler)`` attaches
+    ``handler`` to the run's bus for this trial's records only.
     """
 
-    kind = "train"
-
-    def __init__(self, config: TrainConfig, stop: Any = None, run_id: int | None = None,
+    def __init__(self, group: Any, config: TrainConfig, stop: Any = None, run_id: int | None = None,
                  trial: int | None = None) -> None:
-        self.config, self.run_id, self.trial = config, run_id, trial
-        self.bus = EventBus()
+        self.group, self.config, self.run_id, self.trial = group, config, run_id, trial
         self.stop_event = RunStop(parent=stop)
         self.params = dict(config.to_dict())
         self.status, self.reason = "pending", None
         self.exception: BaseException | None = None
         self.run: Run | None = None
         self.step = self.epoch = 0
-        self.eval_examples = 0
         self.step_rows: list[dict[str, Any]] = []
         self.eval_rows: list[dict[str, Any]] = []
         self.pending: list[dict[str, Any]] = []  # host rows fetched, not yet fired in a LOG
@@ -139,48 +133,32 @@ class FusedTrial:
                 check_first_batch(task, model, data, device, None)
         self.dummy = build_from_config(cfg, [torch.zeros(1, requires_grad=True)])
         self.dummy._opt_called = True  # it is never stepped: only its schedule is
-        try:
-            n_batches: int | None = len(data)
-        except TypeError:
-            n_batches = None
-        if n_batches is None:
-            if cfg.max_steps is None:
-                raise ValueError("max_steps: the training data has no length, so set TrainConfig(max_steps=N)")
-            self.steps_per_epoch, self.total_steps = None, cfg.max_steps
-        else:
-            self.steps_per_epoch = max(1, n_batches)
-            self.total_steps = cfg.epochs * self.steps_per_epoch
-            if cfg.max_steps is not None:
-                self.total_steps = min(self.total_steps, cfg.max_steps)
-        self.sched, self.sched_kind = _build_schedule(cfg.schedule, self.dummy, self.total_steps,
-                                                      self.steps_per_epoch)
+        self.steps_per_epoch, self.total_steps = step_counts(cfg, data)
+        self.sched, self.sched_kind = build_schedule(cfg.schedule, self.dummy, self.total_steps, self.steps_per_epoch)
         check_lr(self.dummy.param_groups[0]["lr"], cfg.schedule, step=0)
         self.model, self.n_params = model, sum(p.numel() for p in model.parameters())
         return model, data, generator
 
     def summary(self, started: bool, device: torch.device | None) -> tuple[dict[str, Any], dict[str, Any]]:
         """``(perf, final)`` of the trial as it stands, with the fields a Trainer's END gives."""
-        perf = {"samples_per_sec": self.samples / self.train_time if started and self.train_time > 0 else math.nan,
-                "step_time": self.train_time / max(self.step, 1), "n_params": self.n_params,
-                "peak_memory": peak_memory(device) if device is not None else None,
-                "device": str(device) if device is not None else None, "train_time": self.train_time}
-        final = {k: v for k, v in self.last_eval.items() if k not in ("epoch", "step")}
-        if "train_loss" not in final and self.step_rows:
-            final["train_loss"] = self.step_rows[-1]["loss"]
-        final.update(epochs=self.epoch + 1 if self.status == "finished" else self.epoch, steps=self.step)
-        return perf, final
+        perf = perf_summary(samples=self.samples, train_time=self.train_time, steps=self.step,
+                            n_params=self.n_params, device=device, started=started)
+        return perf, final_metrics(self.last_eval, self.step_rows, status=self.status, epoch=self.epoch,
+                                   steps=self.step)
 
     def on(self, event: Events | str, handler: Any) -> Handle:
-        """Attach ``handler(record)`` to one of this trial's events."""
-        return self.bus.on(event, handler)
+        """Attach ``handler(record)`` to the run's bus for this trial's records only."""
+        group = self.group
+
+        def own(record: dict[str, Any]) -> Any:
+            if group.firing is self:
+                return handler(record)
+            return None
+        return group.bus.on(event, own)
 
     def stop(self, status: str = "stopped", reason: str | None = None) -> None:
         """Ask this trial to halt; it leaves the group within one step."""
         self.stop_event.set(status, reason)
-
-    def fire(self, event: Events, record: dict[str, Any]) -> None:
-        record["run_id"], record["trial"] = self.run_id, self.trial
-        self.bus.fire(event, record)
 
     def __repr__(self) -> str:
         return f"FusedTrial(trial={self.trial}, run_id={self.run_id}, status={self.status!r})"

@@ -9,8 +9,8 @@ one ``Run`` per config. Each trial is what ``Trainer(task, config)`` would make 
 - it sees the batches it would see alone (its own generator's shuffle), gathered and stacked;
 - its lr (and momentum or beta1) comes from its own schedule, stepped on a throwaway
   optimizer of its own (the torch scheduler training uses), read into the (K,) settings;
-- its records (START, STEP, LOG, EPOCH, EVAL, END) go to its own ``FusedTrial.bus`` with its
-  own ``run_id`` and ``trial``, with the same fields and step numbers; evaluation is the
+- its records (START, STEP, LOG, EPOCH, EVAL, END) go out with its own ``run_id`` and ``trial``,
+  with the same fields and step numbers as a Trainer's; evaluation is the
   shared ``engine.step.evaluate``, scoring each trial from its outputs of one vmap over all
   trials per validation batch (eval mode: each trial's own BatchNorm statistics), or on a
   view of that trial alone when those outputs would take more than 256 MiB.
@@ -23,16 +23,25 @@ the global generator, seeded from the trials' seeds, so the same group trains th
 ``fused_support(config)`` says in one line why the fused path cannot run a config (None when
 it can); ``group_key(config)`` is what trials of one group must share besides model shapes
 (both in ``engine._fused_trial``, with ``FusedTrial``).
-The run base this mirrors (bus, stop flags, START/END, run slot, seeding) is the Trainer's;
-``FusedTrial`` is the per-trial surface a shared run base would provide.
+
+The group is one :class:`~tunewidgets.engine.run_base.RunBase`, as a Trainer is (through
+``engine._trials_run.TrialsRun``, the part of it that fires and ends several trials): one event bus
+(``on()``, ``callbacks=``), the run slot, the seeding, the failure handling, and START, LOG and
+END built and fired by the base, each under the trial's ``run_id`` and ``trial``, so a sink
+attached to the run sees every trial as its own run. What is a trial's own (its config, stop
+flag, status, counters and rows) is a :class:`FusedTrial` (``members``); ``members[k].on()``
+listens to trial ``k``'s records only. A handler's ``StopRun`` or error ends its trial only.
 
 Example:
     >>> import tunewidgets as tw
     >>> from tunewidgets.engine.fused import FusedRun
     >>> configs = [tw.TrainConfig(lr=lr, epochs=1, device="cpu") for lr in (0.05, 0.1, 0.2)]
-    >>> runs = FusedRun(tw.tasks.spirals(), configs).fit()
-    >>> [r.status for r in runs], len({round(r.final["val_loss"], 6) for r in runs})
-    (['finished', 'finished', 'finished'], 3)
+    >>> run = FusedRun(tw.tasks.spirals(), configs, run_ids=[4, 5, 6], trials=[0, 1, 2])
+    >>> ends = []
+    >>> handle = run.on("end", lambda rec: ends.append((rec["run_id"], rec["trial"], rec["status"])))
+    >>> runs = run.fit()
+    >>> ends, len({round(r.final["val_loss"], 6) for r in runs})
+    ([(4, 0, 'finished'), (5, 1, 'finished'), (6, 2, 'finished')], 3)
     >>> alone = tw.train(tw.tasks.spirals(), configs[1])
     >>> abs(alone.final["val_loss"] - runs[1].final["val_loss"]) < 1e-5
     True
@@ -41,62 +50,51 @@ from __future__ import annotations
 
 import math
 import time
-import traceback
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
-import pandas as pd
 import torch
 
 from tunewidgets.engine._fused_stack import Replay, StackedBatches, StackedModel
 from tunewidgets.engine._fused_trial import (FusedTrial, FusedUnsupported, fused_support, group_key,
                                              is_out_of_memory)
+from tunewidgets.engine._trials_run import TrialsRun
 from tunewidgets.engine.batched_optim import BatchedOptimizer, fused_settings
 from tunewidgets.engine.checks import check_lr
 from tunewidgets.engine.config import TrainConfig
-from tunewidgets.engine.control import StopRun, run_slot
+from tunewidgets.engine.control import StopRun
 from tunewidgets.engine.devices import reset_peak_memory, resolve_device
-from tunewidgets.engine.env import environment
 from tunewidgets.engine.events import Events
-from tunewidgets.engine.loop import _history
 from tunewidgets.engine.optimizers import momentum_key
 from tunewidgets.engine.run import Run
-from tunewidgets.engine.seeding import seeded
 from tunewidgets.engine.step import evaluate
 from tunewidgets.engine.task import Task
 
-_HISTORY_COLUMNS = ["kind", "step", "epoch", "lr", "loss"]  # an empty Run.history, as the Trainer's
 _VAL_OUTPUTS_MAX = 256 * 2**20  # bytes of validation outputs kept to score all trials from one pass
 
 __all__ = ["FusedRun", "FusedTrial", "FusedUnsupported", "fused_support", "group_key", "is_out_of_memory"]
 
 
-class _AllStopped:
-    def __init__(self, members: Sequence[FusedTrial]) -> None:
-        self.members = members
-
-    def is_set(self) -> bool:
-        return all(m.stop_event.is_set() for m in self.members)
-
-
-class FusedRun:
+class FusedRun(TrialsRun):
     """Train ``configs`` (same model shapes, same ``group_key``) side by side; ``fit()`` -> one Run each.
 
     Args:
         stops, run_ids, trials: per config, as ``Trainer``'s ``stop``, ``run_id`` and ``trial``.
         history: False leaves each ``Run.history`` empty (its rows went out in the LOG and EVAL
             records; a search's executor keeps only the outcome), which saves building K tables.
+        callbacks: as a Trainer's (sinks, ``{event: handler}`` dicts), on the run's bus: they see
+            every trial's records, each under that trial's ``run_id`` and ``trial``.
 
-    ``members[k]`` is trial ``k``'s :class:`FusedTrial`: attach handlers to it before ``fit``.
-    ``fit`` raises :class:`FusedUnsupported` before any record when the model or the loss does not
-    run under ``vmap``, and an out-of-memory error (see :func:`is_out_of_memory`) when the group does
+    ``members[k]`` is trial ``k``'s :class:`FusedTrial`; ``stop()`` stops every trial. ``fit``
+    raises :class:`FusedUnsupported` before any record when the model or the loss does not run
+    under ``vmap``, and an out-of-memory error (see :func:`is_out_of_memory`) when the group does
     not fit on its device; both before any trial has started, so the caller may run them otherwise.
     """
 
     def __init__(self, task: Task, configs: Sequence[TrainConfig], *, stops: Sequence[Any] | None = None,
                  run_ids: Sequence[int | None] | None = None, trials: Sequence[int | None] | None = None,
-                 history: bool = True) -> None:
+                 history: bool = True, callbacks: Iterable[Any] = ()) -> None:
         if not isinstance(task, Task):
             raise TypeError(f"task: expected a tw.Task, got {type(task).__name__}")
         configs = list(configs)
@@ -111,57 +109,58 @@ class FusedRun:
                                  f"fused group, got {group_key(c)} and {group_key(configs[0])}")
         n = len(configs)
         stops, run_ids, trials = stops or [None] * n, run_ids or [None] * n, trials or [None] * n
-        self.task, self.history = task, history
-        self.members = [FusedTrial(c, s, r, t) for c, s, r, t in zip(configs, stops, run_ids, trials)]
+        self.task = task
         self.live: list[FusedTrial] = []  # in the stack, in its order
         self._dev_pending: list[tuple[int, int, list[float], torch.Tensor]] = []
         self._val_outputs: dict[FusedTrial, list[Any]] = {}
-        self._empty: pd.DataFrame | None = None
+        super().__init__([FusedTrial(self, c, s, r, t) for c, s, r, t in zip(configs, stops, run_ids, trials)],
+                         history=history, callbacks=callbacks)
 
     # -- public -------------------------------------------------------------------------
     def fit(self) -> list[Run]:
         """Train every trial (holding the run slot) and return their Runs, in the order of ``configs``."""
-        with run_slot(_AllStopped(self.members)) as got:
-            if not got:
-                for m in self.members:
-                    m.status, m.reason = m.stop_event.status, "stopped before it started"
-                    self._end(m, None, started=False)
-            else:
-                self._fit()
-        return [m.run for m in self.members]  # type: ignore[misc]
+        return self.execute()
 
-    # -- set-up -------------------------------------------------------------------------
-    def _fit(self) -> None:
+    # -- RunBase: set-up, loop, end ---------------------------------------------------------
+    def _prepare(self) -> tuple[int | None, torch.device]:
+        """Every trial set up under its own seed (one that fails fails alone), then the stack, probed."""
         task, cfg0 = self.task, self.members[0].config
         self.device = device = resolve_device(cfg0.device)
         models, batches, gens = [], [], []
-        for m in self.members:
-            m.status = "running"
-            try:
-                model, data, generator = m.prepare(task, device, check=not self.live)  # one check per group
-            except Exception as exc:  # noqa: BLE001 - this trial fails, the others train
-                if is_out_of_memory(exc):
-                    raise
-                self._fail(m, exc)
-                continue
-            models.append(model)
-            batches.append(data)
-            gens.append(generator)
-            self.live.append(m)
-        if not self.live:
-            return
         try:
-            self.stack = StackedModel(models)
-        except ValueError as exc:  # a factory whose models differ from call to call
-            raise FusedUnsupported(str(exc)) from exc
-        self.data = StackedBatches(batches, task.unpack_batch, device)
-        self.opt = BatchedOptimizer(cfg0.optimizer, self.stack.trainable(), [fused_settings(m.config) for m in self.live])
-        self._momentum = momentum_key(cfg0.optimizer)
-        self._read_settings()
-        self._val = task.val_batches(cfg0.batch_size, device)
-        self._probe(gens)
-        seed = zlib.crc32(repr([m.config.seed for m in self.live]).encode())
-        with seeded(seed, device):
+            for m in self.members:
+                try:
+                    model, data, generator = m.prepare(task, device, check=not self.live)  # one check per group
+                except Exception as exc:  # noqa: BLE001 - this trial fails, the others train
+                    if is_out_of_memory(exc):
+                        raise
+                    self._fail(m, exc)
+                    continue
+                models.append(model)
+                batches.append(data)
+                gens.append(generator)
+                self.live.append(m)
+            if not self.live:
+                return None, device
+            try:
+                self.stack = StackedModel(models)
+            except ValueError as exc:  # a factory whose models differ from call to call
+                raise FusedUnsupported(str(exc)) from exc
+            self.data = StackedBatches(batches, task.unpack_batch, device)
+            self.opt = BatchedOptimizer(cfg0.optimizer, self.stack.trainable(),
+                                        [fused_settings(m.config) for m in self.live])
+            self._momentum = momentum_key(cfg0.optimizer)
+            self._read_settings()
+            self._val = task.val_batches(cfg0.batch_size, device)
+            self._probe(gens)
+        except Exception as exc:
+            if isinstance(exc, FusedUnsupported) or is_out_of_memory(exc):
+                self._handed_back = True
+            raise
+        return zlib.crc32(repr([m.config.seed for m in self.live]).encode()), device
+
+    def _body(self) -> None:
+        if self.live:
             self._loop()
 
     def _probe(self, generators: Sequence[torch.Generator]) -> None:
@@ -200,12 +199,10 @@ class FusedRun:
 
     # -- the loop -----------------------------------------------------------------------
     def _loop(self) -> None:
-        device, env = self.device, environment(self.device)
-        reset_peak_memory(device)
+        reset_peak_memory(self.device)
         for m in list(self.live):
-            if m.bus.has(Events.START):
-                self._guard(m, Events.START, {"config": m.config, "params": m.params, "trainer": m, "kind": m.kind,
-                                               "env": dict(env), "total_steps": m.total_steps, "n_params": m.n_params})
+            self._as(m, self.fire_start, m.total_steps, self.device, params=m.params, config=m.config,
+                     n_params=m.n_params, trainer=m)
         ended = [m for m in self.live if m.status != "running" or m.exception is not None]
         for m in ended:  # a START handler that stopped or failed its trial
             if m.exception is not None:
@@ -222,19 +219,17 @@ class FusedRun:
                     m.epoch, m.first_row = epoch, m.step
                 self._run_epoch(epoch)
                 epoch += 1
-        except BaseException as exc:  # an error of the whole stack: every trial still in it fails
+        except Exception as exc:  # noqa: BLE001 - an error of the whole stack: every trial still in it fails
             for m in list(self.live):
                 self._fail(m, exc)
             self.live = []
-            if not isinstance(exc, Exception):
-                raise
 
     def _run_epoch(self, epoch: int) -> None:
         task, opt, stack = self.task, self.opt, self.stack
         t0 = time.perf_counter()
         in_epoch = list(self.live)
         scheduled = any(m.sched_kind == "step" for m in self.live)
-        stepping = any(m.bus.has(Events.STEP) for m in self.live)
+        stepping = self.bus.has(Events.STEP)
         clipped = any(m.config.grad_clip is not None for m in self.live)
         log_every = self.live[0].config.log_every
         for x, y in self.data:
@@ -263,8 +258,7 @@ class FusedRun:
             loss = losses.detach()
             self._dev_pending.append((self.step, epoch, lrs, loss))
             for pos, m in enumerate(self.live if stepping else ()):
-                if m.bus.has(Events.STEP):
-                    self._guard(m, Events.STEP, {"step": m.step, "epoch": epoch, "lr": lrs[pos], "loss": loss[pos]})
+                self._as(m, self.fire, Events.STEP, {"step": m.step, "epoch": epoch, "lr": lrs[pos], "loss": loss[pos]})
             if len(self.live[0].pending) + len(self._dev_pending) >= log_every:
                 for m in list(self.live):
                     self._flush(m)
@@ -323,7 +317,7 @@ class FusedRun:
         cfg = m.config
         rows = m.step_rows[m.first_row:]
         epoch_loss = float(sum(r["loss"] for r in rows) / len(rows)) if rows else math.nan
-        m.fire(Events.EPOCH, {"epoch": epoch, "step": m.step, "train_loss": epoch_loss})
+        self._as(m, self.fire, Events.EPOCH, {"epoch": epoch, "step": m.step, "train_loss": epoch_loss}, guard=False)
         last = epoch == cfg.epochs - 1 or m.step >= m.total_steps
         if (epoch + 1) % cfg.eval_every == 0 or last:
             self._evaluate(m, epoch, epoch_loss)
@@ -348,19 +342,9 @@ class FusedRun:
         if m.sched_kind == "metric":
             m.sched.step(record.get("val_loss", train_loss))
             self._read_settings()
-        m.fire(Events.EVAL, dict(record))
+        self._as(m, self.fire, Events.EVAL, dict(record), guard=False)
 
-    # -- records ------------------------------------------------------------------------
-    def _guard(self, m: FusedTrial, event: Events, record: dict[str, Any]) -> None:
-        """Fire one of ``m``'s events; a StopRun or an error from its handlers ends ``m`` only."""
-        try:
-            m.fire(event, record)
-        except StopRun as halt:
-            if m.status == "running":
-                m.status, m.reason = halt.status, halt.reason
-        except Exception as exc:  # noqa: BLE001
-            m.exception = exc
-
+    # -- records (firing them is the TrialsRun's) ------------------------------------------
     def _sync(self) -> None:
         """Fetch the losses still on the device in one transfer, into each live trial's host rows."""
         if not self._dev_pending:
@@ -370,17 +354,6 @@ class FusedRun:
             m.pending.extend({"step": step, "epoch": e, "lr": lrs[pos], "loss": row[pos]}
                              for (step, e, lrs, _), row in zip(self._dev_pending, values))
         self._dev_pending = []
-
-    def _flush(self, m: FusedTrial) -> None:
-        """Fire ``m``'s pending rows in one LOG (a non-finite loss among them: diverged)."""
-        self._sync()
-        if not m.pending:
-            return
-        rows, m.pending = m.pending, []
-        m.step_rows.extend(rows)
-        if not all(math.isfinite(r["loss"]) for r in rows) and m.status == "running":
-            m.status = "diverged"
-        self._guard(m, Events.LOG, {"rows": rows})
 
     def _drop(self, members: list[FusedTrial]) -> None:
         """Take ended members out of the stack (their rows fetched first: positions change)."""
@@ -396,30 +369,11 @@ class FusedRun:
         self.opt.select(keep, self.stack.trainable())
         self._lrs = [self._lrs[i] for i in keep]
 
-    def _fail(self, m: FusedTrial, exc: BaseException) -> None:
-        m.status, m.exception = "failed", exc
-        self._end(m, "".join(traceback.format_exception(exc)))
+    def _flush(self, m: FusedTrial) -> None:
+        self._sync()  # the losses still on the device first
+        super()._flush(m)
 
-    def _end(self, m: FusedTrial, error: str | None, started: bool = True) -> None:
-        if started:
-            try:
-                self._flush(m)
-            except Exception:  # noqa: BLE001 - the run is ending; its own error wins
-                pass
-        perf, final = m.summary(started, getattr(self, "device", None))
-        model = m.model
-        if model is not None and m in self.live:
-            model = self.stack.write_to(self.live.index(m), model)
-        try:
-            m.fire(Events.END, {"status": m.status, "reason": m.reason, "final": final, "error": error, "perf": perf})
-        except Exception as exc:  # noqa: BLE001 - an END handler that fails fails the trial
-            m.exception = m.exception or exc
-        if self.history:
-            history = _history(m.step_rows, m.eval_rows)
-        else:  # one empty table for the group's runs (a frame costs a few milliseconds to make)
-            if self._empty is None:
-                self._empty = pd.DataFrame(columns=_HISTORY_COLUMNS)
-            history = self._empty
-        m.run = Run(config=m.config, status=m.status, history=history, final=final,
-                    model=model, perf=perf, run_id=m.run_id, error=error, params=m.params, trial=m.trial,
-                    reason=m.reason)
+    def _trial_model(self, m: FusedTrial) -> Any:
+        if m.model is not None and m in self.live:
+            return self.stack.write_to(self.live.index(m), m.model)
+        return m.model

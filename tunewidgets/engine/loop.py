@@ -15,15 +15,15 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
-import pandas as pd
 import torch
 
 from tunewidgets.engine.checks import check_first_batch, check_lr
 from tunewidgets.engine.config import TrainConfig
-from tunewidgets.engine.devices import amp_mode, peak_memory, reset_peak_memory, resolve_device
+from tunewidgets.engine.devices import amp_mode, reset_peak_memory, resolve_device
 from tunewidgets.engine.events import Events
 from tunewidgets.engine.optimizers import build_from_config
-from tunewidgets.engine.run import Run
+from tunewidgets.engine.plan import build_schedule, step_counts
+from tunewidgets.engine.run import Run, final_metrics, history_frame, perf_summary
 from tunewidgets.engine.run_base import RunBase
 from tunewidgets.engine.step import TrainStep, autocast_for, evaluate
 from tunewidgets.engine.task import Task
@@ -108,9 +108,9 @@ class Trainer(RunBase):
         batches = self.task.train_batches(cfg.batch_size, generator, device)
         check_first_batch(self.task, model, batches, device, self._amp_dtype)
         optimizer = build_from_config(cfg, model.parameters())
-        self._setup_counts(batches)
-        scheduler, self._sched_kind = _build_schedule(cfg.schedule, optimizer, self.total_steps,
-                                                      self.steps_per_epoch)
+        self.steps_per_epoch, self.total_steps = step_counts(cfg, batches)
+        scheduler, self._sched_kind = build_schedule(cfg.schedule, optimizer, self.total_steps,
+                                                     self.steps_per_epoch)
         check_lr(optimizer.param_groups[0]["lr"], cfg.schedule, step=0)
         # built once: a TensorDataset moves to the device once per run, not once per evaluation
         self._val = self.task.val_batches(cfg.batch_size, device)
@@ -233,46 +233,17 @@ class Trainer(RunBase):
 
     def _finish(self, error: str | None, started: bool) -> Run:
         device = getattr(self, "_device", None)
-        n_params = self._n_params if error is None else 0
-        steps = max(self.step, 1)
-        train_time = getattr(self, "_train_time", 0.0)
-        samples = getattr(self, "_samples", 0)
-        perf = {
-            "samples_per_sec": samples / train_time if started and train_time > 0 else math.nan,
-            "step_time": train_time / steps,
-            "n_params": n_params,
-            "peak_memory": peak_memory(device) if device is not None else None,
-            "device": str(device) if device is not None else None,
-            "train_time": train_time,
-        }
-        last_eval = getattr(self, "_last_eval", {})
+        perf = perf_summary(samples=getattr(self, "_samples", 0), train_time=getattr(self, "_train_time", 0.0),
+                            steps=self.step, n_params=self._n_params if error is None else 0, device=device,
+                            started=started)
         step_rows = getattr(self, "_step_rows", [])
-        final = {k: v for k, v in last_eval.items() if k not in ("epoch", "step")}
-        if "train_loss" not in final and step_rows:
-            final["train_loss"] = step_rows[-1]["loss"]
-        final.update(epochs=self.epoch + 1 if self.status == "finished" else self.epoch, steps=self.step)
-        history = _history(step_rows, getattr(self, "_eval_rows", []))
+        final = final_metrics(getattr(self, "_last_eval", {}), step_rows, status=self.status, epoch=self.epoch,
+                              steps=self.step)
+        history = history_frame(step_rows, getattr(self, "_eval_rows", []))
         self.fire_end(self.status, final=final, error=error, perf=perf)
         return Run(config=self.config, status=self.status, history=history, final=final,
                    model=getattr(self, "_model", None), perf=perf, run_id=self.run_id, error=error,
                    params=self.params, trial=self.trial, reason=self.reason)
-
-    # -- helpers ------------------------------------------------------------------------
-    def _setup_counts(self, batches: Any) -> None:
-        cfg = self.config
-        try:
-            n_batches = len(batches)
-        except TypeError:
-            n_batches = None
-        self.steps_per_epoch = None if n_batches is None else max(1, math.ceil(n_batches / cfg.grad_accum))
-        if self.steps_per_epoch is None:
-            if cfg.max_steps is None:
-                raise ValueError("max_steps: the training data has no length, so set TrainConfig(max_steps=N)")
-            self.total_steps = cfg.max_steps
-        else:
-            self.total_steps = cfg.epochs * self.steps_per_epoch
-            if cfg.max_steps is not None:
-                self.total_steps = min(self.total_steps, cfg.max_steps)
 
 
 def train(task: Task, config: TrainConfig | None = None, callbacks: Iterable[Any] = (), *,
@@ -294,26 +265,3 @@ def train(task: Task, config: TrainConfig | None = None, callbacks: Iterable[Any
 def _amp_setup(amp: bool | str, device: torch.device) -> tuple[torch.dtype | None, Any]:
     dtype, scaled = amp_mode(amp, device)
     return dtype, (torch.amp.GradScaler("cuda") if scaled else None)
-
-
-def _build_schedule(schedule: Any, optimizer: torch.optim.Optimizer, total_steps: int,
-                    steps_per_epoch: int | None) -> tuple[Any, str | None]:
-    if schedule is None:
-        return None, None
-    if hasattr(schedule, "build"):
-        sched = schedule.build(optimizer, total_steps, steps_per_epoch=steps_per_epoch)
-        if getattr(schedule, "metric_driven", False):
-            return sched, "metric"
-        return sched, "epoch" if getattr(schedule, "interval", "step") == "epoch" else "step"
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule), "step"
-
-
-def _history(step_rows: list[dict[str, Any]], eval_rows: list[dict[str, Any]]) -> pd.DataFrame:
-    steps = pd.DataFrame(step_rows, columns=["step", "epoch", "lr", "loss"]).assign(kind="step")
-    evals = pd.DataFrame(eval_rows).assign(kind="eval") if eval_rows else None
-    frames = [f for f in (steps, evals) if f is not None and len(f)]
-    if not frames:
-        return pd.DataFrame(columns=["kind", "step", "epoch", "lr", "loss"])
-    hist = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0]
-    cols = ["kind", "step", "epoch"] + [c for c in hist.columns if c not in ("kind", "step", "epoch")]
-    return hist[cols].sort_values(["step", "kind"], kind="stable").reset_index(drop=True)

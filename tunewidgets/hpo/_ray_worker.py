@@ -93,16 +93,16 @@ def unpack_task(payload: tuple[str, Any]) -> Any:
     """The task from :func:`pack_task`'s payload (on a worker)."""
     kind, body = payload
     if kind == "spec":
-        import tunewidgets.tasks as tasks
+        import tunewidgets.tasks
 
-        return getattr(tasks, body["name"])(**body["kwargs"])
+        return getattr(tunewidgets.tasks, body["name"])(**body["kwargs"])
     return pickle.loads(body)
 
 
 def _is_builtin(spec: dict[str, Any]) -> bool:
-    import tunewidgets.tasks as tasks
+    import tunewidgets.tasks
 
-    return spec.get("name") in tasks.__all__
+    return spec.get("name") in tunewidgets.tasks.__all__
 
 
 def _cloudpickle() -> Any:

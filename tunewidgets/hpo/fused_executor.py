@@ -186,8 +186,7 @@ class FusedExecutor(Executor):
         t0 = time.perf_counter()
         run = FusedRun(self.task, [s.config for s in specs], stops=[s.stop for s in specs],
                        run_ids=[s.run_id for s in specs], trials=[s.number for s in specs], history=False)
-        for spec, member in zip(specs, run.members):
-            emit(member, self._forward(spec))
+        emit(run, self._forward({s.number: s for s in specs}))  # each record under its trial's number
         try:
             run.fit()
         except FusedUnsupported as exc:
@@ -211,14 +210,14 @@ class FusedExecutor(Executor):
         self.groups.append([s.number for s in specs])
         return [self._outcome(s, m, t0) for s, m in zip(specs, run.members)]
 
-    def _forward(self, spec: TrialSpec) -> Any:
+    def _forward(self, specs: dict[int, TrialSpec]) -> Any:
         report = self.report
 
         def forward(event: str, record: dict[str, Any]) -> None:
             if event == "end" and record.get("status") == "failed" and isinstance(sys.exc_info()[1],
                                                                                      KeyboardInterrupt):
                 record = {**record, "status": "stopped", "reason": "interrupted (KeyboardInterrupt)"}
-            report(spec, event, record)
+            report(specs[record["trial"]], event, record)
         return forward
 
     @staticmethod
