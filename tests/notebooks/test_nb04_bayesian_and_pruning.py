@@ -8,7 +8,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from support.notebooks import assert_ran_clean, cell_outputs_text, code_cell as cell, committed_code, run_notebook_twice, steady_text
+from support.notebooks import (assert_ran_clean, assert_same_text, cell_outputs_text, code_cell as cell,
+                               committed_code, run_notebook_twice)
 from support.notebooks import shown_bokeh_sources as shown_sources
 
 pytestmark = pytest.mark.notebook
@@ -31,10 +32,7 @@ def executed(twice) -> tuple[nbformat.NotebookNode, float]:
 
 
 def test_a_second_run_in_the_same_folder_prints_what_the_first_did(twice):
-    first, second = steady_text(twice[0]), steady_text(twice[1])
-    assert len(first) == len(second)
-    for i, (a, b) in enumerate(zip(first, second)):
-        assert a == b, f"code cell {i} printed other text the second time:\n{a}\n---\n{b}"
+    assert_same_text(twice[0], twice[1])
 
 
 def test_runs_top_to_bottom_within_the_time_budget(executed):

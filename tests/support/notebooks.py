@@ -161,6 +161,14 @@ def steady_text(nb: nbformat.NotebookNode) -> list[str]:
     return out
 
 
+def assert_same_text(first: nbformat.NotebookNode, second: nbformat.NotebookNode) -> None:
+    """Both runs of a notebook printed and displayed the same text, cell by cell (:func:`steady_text`)."""
+    a_text, b_text = steady_text(first), steady_text(second)
+    assert len(a_text) == len(b_text)
+    for i, (a, b) in enumerate(zip(a_text, b_text)):
+        assert a == b, f"code cell {i} printed other text the second time:\n{a}\n---\n{b}"
+
+
 def run_notebook_twice(path: str | os.PathLike[str], workdir: str | os.PathLike[str], *,
                        timeout: float = 120) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode, float]:
     """Run the notebook at ``path`` twice in one folder (``workdir``: what the first run wrote,
