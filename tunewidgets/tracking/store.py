@@ -37,7 +37,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import operator
 import os
 import sqlite3
 import time
@@ -55,6 +54,7 @@ from tunewidgets.tracking import _claims, _json, _schema
 from tunewidgets.tracking._params import check_name
 from tunewidgets.tracking._rows import _SELECT, RUN_COLUMNS, UnreadableValue, _run_record
 from tunewidgets.tracking._liveness import remove_lock, sweep_locks, this_writer, writer_gone
+from tunewidgets.tracking._metric_rows import ROW_HELP, MetricRow, metric_row, whole
 from tunewidgets.tracking._writer import LIVE_TOKENS, StoreWarning, StoreWriteError, WriteFailure, Writer
 
 if TYPE_CHECKING:
@@ -66,9 +66,6 @@ __all__ = ["Store", "STATUSES", "FINAL_STATUSES", "StoreVersionError", "StoreWar
 StoreVersionError = _schema.StoreVersionError
 
 METRIC_COLUMNS = ("run", "step", "epoch", "name", "value")
-_ROW_HELP = "each row is a (step, epoch, name, value) tuple or a dict with those keys"
-
-MetricRow = tuple[int, int, float | None, str, float]
 
 
 class Store:
@@ -197,7 +194,7 @@ class Store:
             if value is not None and not isinstance(value, Mapping):
                 raise TypeError(f"{field}: expected a dict or None, got {type(value).__name__} {value!r}")
         if seed is not None:
-            seed = _whole("seed", seed)
+            seed = whole("seed", seed)
         env_json = _json.dumps({**collect_env(), **(env or {})})
         params_json = _json.dumps(params or {})
         writer = self._writer
@@ -241,8 +238,8 @@ class Store:
         """
         run_id = self._require_run(run_id)
         if isinstance(rows, (Mapping, str, bytes)) or not isinstance(rows, Iterable):
-            raise TypeError(f"rows: expected a list of rows ({_ROW_HELP}); wrap a single row in a list, got {rows!r}")
-        clean = [_metric_row(run_id, row, i) for i, row in enumerate(rows)]
+            raise TypeError(f"rows: expected a list of rows ({ROW_HELP}); wrap a single row in a list, got {rows!r}")
+        clean = [metric_row(run_id, row, i) for i, row in enumerate(rows)]
         self._writer.add(clean)
 
     def log_checked(self, run_id: int, rows: list[MetricRow]) -> None:
@@ -377,7 +374,7 @@ class Store:
 
     # ---------------------------------------------------------------- helpers
     def _require_run(self, run_id: Any) -> int:
-        rid = _whole("run_id", run_id)
+        rid = whole("run_id", run_id)
         if rid in self._known:
             return rid
         found = self._writer.read(
@@ -388,54 +385,10 @@ class Store:
         return rid
 
 
-def _whole(field: str, value: Any) -> int:
-    if isinstance(value, bool):
-        raise TypeError(f"{field}: expected a whole number, got {value!r}")
-    try:
-        return operator.index(value)
-    except TypeError:
-        raise TypeError(f"{field}: expected a whole number, got {type(value).__name__} {value!r}") from None
-
-
 def _check_status(status: Any, allowed: tuple[str, ...]) -> None:
     if status not in allowed:
         hint = "; a run that is still going is 'running' (use set_status)" if status == "running" else ""
         raise ValueError(f"status: must be one of {', '.join(allowed)}, got {status!r}{hint}")
-
-
-def _metric_row(run_id: int, row: Any, i: int) -> MetricRow:
-    if type(row) is tuple and len(row) == 4:  # the sink's rows: checked by type alone, cheaply
-        step, epoch, name, value = row
-        if (type(step) is int and step >= 0 and type(name) is str and name
-                and type(value) is float and (epoch is None or type(epoch) is int)):
-            return run_id, step, epoch, name, value
-    if isinstance(row, Mapping):
-        missing = [k for k in ("step", "name", "value") if k not in row]
-        if missing:
-            raise ValueError(f"rows[{i}]: missing {', '.join(missing)} in {row!r}; {_ROW_HELP}")
-        step, epoch, name, value = row["step"], row.get("epoch"), row["name"], row["value"]
-    elif isinstance(row, (tuple, list)) and len(row) == 4:
-        step, epoch, name, value = row
-    else:
-        raise TypeError(f"rows[{i}]: expected a row, got {row!r}; {_ROW_HELP}")
-    step = _whole(f"rows[{i}].step", step)
-    if step < 0:
-        raise ValueError(f"rows[{i}].step: must be a whole number >= 0 (steps are counted from the run's start), "
-                         f"got {step} in {row!r}")
-    if epoch is not None:
-        epoch = _real(f"rows[{i}].epoch", epoch)
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"rows[{i}].name: expected a non-empty metric name such as 'train/loss', got {name!r}")
-    return run_id, step, epoch, name, _real(f"rows[{i}].value", value)
-
-
-def _real(field: str, value: Any) -> float:
-    if value is None or isinstance(value, (str, bytes)):
-        raise TypeError(f"{field}: expected a number, got {value!r}")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise TypeError(f"{field}: expected a number, got {type(value).__name__} {value!r}") from None
 
 
 def _where(*pairs: tuple[str, Any]) -> tuple[str, list[Any]]:
