@@ -13,12 +13,7 @@ import tunewidgets as tw
 from tunewidgets.tracking import Store
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def curves(folder, run_id):

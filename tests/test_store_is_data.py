@@ -7,19 +7,13 @@ import sqlite3
 import warnings
 
 import pytest
-import torch
 
 import tunewidgets as tw
 from tunewidgets.tracking import Store
 from tunewidgets.tracking.store import StoreWarning, UnreadableValue
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def spirals_run(folder, **kw):

@@ -7,12 +7,7 @@ import torch
 import tunewidgets as tw
 
 
-@pytest.fixture(autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_examples_are_the_first_validation_samples_with_the_models_outputs():

@@ -152,7 +152,7 @@ def test_misuse_is_refused():
     with pytest.raises(RuntimeError, match="still running"):
         session.start(counting_worker(1))
     with pytest.raises(TimeoutError, match="still running after"):
-        session.wait(timeout=0.05)
+        session.wait(timeout=0)  # the worker waits for release: it cannot end first
     release.set()
     assert session.wait() is True and session.status == "finished"
     session.start(counting_worker(3))  # a finished session starts again, fresh
