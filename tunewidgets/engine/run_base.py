@@ -62,6 +62,7 @@ from typing import Any
 
 import torch
 
+from tunewidgets.engine import status as st
 from tunewidgets.engine.control import RunStop, StopRun, run_slot
 from tunewidgets.engine.env import environment
 from tunewidgets.engine.events import EventBus, Events, Handle, attach_callbacks
@@ -98,7 +99,7 @@ class RunBase:
         self.bus = EventBus()
         self.stop_event = RunStop(parent=stop)
         self.run_id, self.trial = run_id, trial
-        self.status = "pending"
+        self.status = st.PENDING
         self.reason: str | None = None
         self.pending: list[dict[str, Any]] = []
         attach_callbacks(self, callbacks, self._callbacks_example)
@@ -108,7 +109,7 @@ class RunBase:
         """Attach ``handler(record)`` to an event; returns a handle with ``remove()``."""
         return self.bus.on(event, handler)
 
-    def stop(self, status: str = "stopped", reason: str | None = None) -> None:
+    def stop(self, status: str = st.STOPPED, reason: str | None = None) -> None:
         """Ask the run to halt; it stops within one step with ``status`` ("stopped" or "pruned")."""
         self.stop_event.set(status, reason)
 
@@ -123,7 +124,7 @@ class RunBase:
             if not got:  # stopped while another run held the slot
                 self.status, self.reason = self.stop_event.status, "stopped before it started"
                 return self._finish(None, False)
-            self.status = "running"
+            self.status = st.RUNNING
             try:
                 seed, device = self._prepare()
                 with seeded(seed, device):
@@ -132,11 +133,11 @@ class RunBase:
                             part()
                         except StopRun as halt:
                             self.status, self.reason = halt.status, halt.reason
-                    if self.status == "running":
-                        self.status = "finished"
+                    if self.status == st.RUNNING:
+                        self.status = st.FINISHED
                     return self._finish(None, True)
             except BaseException as exc:
-                if self.status != "ended":
+                if self.status != st.ENDED:
                     self.status = "failed"
                     try:
                         self.flush()
@@ -167,7 +168,7 @@ class RunBase:
         """Fire END: ``status``, ``reason``, ``final``, ``error``, ``perf``. While its handlers run,
         ``self.status`` reads "ended" (so a failing END handler does not fire END again)."""
         before = self.status
-        self.status = "ended"  # stays so when a handler raises: execute() then fires no second END
+        self.status = st.ENDED  # stays so when a handler raises: execute() then fires no second END
         self.fire(Events.END, {"status": status, "reason": self.reason if reason is _OWN else reason,
                                "final": final or {}, "error": error, "perf": perf or {}},
                   run_id=run_id, trial=trial)

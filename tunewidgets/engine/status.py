@@ -27,7 +27,7 @@ Example:
 """
 from __future__ import annotations
 
-__all__ = ["RUNNING", "FINISHED", "FAILED", "STOPPED", "PRUNED", "DIVERGED", "INTERRUPTED", "IDLE", "STOPPING",
+__all__ = ["RUNNING", "FINISHED", "FAILED", "STOPPED", "PRUNED", "DIVERGED", "INTERRUPTED", "IDLE", "STOPPING", "PENDING", "ENDED",
            "STATUSES", "FINAL_STATUSES", "EARLY_STATUSES", "ENDED_STATUSES", "FAILURE_STATUSES",
            "CUT_SHORT_STATUSES", "TRIAL_STATUSES",
            "RANGE_TEST_STATUSES", "SESSION_STATUSES", "is_final"]
@@ -41,6 +41,8 @@ DIVERGED = "diverged"  # a non-finite or exploding loss ended it
 INTERRUPTED = "interrupted"  # its process ended while it ran (found when the store is opened again)
 IDLE = "idle"  # a widget session before its first run
 STOPPING = "stopping"  # a widget session asked to stop, its worker not yet done
+PENDING = "pending"  # a run object made, not yet started (never stored)
+ENDED = "ended"  # a run object whose END was fired (never stored: the store keeps the final status)
 
 STATUSES = (RUNNING, FINISHED, FAILED, STOPPED, PRUNED, DIVERGED, INTERRUPTED)
 FINAL_STATUSES = STATUSES[1:]
