@@ -23,17 +23,16 @@ still collected, flushed and closed.
 """
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from tunewidgets.tracking._liveness import WriterId, WriterLock, pid_alive
+from tunewidgets.tracking._write_errors import StoreWarning, StoreWriteError, WriteFailure, write_failure_text
 
 __all__ = ["Writer", "WriteFailure", "StoreWarning", "StoreWriteError", "write_failure_text", "LIVE_TOKENS", "pid_alive", "MAX_HELD"]
 
@@ -46,54 +45,6 @@ LIVE_TOKENS: set[str] = set()
 _INSERT = "INSERT INTO metrics (run, step, epoch, name, value) VALUES (?, ?, ?, ?, ?)"
 BACKLOG = 8  # batches the buffer may hold before the caller writes them itself
 MAX_HELD = 100_000  # metric rows kept in memory while writes fail; later ones are dropped (and counted)
-
-
-class StoreWarning(UserWarning):
-    """A write to the run store failed; training goes on (see ``Store.errors``)."""
-
-
-class StoreWriteError(RuntimeError):
-    """The store could not be written where the caller cannot go on without it (a search's next
-    trial): one line naming the store's file, the cause and, for a full disk, the disk."""
-
-
-def write_failure_text(db: Path, exc: BaseException) -> str:
-    """``the store <file> could not be written (<cause>; the disk holding <folder> is full: N kB free)``."""
-    cause = str(exc) or type(exc).__name__
-    text = f"the store {db} could not be written ({cause}"
-    if "full" in cause.lower() or getattr(exc, "sqlite_errorname", None) == "SQLITE_FULL":
-        try:
-            free = f": {shutil.disk_usage(db.parent).free / 1024:.0f} kB free"
-        except OSError:
-            free = ""
-        text += f"; the disk holding {db.parent} is full{free}"
-    return text + ")"
-
-
-@dataclass
-class WriteFailure:
-    """One kind of failed write: what (``op``: "metrics", "finish_run", "close", "open"), why,
-    where, for which run, how often, and whether a later try wrote it after all (``resolved``).
-
-    ``rows``: metric rows waiting when it last failed; ``dropped``: rows given up (the memory
-    cap while failing, or still unwritten when the store closed).
-    """
-
-    op: str
-    error: str
-    path: str
-    run_id: int | None = None
-    count: int = 1
-    rows: int = 0
-    dropped: int = 0
-    first_at: float = 0.0
-    last_at: float = 0.0
-    resolved: bool = False
-
-    def __str__(self) -> str:
-        run = f" (run {self.run_id})" if self.run_id is not None else ""
-        state = "written on a later try" if self.resolved else "not written"
-        return f"{self.op}{run} failed {self.count}x on {self.path}: {self.error}; {state}"
 
 
 class Writer:
