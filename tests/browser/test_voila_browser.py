@@ -1,7 +1,8 @@
-"""A notebook served as an app by Voila, in a real browser: the README's command starts Voila, the
-page shows the LR range test with its plot (jupyter_bokeh's ``BokehModel`` and BokehJS load
-offline), its Run button runs the test, the plot fills with the curve the kernel computed and its
-axes fit it, and the page has no error at all (uncaught, console, or a red widget box).
+"""A notebook served as an app by Voila, in a real browser: the README's command (its notebook
+aside) starts Voila, the page shows the LR range test with its plot (jupyter_bokeh's
+``BokehModel`` and BokehJS load offline), its Run button runs the test, the plot fills with the
+curve the kernel computed and its axes fit it, and the page has no error at all (uncaught,
+console, or a red widget box).
 
 Two apps: a small notebook written here (``tw.widgets.LRFinder`` on digits), whose curve is
 checked point by point against the same range test run in this process, and
@@ -27,7 +28,9 @@ from support.jupyter import PageErrors, assert_no_widget_errors, bokeh_plots, bu
 from support.notebooks import write_notebook
 from support.voila import REPO_ROOT, TEMPLATE, Voila, app_command, parse_command
 
-START_HERE = "notebooks/00_start_here.ipynb"  # the README serves this one
+START_HERE = "notebooks/00_start_here.ipynb"  # the Dashboard's notebook
+# the notebook the README's command serves (START_HERE, the Dashboard, once it is in the repository)
+README_APP = "notebooks/01_lr_range_test.ipynb"
 LR_FINDER = "lr_finder_app.ipynb"
 RUN_LABEL = "Run test"  # the range test's run button, in LRFinder and in the Dashboard
 ENDED = re.compile(r"^(?:(\d+) steps|stopped at step (\d+))")  # its status line once a run has ended
@@ -67,9 +70,9 @@ def without_port(argv: list[str]) -> list[str]:
 
 def test_the_readme_command_is_the_one_the_app_test_runs():
     env, argv = parse_command(readme_command())
-    test_env, test_argv = app_command(START_HERE, port=8866, browser=False)
+    test_env, test_argv = app_command(README_APP, port=8866, browser=False)
     assert (env, without_port(argv)) == (test_env, without_port(test_argv))
-    assert argv[-1] == START_HERE
+    assert argv[-1] == README_APP and (REPO_ROOT / README_APP).is_file()
     template = REPO_ROOT / env["JUPYTER_PATH"] / "voila" / "templates" / TEMPLATE
     assert (template / "index.html.j2").is_file() and (template / "conf.json").is_file()
 
