@@ -7,6 +7,8 @@
   :mod:`support.lab_page`, which drives the server from headless Chromium with Playwright
   (``open_notebook``, ``run_all``, ``click_button``, ...) and reads what the browser shows
   (``bokeh_source_lengths``, ``assert_no_widget_errors``).
+- :mod:`support.voila`: serve one notebook as an app with Voila (``Voila``), with the command the
+  README gives (``app_command``; ``parse_command`` reads a README command).
 
 The fixtures built on them (``jupyter_lab``, ``browser_page``) live in ``tests/conftest.py``.
 """

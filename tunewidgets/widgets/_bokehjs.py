@@ -16,6 +16,13 @@ there (a second kernel, a restarted one, or a front end that provides BokehJS it
 environment variable ``TUNEWIDGETS_BOKEHJS=none`` nothing is embedded at all: for front ends
 whose own extension provides BokehJS.
 
+Under Voila the same script goes out as ``application/javascript`` instead
+(:func:`load_mime_type`): ``jupyter_bokeh`` registers its renderer for the load MIME type on
+each notebook panel JupyterLab opens, and a Voila page has no notebook panel, so that output
+would be dropped, ``window.Bokeh`` never defined and every plot a "Failed to create view for
+'BokehView'" box. Voila marks outputs trusted and runs JavaScript outputs. A kernel knows it
+runs under Voila from the ``VOILA_*`` variables Voila puts in every kernel's environment.
+
 The same output carries a small guard for a race in ``jupyter_bokeh``'s view: re-rendered from a
 new bundle while BokehJS is still building the previous document, the view clears that document
 under the builder, which then fails with "configuration is missing" (an uncaught error in the
@@ -30,6 +37,8 @@ Example:
     >>> js = loader_js(bokehjs_parts([fig]))
     >>> "models/widgets/sliders/slider" in js, "configuration" in js, len(js) < 2_000_000
     (False, True, True)
+    >>> load_mime_type({}), load_mime_type({"VOILA_BASE_URL": "/"})  # JupyterLab, Voila
+    ('application/vnd.bokehjs_load.v0+json', 'application/javascript')
 """
 from __future__ import annotations
 
@@ -37,14 +46,17 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["LOAD_MIME_TYPE", "ENV_VAR", "ensure_bokehjs", "bokehjs_parts", "loader_js", "reset_loaded",
-           "watch_pages"]
+__all__ = ["LOAD_MIME_TYPE", "SCRIPT_MIME_TYPE", "ENV_VAR", "ensure_bokehjs", "bokehjs_parts", "loader_js",
+           "load_mime_type", "reset_loaded", "watch_pages"]
 
 LOAD_MIME_TYPE = "application/vnd.bokehjs_load.v0+json"
+SCRIPT_MIME_TYPE = "application/javascript"  # what a Voila page runs (see the module doc)
 ENV_VAR = "TUNEWIDGETS_BOKEHJS"
+# set by Voila in the environment of every kernel it starts (pre-heated ones included)
+_VOILA_VARS = ("VOILA_BASE_URL", "VOILA_PREHEAT", "VOILA_SERVER_URL", "VOILA_APP_PORT")
 # a module each optional part registers: the page skips a part that is already there
 _PROBES = {
     "bokeh-gl": "models/glyphs/webgl/line_gl",
@@ -100,6 +112,14 @@ _GUARD_JS = r"""
 
 def _mode() -> str:
     return os.environ.get(ENV_VAR, "inline").strip().lower() or "inline"
+
+
+def load_mime_type(environ: Mapping[str, str] | None = None) -> str:
+    """The MIME type BokehJS is published in: :data:`LOAD_MIME_TYPE` (run by ``jupyter_bokeh``'s
+    notebook extension in JupyterLab and Notebook), or :data:`SCRIPT_MIME_TYPE` in a kernel that
+    Voila started (``environ``: the process's environment when None)."""
+    env = os.environ if environ is None else environ
+    return SCRIPT_MIME_TYPE if any(name in env for name in _VOILA_VARS) else LOAD_MIME_TYPE
 
 
 def bokehjs_parts(objs: Sequence[Any] | None = None) -> list[tuple[str, str]]:
@@ -203,4 +223,4 @@ def reset_loaded() -> None:
 def _publish(js: str) -> None:
     from IPython.display import publish_display_data
 
-    publish_display_data({LOAD_MIME_TYPE: js}, metadata={})
+    publish_display_data({load_mime_type(): js}, metadata={})
