@@ -46,7 +46,8 @@ def test_binder_environment_has_cpu_torch_and_the_notebook_stack(binder_venv):
              "print(torch.__version__, torch.cuda.is_available(), bokeh.__version__.split('.')[0], "
              "tunewidgets.__file__)")
     out = subprocess.run([str(binder_venv.python), "-c", probe], check=True, capture_output=True,
-                         text=True, env=clean_env(binder_venv.venv, binder_venv.home)).stdout.split()
+                         text=True, cwd=binder_venv.home,  # not this checkout, whose package would come first
+                         env=clean_env(binder_venv.venv, binder_venv.home)).stdout.split()
     torch_version, cuda, bokeh_major, package = out
     assert torch_version == "2.13.0+cpu" and cuda == "False"
     assert bokeh_major == "3"
