@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pytest
 
-from fresh_env import (CPU_INDEX_LINE, FreshVenv, NotebookRun, clean_env, freeze, readme_lab_setup,
+from fresh_env import (CLONE_STATUS, CPU_INDEX_LINE, FreshVenv, NotebookRun, clean_env, freeze, readme_lab_setup,
                        run_in_venv)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,6 +48,9 @@ def fresh_checkout(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    check=True, capture_output=True, text=True)
     subprocess.run(["git", "-C", str(target), "checkout", "--quiet", "--detach", head],
                    check=True, capture_output=True, text=True)
+    # what the clone held before anything ran in it (the notebooks write into it later)
+    CLONE_STATUS[target] = subprocess.run(["git", "-C", str(target), "status", "--porcelain", "--ignored"],
+                                          check=True, capture_output=True, text=True).stdout.splitlines()
     return target
 
 
@@ -84,7 +87,7 @@ def binder_venv(fresh_venv: FreshVenv) -> FreshVenv:
     """
     text = (fresh_venv.checkout / "binder" / "requirements.txt").read_text()
     assert CPU_INDEX_LINE in text.splitlines(), f"binder/requirements.txt lost its line {CPU_INDEX_LINE!r}"
-    local = fresh_venv.venv.parent / "binder-requirements-here.txt"
+    local = fresh_venv.home / "binder-requirements-here.txt"  # outside the clone
     local.write_text("\n".join(line for line in text.splitlines() if line.strip() != CPU_INDEX_LINE) + "\n")
     env = clean_env(fresh_venv.venv, fresh_venv.home)
     env["HOME"] = os.environ.get("HOME", str(fresh_venv.home))

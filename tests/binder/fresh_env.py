@@ -22,6 +22,8 @@ CPU_INDEX_LINE = "--extra-index-url https://download.pytorch.org/whl/cpu"
 #: A cell that runs this long hangs (the limits the tests assert are far lower).
 CELL_TIMEOUT_S = 600
 SAMPLE_EVERY_S = 0.05
+#: ``git status --porcelain --ignored`` of each clone, taken right after it was checked out.
+CLONE_STATUS: dict[Path, list[str]] = {}
 
 
 def readme_lab_setup(readme: str) -> str:
@@ -136,7 +138,7 @@ def run_in_venv(venv: FreshVenv, name: str) -> NotebookRun:
     path = venv.checkout / "notebooks" / name
     if not path.is_file():
         raise AssertionError(f"notebooks/{name} is not committed: a fresh clone does not have it")
-    specs = venv.venv.parent / "kernelspecs"
+    specs = venv.home / "kernelspecs"  # outside the clone
     (specs / "fresh-venv").mkdir(parents=True, exist_ok=True)
     (specs / "fresh-venv" / "kernel.json").write_text(json.dumps({
         "argv": [str(venv.python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],

@@ -12,12 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from fresh_env import clean_env  # tests/binder/fresh_env.py
+from fresh_env import CLONE_STATUS, clean_env  # tests/binder/fresh_env.py
 from support.notebooks import assert_ran_clean
 
 pytestmark = [pytest.mark.binder, pytest.mark.slow, pytest.mark.timeout(1500)]
 
 START_HERE = "00_start_here.ipynb"
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def first_notebook(folder: Path) -> str:
@@ -36,10 +37,10 @@ def test_first_notebook_is_start_here_when_it_exists(tmp_path):
 
 
 def test_clone_holds_only_committed_files(fresh_checkout):
-    listed = subprocess.run(["git", "-C", str(fresh_checkout), "status", "--porcelain", "--ignored"],
-                            check=True, capture_output=True, text=True).stdout.splitlines()
-    # before the set-up nothing but what git tracks; after it, only the ignored .venv
-    assert [line for line in listed if not line.startswith("!! .venv")] == []
+    assert CLONE_STATUS[fresh_checkout] == []  # before anything ran: nothing but what git tracks
+    heads = [subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], check=True, capture_output=True,
+                            text=True).stdout for repo in (fresh_checkout, REPO_ROOT)]
+    assert heads[0] == heads[1]  # the commit under test
 
 
 def test_package_imports_from_the_readme_setup(fresh_venv):
