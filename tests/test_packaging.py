@@ -14,6 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 README = (REPO / "README.md").read_text()
+#: The Binder badge's notebook; it comes with the Dashboard (issue 17), and may be missing until then.
+START_HERE = "notebooks/00_start_here.ipynb"
 
 
 def fenced_blocks(language: str) -> list[str]:
@@ -49,13 +51,14 @@ def test_setup_commands_install_cpu_torch_first_and_skip_when_set_up():
     assert tests.endswith("&& .venv/bin/python -m pytest")  # its exit code is the command's
 
 
-def test_binder_uses_cpu_torch_python_312_and_inline_bokeh():
-    assert (REPO / "binder" / "runtime.txt").read_text().strip() == "python-3.12"
+def test_binder_uses_cpu_torch_python_311_and_inline_bokeh():
+    assert (REPO / "binder" / "runtime.txt").read_text().strip() == "python-3.11"  # as the tests
     requires = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["requires-python"]
     assert "<3.13" in requires and ">=3.11" in requires
     lines = [line.strip() for line in (REPO / "binder" / "requirements.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")]
-    assert lines == ["--extra-index-url https://download.pytorch.org/whl/cpu", "torch", "."]
+    # what the README's JupyterLab set-up installs (tests/binder checks the two agree)
+    assert lines == ["--extra-index-url https://download.pytorch.org/whl/cpu", "torch==2.13.0", "-e ."]
     start = REPO / "binder" / "start"
     assert os.access(start, os.X_OK)
     assert start.read_text().splitlines()[-2:] == ["export BOKEH_RESOURCES=inline", 'exec "$@"']
@@ -78,11 +81,13 @@ def test_readme_command_and_binder_save_widget_state_inside_the_environment():
 def test_readme_links_name_existing_files():
     paths = set(re.findall(r"(?<![\w/])((?:notebooks|bench)/[\w./-]+\.(?:ipynb|py))", README))
     assert "notebooks/01_lr_range_test.ipynb" in paths
-    missing = sorted(p for p in paths if not (REPO / p).is_file())
+    missing = sorted(p for p in paths if not (REPO / p).is_file() and p != START_HERE)
     assert missing == [], f"README names files that do not exist: {missing}"
     binder = re.findall(r"https://mybinder\.org/v2/gh/[\w-]+/[\w-]+/HEAD\?urlpath=lab/tree/(\S+?)\)",
                         README)
-    assert binder and all((REPO / p).is_file() for p in binder)
+    assert binder and all((REPO / p).is_file() or p == START_HERE for p in binder)
+    assert binder[0] == START_HERE  # the badge, at the top, opens the start-here notebook
+
 
 
 @pytest.mark.slow
