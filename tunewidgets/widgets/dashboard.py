@@ -107,6 +107,7 @@ class Dashboard(HTMLExport, widgets.VBox):
         self.preview: SchedulePreview | None = None
         self.search: Search | None = None
         self.handoffs: dict[str, Any] = {}
+        self._owned: list[widgets.Widget] = []  # every widget model the steps made: closed with them
         super().__init__()
         self.add_class("tw-dashboard")
         self._build(self._task(self.task_picker.value))  # a bad setting fails here, before any widget is kept
@@ -174,15 +175,21 @@ class Dashboard(HTMLExport, widgets.VBox):
 
     def _rebuild(self) -> None:
         self.stop("task changed")
-        pages = list(self.tabs.children)
+        pages, owned, preview = list(self.tabs.children), self._owned, self.preview
         for handoff in self.handoffs.values():
             handoff.close()
         self._build(self.task)
+        if preview is not None:  # its fields own controls they do not show (a field's "None" box)
+            for field in list(preview.editor.fields.values()):
+                field.close()
         for page in pages:  # the old widgets are in them: closed with them
             close_tree(page)
+        for w in owned:  # and what they made but do not show now (another shape's controls...)
+            w.close()
 
     def _build(self, task: Task) -> None:
         s = self.settings
+        before = set(_instances())
         optimizer = s["optimizer"] or task.recommended.get("optimizer", "sgd")
         steps_per_epoch = _steps_per_epoch(task)
         finder = LRFinder(task, optimizer=optimizer, start_lr=1e-5, end_lr=1.0, steps=s["steps"],
@@ -205,6 +212,7 @@ class Dashboard(HTMLExport, widgets.VBox):
         pages = [widgets.VBox([widgets.HTML(STEP_TITLES[0][1]), finder]),
                  widgets.VBox([widgets.HTML(STEP_TITLES[1][1]), self.handoffs["schedule"].box, preview]),
                  widgets.VBox([widgets.HTML(STEP_TITLES[2][1]), self.handoffs["search"].box, search])]
+        self._owned = [w for key, w in list(_instances().items()) if key not in before]
         selected = self.tabs.selected_index
         self.tabs.children = pages
         self.tabs.titles = [title for title, _ in STEP_TITLES]
@@ -225,6 +233,12 @@ class Dashboard(HTMLExport, widgets.VBox):
             if view._stale:
                 view.render_now()
         return super()._repr_mimebundle_(**kwargs)
+
+
+def _instances() -> dict[str, widgets.Widget]:
+    from ipywidgets.widgets import widget as widget_module
+
+    return widget_module._instances
 
 
 def _steps_per_epoch(task: Task) -> int | None:
