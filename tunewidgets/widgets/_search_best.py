@@ -91,17 +91,15 @@ def _compare_figure() -> Any:
     from bokeh.models import ColumnDataSource
     from bokeh.plotting import figure
 
-    fig = figure(height=220, sizing_mode="stretch_width", min_width=320, title="best trial: search vs trained again",
-                 x_axis_label="epoch", toolbar_location="right", tools="pan,box_zoom,wheel_zoom,reset,save")
+    fig = figure(height=220, sizing_mode="stretch_width", min_width=320, x_axis_label="epoch",
+                 title="best trial: in the search (solid, circles) and trained again (dashed, squares)",
+                 toolbar_location="right", tools="pan,box_zoom,wheel_zoom,reset,save")
     search = ColumnDataSource({"epoch": [], "value": []}, name=SEARCH_CURVE)
     again = ColumnDataSource({"epoch": [], "value": []}, name=AGAIN_CURVE)
-    fig.line("epoch", "value", source=search, line_width=2, color="#1f77b4", legend_label="in the search")
+    fig.line("epoch", "value", source=search, line_width=2, color="#1f77b4")
     fig.scatter("epoch", "value", source=search, size=6, color="#1f77b4")  # a one-epoch run shows too
-    fig.line("epoch", "value", source=again, line_width=2, color="#d62728", line_dash="dashed",
-             legend_label="trained again")
+    fig.line("epoch", "value", source=again, line_width=2, color="#d62728", line_dash="dashed")
     fig.scatter("epoch", "value", source=again, size=6, color="#d62728", marker="square")
-    fig.legend.location = "bottom_right"
-    fig.legend.background_fill_alpha = 0.6
     return fig, search, again
 
 
