@@ -276,7 +276,7 @@ def test_to_html_writes_the_widget_and_its_plots_as_one_offline_page(searched, t
     page = searched.to_html(tmp_path / "search.html").read_text()
     assert external_references(page) == [] and "application/vnd.jupyter.widget-state+json" in page
     _, _, docs = widget_page_state(searched)
-    assert len(docs) == 5  # curves, slices, parallel coordinates, importance, table
+    assert len(docs) == 6  # curves, slices, parallel coordinates, importance, table; the best-config panel
     assert in_docs(docs, TABLE)["trial"] == searched.data[TABLE]["trial"]
     assert in_docs(docs, CURVES)["state"] == searched.data[CURVES]["state"]
 

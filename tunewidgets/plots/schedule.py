@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from bokeh.core.properties import value
 from bokeh.models import (
     ColumnDataSource, CustomJSTickFormatter, DataRange1d, FixedTicker, Grid, Legend, LegendItem, LinearAxis,
 )
@@ -208,7 +209,7 @@ def show_schedule(parts: Any, data: SchedulePlotData) -> None:
     item = parts[_LEGEND].items[1]
     _set(item, visible=cycles)
     if cycles and getattr(item.label, "value", None) != data.momentum:
-        item.label = data.momentum
+        item.label = value(data.momentum)  # a text, not the name of a column ("beta1" is none)
     _show_momentum_axis(parts)
 
 

@@ -12,8 +12,9 @@ Example:
 from __future__ import annotations
 
 from tunewidgets.widgets._bokeh import bokeh_widget
+from tunewidgets.widgets.dashboard import Dashboard
 from tunewidgets.widgets.lr_finder import LRFinder
 from tunewidgets.widgets.schedule_preview import SchedulePreview
 from tunewidgets.widgets.search import Search
 
-__all__ = ["LRFinder", "SchedulePreview", "Search", "bokeh_widget"]
+__all__ = ["Dashboard", "LRFinder", "SchedulePreview", "Search", "bokeh_widget"]

@@ -152,6 +152,13 @@ def _make_view_class(base: type) -> type:
                         plot.on_event(event, _ignore)
             super().__init__(model, **kwargs)
 
+        def close(self) -> None:
+            """Close the view; closing it again (its finalizer does) is harmless."""
+            try:
+                super().close()
+            except KeyError:  # closed before: the document no longer calls it
+                pass
+
         # -- rendering ------------------------------------------------------------------
         def update_from_model(self, model: Any) -> None:
             # a fresh render of the figure; with the user's zoom put back where there was one

@@ -43,7 +43,9 @@ __all__ = ["DimensionRow", "SearchSettings", "default_space", "space_of", "peak_
 NO_PRUNER = "none"
 _KNOWN_BOUNDS = {"momentum": (0.0, 0.999), "model.dropout": (0.0, 0.9), "schedule.pct_start": (0.01, 0.99),
                  "dropout": (0.0, 0.9)}
-_ROW = widgets.Layout(align_items="center", margin="0 0 2px 0")
+def _row_layout() -> widgets.Layout:
+    """A row's layout: one per row (a shared layout model would be closed with the first row closed)."""
+    return widgets.Layout(align_items="center", margin="0 0 2px 0")
 
 
 def _fmt(v: float) -> str:
@@ -78,7 +80,7 @@ class DimensionRow(widgets.HBox):
         if self.kind in ("log", "linear", "int"):
             children.append(self.points)
         children.append(self.note)
-        super().__init__(children=children, layout=_ROW)
+        super().__init__(children=children, layout=_row_layout())
         self.switch.observe(lambda _c: self._show_enabled(), names="value")
         self._show_enabled()
 
@@ -258,9 +260,9 @@ class SearchSettings(widgets.VBox):
             tooltip="show only the k best curves (0: all)")
         super().__init__(children=[
             self.strategy,
-            widgets.HBox([self.n_trials, self.grid_info], layout=_ROW),
-            self.pruner, self.metric, widgets.HBox([self.epochs, self.seed], layout=_ROW), self.study,
-            widgets.HBox([self.hide_pruned, self.top_k], layout=_ROW),
+            widgets.HBox([self.n_trials, self.grid_info], layout=_row_layout()),
+            self.pruner, self.metric, widgets.HBox([self.epochs, self.seed], layout=_row_layout()), self.study,
+            widgets.HBox([self.hide_pruned, self.top_k], layout=_row_layout()),
         ])
 
     def inputs(self) -> list[Any]:

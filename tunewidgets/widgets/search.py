@@ -18,6 +18,8 @@ Example (headless, as in a script or a test; in a notebook, show ``w`` and press
     ('finished', ['finished', 'finished', 'finished'])
     >>> w.best_config.lr == w.study.best["params"]["lr"]
     True
+    >>> w.train_best(), w.wait().config == w.best_config   # trained again, its curve beside the search's
+    (True, True)
 """
 from __future__ import annotations
 
@@ -47,6 +49,7 @@ from tunewidgets.widgets._search_controls import (
     COUNTED, NO_PRUNER, DimensionRow, SearchSettings, default_space, progress_text, space_of,
 )
 from tunewidgets.widgets._search_executor import ExecutorControls, where_text, with_notes
+from tunewidgets.widgets._search_best import BestPanel, TrainBest
 from tunewidgets.widgets._search_links import SearchLinks
 from tunewidgets.widgets._search_live import Changes, LiveSources, params_from_config
 from tunewidgets.widgets._search_status import best_trial, end_status, summary
@@ -59,7 +62,7 @@ __all__ = ["Search"]
 _STRATEGY_ALIASES = STRATEGY_ALIASES
 
 
-class Search(BackgroundWidget):
+class Search(TrainBest, BackgroundWidget):
     """A hyperparameter search with controls and live plots of every trial.
 
     Args:
@@ -160,16 +163,19 @@ class Search(BackgroundWidget):
         except (ValueError, TypeError):  # e.g. every key switched off: plots without keys for now
             first = []
         self._build_figures(first, metric)
+        self.best_panel = BestPanel(on_train=self.train_best)
 
         rows_box = widgets.VBox([widgets.HTML("<b>space</b>"), *self.rows],
                                 layout=widgets.Layout(min_width="560px"))
         self.children = [
             widgets.HBox([rows_box, self.settings, self.executor_controls],
                          layout=widgets.Layout(flex_flow="row wrap")),
-            self.run_bar, self.progress_line, self.error_area, self.plots, self.status_line,
+            self.run_bar, self.progress_line, self.error_area, self.plots, self.best_panel, self.status_line,
         ]
         self._show_grid()
         self.add_class("tw-search")
+        self.observe(self._show_best, names="best")
+        self.observe(lambda _c: self.best_panel.set_busy(self.session.running), names="status")
 
     # -- public ---------------------------------------------------------------------------
     @property
@@ -190,7 +196,7 @@ class Search(BackgroundWidget):
 
     def stop(self) -> None:
         """Stop the search: the running trial halts within a step; the ended trials are kept."""
-        if self._study is not None and self.session.running:
+        if self._study is not None and self.session.running and self._job == "search":
             self._study.stop()
         super().stop()
 
@@ -228,6 +234,8 @@ class Search(BackgroundWidget):
 
     # -- BackgroundWidget hooks -----------------------------------------------------------
     def _prepare(self) -> Worker:
+        if self._job == "best":
+            return self._best_prepare()
         settings = self.search_settings()
         import tunewidgets as tw
 
@@ -246,6 +254,8 @@ class Search(BackgroundWidget):
         return search_worker(study, relay, self.session.interval)
 
     def _on_start(self) -> None:
+        if self._job == "best":
+            return self._best_start()
         try:
             self._start_plots()
         except BaseException:
@@ -267,6 +277,8 @@ class Search(BackgroundWidget):
         self._show_progress()
 
     def _on_records(self, records: list[Any]) -> None:
+        if self._job == "best":
+            return self.best_panel.add(records)
         if self._where is None and any(r[0] == "start" for r in records):  # a trial started: the executor is open
             self._where = where_text(self._executor, self._device)
             if self.status == "running":
@@ -278,6 +290,8 @@ class Search(BackgroundWidget):
             self._update_best()
 
     def _on_finish(self, session: BackgroundSession) -> None:
+        if self._job == "best":
+            return self._best_finish(session)
         self.live.flush_table()
         self._disable_inputs(False)
         study = self._study
