@@ -17,7 +17,7 @@ from typing import Any
 
 from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Span
 
-from tunewidgets.plots._common import PALETTE, finite_or_nan, method_color, new_figure
+from tunewidgets.plots._common import PALETTE, finite_or_nan, fmt_num, method_color, new_figure
 from tunewidgets.reports._load import MAX_POINTS, RunData, downsample
 
 __all__ = ["run_figures", "range_test_figure", "curves_figure", "parallel_figure", "importance_figure",
@@ -163,17 +163,32 @@ def parallel_figure(axes: Sequence[str], rows: Sequence[Sequence[Any]], values: 
 
 
 def _scale(col: Sequence[Any]) -> tuple[list[float], str]:
-    nums = [float(v) for v in col if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-    if len(nums) == sum(1 for v in col if v is not None) and nums:
+    """A column scaled to 0-1 and its axis label: ``(0.423-0.61)`` for numbers (3 significant
+    digits), ``(a | b)`` for categories. A missing or non-finite value (a failed trial's NaN
+    metric) is a gap on the axis, never one of its bounds or categories."""
+    col = [None if _is_number(v) and not math.isfinite(float(v)) else v for v in col]
+    present = [v for v in col if v is not None]
+    if present and all(_is_number(v) for v in present):
+        nums = [float(v) for v in present]
         lo, hi = min(nums), max(nums)
         log = lo > 0 and hi / lo > 20
         f = math.log10 if log else (lambda x: x)
         a, b = f(lo), f(hi)
         out = [math.nan if v is None else (0.5 if a == b else (f(float(v)) - a) / (b - a)) for v in col]
-        return out, f"({'log ' if log else ''}{lo:.3g}-{hi:.3g})"
-    cats = sorted({str(v) for v in col if v is not None})
+        return out, f"({'log ' if log else ''}{_g3(lo)}-{_g3(hi)})"
+    cats = sorted({_g3(v) if _is_number(v) else str(v) for v in present})
     pos = {c: (0.5 if len(cats) == 1 else i / (len(cats) - 1)) for i, c in enumerate(cats)}
-    return [math.nan if v is None else pos[str(v)] for v in col], "(" + " | ".join(cats[:6]) + ")"
+    return [math.nan if v is None else pos[_g3(v) if _is_number(v) else str(v)] for v in col], \
+        "(" + " | ".join(cats[:6]) + (" | ..." if len(cats) > 6 else "") + ")"
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _g3(v: Any) -> str:
+    """A number as 3 significant digits, exponents unpadded (``0.423``, ``1e-05``: ``1e-5``)."""
+    return fmt_num(float(v), 3)
 
 
 def importance_figure(importance: Mapping[str, float]) -> Any:
