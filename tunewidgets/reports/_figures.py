@@ -15,9 +15,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Span
+from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Range1d, Span
 
-from tunewidgets.plots._common import PALETTE, finite_or_nan, fmt_num, method_color, new_figure
+from tunewidgets.plots._common import (
+    PALETTE, finite_or_nan, fmt_num, legend_outside, method_color, metric_bounds, new_figure, padded_range,
+)
 from tunewidgets.reports._load import MAX_POINTS, RunData, downsample
 
 __all__ = ["run_figures", "range_test_figure", "curves_figure", "parallel_figure", "importance_figure",
@@ -49,15 +51,16 @@ def run_figures(run: RunData) -> list[Any]:
         _line(target, xs, values, f"run{rid}_{name.replace('/', '_')}", f"{name} (epoch)", PALETTE[1 + i % 6])
         drew = True
     if drew:
-        loss.legend.location = "top_right"
-        loss.legend.click_policy = "hide"
+        legend_outside(loss)
         figs.append(loss)
     others = {n: c for n, c in run.epochs.items() if not n.endswith("loss")}
     if others:
         fig = new_figure("validation metrics", x_label="epoch", y_label="value", height=220)
         for i, (name, (epochs, values)) in enumerate(sorted(others.items())):
             _line(fig, epochs, values, f"run{rid}_{name.replace('/', '_')}", name, PALETTE[(2 + i) % 8])
-        fig.legend.location = "bottom_right"
+        if all(metric_bounds(n) == (0.0, 1.0) for n in others):  # accuracy and the like: inside 0-1
+            _fit_y(fig, [v for _, vs in others.values() for v in vs], "accuracy")
+        legend_outside(fig)
         figs.append(fig)
     if "lr" in run.curves:
         fig = new_figure("learning rate (schedule)", x_label="step", y_label="lr", height=200)
@@ -94,7 +97,7 @@ def range_test_figure(run: RunData) -> Any:
         fig.add_layout(Span(location=lr, dimension="height", line_color=method_color(method, i), line_dash="dashed",
                             line_width=2))
     if fig.renderers:
-        fig.legend.location = "top_left"
+        legend_outside(fig)
     return fig
 
 
@@ -112,10 +115,15 @@ def curves_figure(curves: Mapping[int, tuple[list[float], list[float]]], metric:
     fig = new_figure(title, x_label="epoch", y_label=metric, height=300)
     for i, (trial, (xs, ys)) in enumerate(curves.items()):
         _line(fig, xs, ys, f"curve_trial_{trial}", f"trial {trial}", PALETTE[i % len(PALETTE)])
+    _fit_y(fig, [v for _, ys in curves.values() for v in ys], metric)
     if fig.renderers:
-        fig.legend.click_policy = "hide"
-        fig.legend.location = "bottom_right"
+        legend_outside(fig)  # beside the curves, never over them
     return fig
+
+
+def _fit_y(fig: Any, values: Sequence[Any], metric: str) -> None:
+    """A y range around ``values`` whose padding stays inside the metric's bounds (accuracy: 0-1)."""
+    fig.y_range = Range1d(*padded_range(finite_or_nan(values), metric_bounds(metric)))
 
 
 def history_figure(trials: Sequence[int], values: Sequence[float], states: Sequence[str], metric: str) -> Any:
@@ -125,6 +133,7 @@ def history_figure(trials: Sequence[int], values: Sequence[float], states: Seque
     src = ColumnDataSource({"trial": list(trials), "value": finite_or_nan(values), "state": list(states),
                             "color": [colors.get(s, "#777777") for s in states]}, name="trial_history")
     r = fig.scatter("trial", "value", source=src, color="color", size=6)
+    _fit_y(fig, values, metric)
     fig.add_tools(HoverTool(renderers=[r], tooltips=[("trial", "@trial"), ("state", "@state"), (metric, "@value")]))
     return fig
 
