@@ -266,6 +266,7 @@ class SearchSettings(widgets.VBox):
             self.pruner, self.metric, widgets.HBox([self.epochs, self.seed], layout=_ROW), self.study,
             widgets.HBox([self.hide_pruned, self.top_k], layout=_ROW),
         ], layout=widgets.Layout(width=f"{SETTINGS_WIDTH}px"))
+        self.add_class("tw-search-settings")
 
     def inputs(self) -> list[Any]:
         """The controls a running search uses as it started (disabled while it runs)."""
