@@ -129,8 +129,9 @@ def test_report_figures_of_accuracy_stay_inside_0_and_1():
 def test_legends_sit_outside_the_plot_and_hide_on_click():
     fig = new_figure("t")
     fig.line([1, 2], [1, 2], legend_label="a")
+    fig.legend.visible = False
     legend = legend_outside(fig)
-    assert legend in fig.right and legend not in fig.center and legend.click_policy == "hide"
+    assert legend in fig.right and legend not in fig.center and legend.click_policy == "hide" and legend.visible
     curves = report_figs.curves_figure({0: ([1, 2], [0.5, 0.6])}, "val_accuracy", "best")
     assert curves.legend[0] in curves.right
 
@@ -147,3 +148,15 @@ def _range_run():
 
     return RunData({"id": 1, "final": {"suggested/valley": 1e-3}},
                    curves={"lr": ([1, 2, 3], [1e-4, 1e-3, 1e-2]), "train/loss": ([1, 2, 3], [2.0, 1.5, 3.0])})
+
+
+@pytest.mark.parametrize("name", ["03_grid_vs_random.ipynb", "04_bayesian_and_pruning.ipynb"])
+def test_the_notebooks_put_their_legends_outside_the_data(name):
+    # each cell that draws a legend moves it out of the plot area (its notebook test runs the cells)
+    from pathlib import Path
+
+    cells = json.loads((Path(__file__).parents[2] / "notebooks" / name).read_text())["cells"]
+    drawn = ["".join(c["source"]) for c in cells if c["cell_type"] == "code" and "legend_label" in "".join(c["source"])]
+    assert drawn
+    for src in drawn:
+        assert "tw.plots.legend_outside(" in src and "legend.location" not in src, src

@@ -151,7 +151,7 @@ def legend_outside(fig: Any, side: str = "right") -> Any:
     for place in (fig.center, fig.right, fig.below, fig.left, fig.above):
         if legend in place:
             place.remove(legend)
-    legend.update(location="top_left" if side in ("right", "left") else "center", click_policy="hide",
+    legend.update(visible=True, location="top_left" if side in ("right", "left") else "center", click_policy="hide",
                   orientation="vertical" if side in ("right", "left") else "horizontal",
                   border_line_color=None, label_text_font_size="11px")
     fig.add_layout(legend, side)
