@@ -57,6 +57,9 @@ def test_live_metric_axes_are_clamped_to_the_metric_bounds_in_the_browser():
     assert (_clamp_args(slice_fig.y_range)["lo"], _clamp_args(slice_fig.y_range)["hi"]) == (0.0, 1.0)
     loss = live_search_figures(AXES, "val_loss", "minimize")
     assert (_clamp_args(loss.curves.y_range)["lo"], _clamp_args(loss.curves.y_range)["hi"]) == (0.0, None)
+    linear = live_search_figures([Axis("momentum", "linear", 0.5, 0.99)], "val_accuracy", "maximize")
+    x_args = _clamp_args(linear.slices.children[0][0].x_range)  # one trial: around its momentum
+    assert (x_args["lo"], x_args["hi"]) == (None, None)
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="needs node to run the browser's code")

@@ -118,6 +118,7 @@ def live_search_figures(axes: Sequence[Axis], metric: str, direction: str, *, wi
         bound_range(f.y_range, bounds)  # one trial: a range around its point, not 0-1.8
         if a.kind == "linear":  # a log axis has the project's log ticker (4 ticks or more)
             f.xaxis.ticker.desired_num_ticks = 4
+            bound_range(f.x_range)  # one trial: a range around its value, not 2 wide
         r = f.scatter(x, "value", source=slice_src, marker="marker", size=8, fill_alpha="alpha",
                       line_alpha="alpha", color={"field": "value", "transform": slice_colors})
         add_hover(f, [r], [("trial", "@trial"), ("state", "@state"), (a.key, f"@{a.column}"),
