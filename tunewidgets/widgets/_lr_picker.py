@@ -3,10 +3,10 @@
 A value box (type an exact lr; empty while none is chosen), a log slider over the tested range
 (hidden while none is chosen) and a list of the test's suggestions. Every pick goes to the
 ``on_pick`` callback; the owner decides and shows the result with :meth:`LRPicker.show`.
-The page snaps a slider's value to its step and sends it back, once for each value the kernel
-set, and those echoes arrive after the kernel has moved on (a new range, then a new lr, echo
-the old lr and then the new one): a value within half a step of any value the kernel set and
-the page has not echoed yet is that echo, not a pick.
+The page snaps a slider's value to its step and sends it back, once or more for each value or
+range the kernel set, and those echoes arrive after the kernel has moved on (a new range, then a
+new lr, echo the old lr and then the new one): a value within half a step of a value the kernel
+set since the user last moved the slider is such an echo, not a pick.
 
 Example:
     >>> from tunewidgets.widgets._lr_picker import LRPicker
@@ -47,7 +47,7 @@ class LRPicker(widgets.HBox):
         self._quiet = False
         self._lr: float | None = None
         self._suggestions: dict[str, float] = {}
-        self._sent: list[float] = []  # log10 of the values set on the slider, not echoed yet
+        self._sent: list[float] = []  # log10 of the values set on the slider since the user last moved it
         self.value_box = widgets.Text(
             value="", placeholder="none yet", description="chosen lr", continuous_update=False,
             tooltip="the learning rate to train with; type one, or pick it below or on the plot",
@@ -162,10 +162,9 @@ class LRPicker(widgets.HBox):
         if not (math.isfinite(value) and value > 0):
             return
         exp = math.log10(value)
-        echoed = next((i for i, sent in enumerate(self._sent) if _same_notch(sent, exp)), None)
-        if echoed is not None:  # the page snapped a value the kernel set and sent it back
-            del self._sent[: echoed + 1]
-            return
+        if any(_same_notch(sent, exp) for sent in self._sent):
+            return  # the page snapped a value the kernel set and sent it back (once or more)
+        self._sent.clear()  # the user moved the slider: the page has caught up
         if self._lr is not None and _same_notch(exp, math.log10(self._lr)):
             return  # the shown lr, snapped
         self._on_pick(float(f"{value:.3g}"))
