@@ -3,6 +3,9 @@ stopped early on a flat curve says so and moves neither ``lr`` nor a linked prev
 run fills, the last run's chosen-lr line and suggestions are gone; re-running the cell that made
 a finder stops its test, and so does Kernel > Interrupt.
 
+After a run with another range, number of steps, smoothing or optimizer, the chosen lr is
+that run's suggestion, however the page echoes the picker's slider.
+
 Screenshots: ``lr-ui-1-before-any-run``, ``lr-ui-2-stopped-flat``, ``lr-ui-3-finished``,
 ``lr-ui-4-next-run-filling``, ``lr-ui-5-interrupted``.
 """
@@ -19,6 +22,7 @@ from playwright.sync_api import expect
 from support.jupyter import (
     assert_no_widget_errors,
     bokeh_plots,
+    button_name,
     click_button,
     menu_command,
     open_notebook,
@@ -60,8 +64,25 @@ CELLS = [
     "made.append(f)\nf.run()\nf",
     "time.sleep(0.5)\nprint('workers', workers(), 'statuses', [w.status for w in made])",
     "finder.stop()\nawait finder.wait_async()",
+    # a finder whose runs change one setting each: the pick follows each run's suggestion
+    "again = tw.widgets.LRFinder(task, optimizer='adam', start_lr=1e-4, end_lr=1.0, steps=100, seed=0,\n"
+    "                            device='cpu', interval=0.1)\n"
+    "results = []  # each run's result, as it ends\n"
+    "again.observe(lambda c: results.append(c['new']) if c['new'] is not None else None, names='result')\n"
+    "again",
+    "again.run()\nawait again.wait_async()",
+    # each setting as its control sets it; the run is started with the button
+    "again.lr_range.value = (-3.3, -1.1)",  # 5e-4 to 8e-2: Bokeh's log ticker gives 2 ticks there
+    "again.steps.value = 140",
+    "again.smoothing.value = 0.9",
+    "again.optimizer.value = 'adamw'",
+    "r = again.result\nprint('lr', repr(again.lr), 'suggested', repr(r.suggested), 'method', r.method,\n"
+    "      'pick', again.pick.value)",
+    # the button's click reaches the kernel before this cell: it waits for the run it started
+    "await again.wait_async()\nprint('runs', len(results))",
 ]
 FINDER, GOOD_RUN, NEXT_RUN, BACKGROUND, CHECK, STOP = 2, 3, 4, 5, 6, 7
+AGAIN, FIRST_RUN, NEW_RANGE, NEW_STEPS, NEW_SMOOTHING, NEW_OPTIMIZER, PICKED, RAN = range(8, 16)
 
 
 def outputs(page: Any) -> Any:
@@ -81,6 +102,25 @@ def printed(page: Any, cell: int) -> str:
 def curve_length(page: Any) -> int:
     plots = [p for p in bokeh_plots(page, "lr_curve") if p["shown"]]
     return len(plots[0]["sources"]["lr_curve"]["lr"]) if plots else 0
+
+
+# Major tick positions of the shown LR plots' x axes, as BokehJS laid them out.
+_X_TICKS_JS = r"""() => {
+  const out = [];
+  const walk = (view) => {
+    if (view == null) return;
+    if (view.renderer_views != null && view.model.x_range != null) {
+      for (const rv of view.renderer_views.values()) {
+        if (rv.model.type.endsWith("Axis") && rv.dimension == 0 && rv.tick_coords != null) {
+          out.push(rv.tick_coords.major[0].length);
+        }
+      }
+    }
+    for (const child of view.child_views ?? []) walk(child);
+  };
+  for (const root of window.Bokeh.index) walk(root);
+  return out;
+}"""
 
 
 def finder_marks(page: Any) -> dict[str, Any]:
@@ -175,3 +215,35 @@ def test_running_the_cell_again_or_interrupting_the_kernel_stops_the_test(lr_pag
     assert "workers 0 statuses ['stopped', 'stopped']" in printed(page, CHECK)
     expect(output.get_by_role("button", name=re.compile(r"Run test$"))).to_be_enabled()
     screenshot(page, "lr-ui-5-interrupted", output)
+
+
+def test_after_a_run_with_other_settings_the_pick_follows_its_suggestion(lr_page):
+    page = lr_page
+    run_cell(page, AGAIN)
+    output = outputs(page).filter(has=page.locator(".tw-lr-finder")).last
+    expect(output.locator(".bk-Canvas").first).to_be_visible()
+    run_cell(page, FIRST_RUN, timeout=90_000)
+    for runs, cell in enumerate((NEW_RANGE, NEW_STEPS, NEW_SMOOTHING, NEW_OPTIMIZER), start=2):
+        run_cell(page, cell)
+        output.get_by_role("button", name=button_name("Run test")).click()
+        run_cell(page, RAN, timeout=90_000)
+        assert f"runs {runs}" in printed(page, RAN)
+        # whatever the page sends back about the picker's slider reaches the kernel before this
+        page.wait_for_timeout(1500)
+        run_cell(page, PICKED)
+        text = printed(page, PICKED)
+        found = re.search(r"lr (\S+) suggested (\S+) method (\w+) pick (\w+)", text)
+        assert found, text
+        lr, suggested, method, pick = found.groups()
+        assert suggested != "None", text
+        assert float(lr) == float(suggested), (cell, text)  # not a value one slider notch away
+        assert pick == method, (cell, text)                 # "use" names the method, not "custom"
+        box = output.locator(".tw-chosen-lr input")
+        expect(box).to_have_value(re.compile(r"\d\.\d\de-\d"))
+        assert output.locator("select").last.evaluate(
+            "e => e.options[e.selectedIndex].text").startswith(method)
+        if cell == NEW_RANGE:  # a range of 2.2 decades: at least 4 ticks on the lr axis
+            ticks = page.evaluate(_X_TICKS_JS)
+            assert ticks and min(ticks) >= 4, ticks
+    screenshot(page, "lr-ui-6-picks-follow-new-runs", output)
+    assert_no_widget_errors(page)

@@ -188,6 +188,8 @@ def test_launch_grows_curves_stop_halts_rows_highlight_and_hide_pruned_hides(jup
     assert sum(len(xs) for xs in curves["xs"]) == points and "running" not in curves["state"]
     covered = ranges_cover(page, curves)  # also in the final render, made after the search ended
     assert covered[0], f"after Stop, the curves plot's ranges do not cover its data: {covered}"
+    y_end = covered[1][0]["y"][1]  # accuracy: the padded axis stops at 1 (it ran to 1.05)
+    assert y_end <= 1.0 and y_end >= covered[1][2][1], covered
     expect(page.get_by_role("button", name=button_name("Launch"))).to_be_enabled()
     expect(page.get_by_role("button", name=button_name("Stop"))).to_be_disabled()
 
@@ -213,6 +215,14 @@ def test_launch_grows_curves_stop_halts_rows_highlight_and_hide_pruned_hides(jup
     curves, slices = source(page, "search_curves"), source(page, "search_slice")
     assert "pruned" not in curves["state"] and "pruned" not in slices["state"]
     assert source(page, "search_table")["state"].count("pruned") == pruned
+
+    # switching to grid keeps the settings where they were (they used to wrap below the rows)
+    settings = output.locator(".tw-search-settings")
+    before = settings.bounding_box()
+    output.get_by_role("button", name="grid", exact=True).click()
+    expect(output.get_by_text(re.compile(r"grid: lr 3 x model.width 2 = 6 points"))).to_be_visible()
+    after = settings.bounding_box()
+    assert (round(after["x"]), round(after["y"])) == (round(before["x"]), round(before["y"])), (before, after)
     assert_no_widget_errors(page)
     assert notebook_errors(page) == []
     assert page_errors == [], page_errors

@@ -206,6 +206,47 @@ def test_the_page_snapping_a_slider_to_its_step_keeps_the_exact_values(task):
     assert f.lr != res.suggested and f.pick.value == "custom"
 
 
+def _notch(lr: float) -> float:
+    return 10 ** round(math.log10(lr), 2)  # the picker's slider: 100 notches a decade
+
+
+def test_late_echoes_of_a_new_range_and_a_new_lr_pick_nothing(task):
+    # after a run over another range, the page sends back the old lr (snapped to the new
+    # range's notches) and then the new one, both after the kernel has shown the new one
+    f = finder(task, optimizer="adam", start_lr=1e-4, end_lr=1.0)
+    f.run()
+    first = f.wait(timeout=60)
+    f.set_range(3.16e-6, 1e-2)
+    f.run()
+    res = f.wait(timeout=60)
+    assert res.suggested is not None and _notch(first.suggested) != _notch(res.suggested)
+    assert f.lr == res.suggested and f.pick.value == res.method
+    f.chosen.value = _notch(first.suggested)
+    f.chosen.value = _notch(res.suggested)
+    assert f.lr == res.suggested and f.pick.value == res.method  # not 3 digits of a notch, "custom"
+    f.chosen.value = _notch(res.suggested * 3)  # a drag after the echoes is a pick
+    assert f.lr == pytest.approx(res.suggested * 3, rel=0.02) and f.pick.value == "custom"
+
+
+def test_after_each_run_the_pick_follows_its_suggestion_unless_set_during_it(task):
+    f = finder(task, optimizer="adam", start_lr=1e-4, end_lr=1.0)
+    f.run()
+    f.wait(timeout=60)
+    f.lr = 7e-3  # a pick after the run: the next run's suggestion replaces it
+    for change in ({"steps": 60}, {"smoothing": 0.9}, {"optimizer": "adamw"}):
+        (name, value), = change.items()
+        getattr(f, name).value = value
+        f.run()
+        res = f.wait(timeout=60)
+        assert res.settings[name] == value
+        assert f.lr == res.suggested and f.pick.value == res.method, change
+    f.run()
+    f.lr = 3e-3  # set while the test runs: this run keeps it
+    res = f.wait(timeout=60)
+    assert res.suggested != 3e-3 and f.lr == 3e-3 and f.pick.value == "custom"
+    assert "lr stays 3.00e-3, set while the test ran" in f.status_line.value
+
+
 def test_data_updates_the_page_sends_back_are_not_applied_again(task):
     # a browser's view sends each stream and data change it gets back to the kernel
     from bokeh.core.serialization import Serializer

@@ -132,13 +132,17 @@ def test_a_new_run_hides_the_last_choice_until_it_has_its_own(task):
     # while it fills: no line, no suggestions, no markers from the last run
     assert not span.visible and f.pick.options == (("(running...)", "custom"),) and f.picker.disabled
     assert len(f.figure.select_one({"name": MARKERS}).data["x"]) == 0
-    f.lr = 0.5  # even a pick from code shows only once the run is over
+    f.lr = 0.5  # even a pick from code shows only once the run is over; set during it, the run keeps it
     assert not span.visible
     second = f.wait(timeout=60)
-    assert span.visible and f.lr == second.suggested and span.location == second.suggested
+    assert second.suggested != 0.5
+    assert span.visible and f.lr == 0.5 and span.location == 0.5
     # the slider spans the tested range
     assert (f.chosen.min, f.chosen.max) == (pytest.approx(-3.0), pytest.approx(1.0))
-    assert f.chosen.layout.width == "460px" and f.value_box.value == tw.plots._common.fmt_lr(second.suggested)
+    assert f.chosen.layout.width == "460px" and f.value_box.value == tw.plots._common.fmt_lr(0.5)
+    f.run()  # a run with no pick during it: its suggestion
+    third = f.wait(timeout=60)
+    assert span.visible and f.lr == third.suggested and span.location == third.suggested
 
 
 def test_the_value_box_and_the_saved_plot_follow_each_pick(task):

@@ -109,13 +109,33 @@ def test_controls_give_the_search_settings(task, tmp_path):
     assert momentum.slider.disabled and "momentum" not in w.search_space()[0]
 
 
+def _room(w) -> list:
+    """What sets the space rows' and settings panel's widths: each shown part's layout width."""
+    rows = [[(c.layout.width, c.layout.min_width, c.layout.display) for c in row.children] for row in w.rows]
+    return [rows, w.settings.layout.width, w.settings.grid_info.layout.width]
+
+
+def test_switching_to_grid_keeps_the_settings_where_they_were(task, tmp_path):
+    # the grid's points fields keep their room while hidden, and the grid's size text has a
+    # fixed room: the rows and the panel keep their widths, so the settings do not wrap below
+    space = {"lr": tw.space.LogUniform(1e-3, 1e-1), "model.width": tw.space.Choice([8, 16]),
+             "model.depth": tw.space.Int(1, 3)}
+    w = make(task, space, tmp_path, base=base())
+    before = _room(w)
+    assert before[1] == "380px" and before[2] == "200px"
+    w.settings.strategy.value = "grid"
+    assert w.settings.grid_info.value and _room(w) == before
+    w.settings.strategy.value = "random"
+    assert _room(w) == before
+
+
 def test_grid_shows_its_size_and_sets_the_trial_count(task, tmp_path):
     space = {"lr": tw.space.LogUniform(1e-3, 1e-1), "model.width": tw.space.Choice([8, 16]),
              "model.depth": tw.space.Int(1, 3)}
     w = make(task, space, tmp_path, base=base())
-    assert w.rows[0].points.layout.display == "none"
+    assert w.rows[0].points.layout.visibility == "hidden"
     w.settings.strategy.value = "grid"
-    assert w.rows[0].points.layout.display is None and w.settings.n_trials.disabled
+    assert w.rows[0].points.layout.visibility == "visible" and w.settings.n_trials.disabled
     assert w.settings.n_trials.value == 3 * 2 * 3
     assert "grid: lr 3 x model.width 2 x model.depth 3 = 18 points" in w.settings.grid_info.value
     w.rows[0].points.value = 4

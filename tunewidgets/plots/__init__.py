@@ -13,9 +13,11 @@ Example:
 """
 from __future__ import annotations
 
+from tunewidgets.plots._common import legend_outside, log_ticker
 from tunewidgets.plots.lr import LRPlotData, live_lr_figure, lr_plot_data, lr_range_figure
 from tunewidgets.plots.schedule import schedule_comparison_figure, schedule_figure, schedule_plot_data
 from tunewidgets.plots.search import search_figures
 
 __all__ = ["LRPlotData", "lr_plot_data", "lr_range_figure", "live_lr_figure",
-           "schedule_plot_data", "schedule_figure", "schedule_comparison_figure", "search_figures"]
+           "schedule_plot_data", "schedule_figure", "schedule_comparison_figure", "search_figures",
+           "legend_outside", "log_ticker"]

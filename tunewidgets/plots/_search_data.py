@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from tunewidgets.plots._bounds import clamp_range, metric_bounds
+
 __all__ = [
     "CURVES", "CURVE_ENDS", "HIGHLIGHT", "SLICE", "PARALLEL", "PARALLEL_AXES", "IMPORTANCE", "TABLE",
     "COLOR_MAPPER", "ENDED", "CURVE_COLUMNS", "END_COLUMNS", "MISSING", "TrialData", "Axis", "axes_of",
@@ -166,16 +168,19 @@ def pick_trials(trials: Iterable[TrialData], direction: str, *, hide_pruned: boo
     return sorted(keep)
 
 
-def value_range(trials: Iterable[TrialData]) -> tuple[float, float]:
-    """The lowest and highest finite value of the trials (a small span around one value; (0, 1) for none)."""
+def value_range(trials: Iterable[TrialData], bounds: tuple[float | None, float | None] = (None, None)
+                ) -> tuple[float, float]:
+    """The lowest and highest finite value of the trials (a small span around one value, kept
+    inside ``bounds``: an accuracy of 0.98 spans 0.93-1, not 0.93-1.03; (0, 1) for none)."""
     values = [t.value for t in trials if math.isfinite(t.value)]
     if not values:
         return 0.0, 1.0
     lo, hi = min(values), max(values)
     if lo == hi:
         pad = abs(lo) * 0.05 or 0.05
-        return lo - pad, hi + pad
+        return clamp_range((lo - pad, hi + pad), bounds, (lo, hi))
     return lo, hi
+
 
 
 # ----------------------------------------------------------------------------- columns
@@ -256,6 +261,7 @@ def parallel_axis_columns(axes: Sequence[Axis], metric: str, vrange: tuple[float
             highs.append(_short(a.high))
     xs.append(len(axes))
     names.append(metric)
+    vrange = clamp_range(vrange, metric_bounds(metric))
     lows.append(_short(vrange[0]))
     highs.append(_short(vrange[1]))
     return {"x": xs, "name": names, "low": lows, "high": highs, "y0": [0.0] * len(xs), "y1": [1.0] * len(xs)}

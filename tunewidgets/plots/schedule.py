@@ -32,7 +32,7 @@ from bokeh.models import (
     ColumnDataSource, CustomJSTickFormatter, DataRange1d, FixedTicker, Grid, Legend, LegendItem, LinearAxis,
 )
 
-from tunewidgets.plots._common import PALETTE, add_hover, new_figure
+from tunewidgets.plots._common import PALETTE, add_hover, bound_range, metric_bounds, new_figure
 
 __all__ = [
     "SCHEDULE", "PINNED", "MOMENTUM_AXIS", "EPOCH_AXIS", "EPOCH_GRID", "SCHEDULE_COLUMNS",
@@ -346,6 +346,7 @@ def schedule_comparison_figure(runs: Mapping[str, Any], *, metric: str = "val_ac
             new_figure(metric, x_label="optimizer step", height=height, width=width)]
     for fig in figs[1:]:
         fig.x_range = figs[0].x_range
+    bound_range(figs[2].y_range, metric_bounds(metric))  # accuracy: the axis stays inside 0-1
     for index, (name, c) in enumerate(curves.items()):
         color = PALETTE[index % len(PALETTE)]
         steps = ColumnDataSource(c.steps, name=f"compare_steps_{index}")

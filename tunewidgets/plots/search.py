@@ -47,7 +47,8 @@ from bokeh.models import (
 from bokeh.palettes import Viridis256
 from bokeh.transform import jitter
 
-from tunewidgets.plots._common import add_hover, new_figure
+from tunewidgets.plots._bounds import clamp_range
+from tunewidgets.plots._common import add_hover, bound_range, metric_bounds, new_figure
 from tunewidgets.plots._search_data import *  # noqa: F403 - the data half of this module
 from tunewidgets.plots._search_data import (
     COLOR_MAPPER, CURVE_COLUMNS, CURVE_ENDS, CURVES, END_COLUMNS, ENDED, HIGHLIGHT, IMPORTANCE, PARALLEL,
@@ -57,8 +58,10 @@ from tunewidgets.plots._search_data import (
 )
 
 _NAN_COLOR = "#b0b0b0"  # lines and points of trials with no value yet
+#: the importance plot's x range ends here: a bar of 100% keeps its label ("100%", ~30 px) inside
+IMPORTANCE_END = 1.18
 
-__all__ = [*_data_all, "SearchFigures", "live_search_figures", "search_parts", "set_color_range",
+__all__ = [*_data_all, "IMPORTANCE_END", "SearchFigures", "live_search_figures", "search_parts", "set_color_range",
            "search_figures"]
 
 # ----------------------------------------------------------------------------- figures
@@ -76,12 +79,15 @@ def live_search_figures(axes: Sequence[Axis], metric: str, direction: str, *, wi
     """The figures of a search around empty named sources (see the module docstring)."""
     palette = list(Viridis256) if direction == "maximize" else list(reversed(Viridis256))
     metric_label = metric.replace("_", " ")
+    bounds = metric_bounds(metric)  # accuracy: axes and colour bars stay inside [0, 1]
 
     def mapper() -> LinearColorMapper:
-        return LinearColorMapper(palette=palette, low=0.0, high=1.0, nan_color=_NAN_COLOR, name=COLOR_MAPPER)
+        return LinearColorMapper(palette=palette, low=0.0, high=1.0, nan_color=_NAN_COLOR, name=COLOR_MAPPER,
+                                 tags=[{"bounds": list(bounds)}])
 
     # curves
     curves_fig = new_figure("every trial's curve", x_label="epoch", y_label=metric_label, height=320, width=width)
+    bound_range(curves_fig.y_range, bounds)
     colors = mapper()
     curves = ColumnDataSource({c: [] for c in CURVE_COLUMNS}, name=CURVES)
     ends = ColumnDataSource({c: [] for c in END_COLUMNS}, name=CURVE_ENDS)
@@ -109,8 +115,10 @@ def live_search_figures(axes: Sequence[Axis], metric: str, direction: str, *, wi
                        x_axis_type={"log": "log", "linear": "linear"}.get(a.kind, "auto"),
                        y_label=metric_label if not figs else "", height=220, width=260, **kwargs)
         f.sizing_mode = "fixed"
-        if a.kind != "choice":
+        bound_range(f.y_range, bounds)  # one trial: a range around its point, not 0-1.8
+        if a.kind == "linear":  # a log axis has the project's log ticker (4 ticks or more)
             f.xaxis.ticker.desired_num_ticks = 4
+            bound_range(f.x_range)  # one trial: a range around its value, not 2 wide
         r = f.scatter(x, "value", source=slice_src, marker="marker", size=8, fill_alpha="alpha",
                       line_alpha="alpha", color={"field": "value", "transform": slice_colors})
         add_hover(f, [r], [("trial", "@trial"), ("state", "@state"), (a.key, f"@{a.column}"),
@@ -146,7 +154,8 @@ def live_search_figures(axes: Sequence[Axis], metric: str, direction: str, *, wi
     keys = [a.key for a in axes]
     imp = new_figure("importance (after a few finished trials)", x_label="share of the metric's variation",
                      height=max(160, 60 + 28 * len(keys)), width=320, y_range=FactorRange(*reversed(keys)),
-                     x_range=Range1d(0, 1))
+                     x_range=Range1d(0, IMPORTANCE_END))
+    imp.xaxis.ticker = FixedTicker(ticks=[0.0, 0.25, 0.5, 0.75, 1.0])  # room right of 1 for a bar's label
     imp_src = ColumnDataSource(importance_columns(None), name=IMPORTANCE)
     imp.hbar(y="key", right="importance", source=imp_src, height=0.6, color="#0072B2")
     imp.add_layout(LabelSet(x="importance", y="key", text="label", source=imp_src, x_offset=4, y_offset=-6,
@@ -167,7 +176,7 @@ def live_search_figures(axes: Sequence[Axis], metric: str, direction: str, *, wi
             else NumberFormatter(format="0.[0000]", nan_format="-"))
         columns.append(TableColumn(field=a.column, title=a.key, width=90, **({"formatter": fmt} if fmt else {})))
     columns += [TableColumn(field="epochs", title="epochs", width=50),
-                TableColumn(field="duration", title="s", width=50, formatter=NumberFormatter(format="0.0",
+                TableColumn(field="duration", title="duration (s)", width=80, formatter=NumberFormatter(format="0.0",
                                                                                              nan_format="-"))]
     table = DataTable(source=table_src, columns=columns, height=300, width=width, index_position=None,
                       sortable=True, selectable=True, name="search_results")
@@ -192,6 +201,8 @@ def search_parts(figures: SearchFigures) -> dict[str, Any]:
 def set_color_range(parts: Mapping[str, Any], vrange: tuple[float, float]) -> None:
     """Colour every figure's lines and points over ``vrange`` (lowest, highest value)."""
     for m in parts["mappers"]:
+        bounds = next((t["bounds"] for t in m.tags if isinstance(t, dict) and "bounds" in t), (None, None))
+        vrange = clamp_range(tuple(vrange), tuple(bounds))
         if (m.low, m.high) != vrange:
             m.update(low=vrange[0], high=vrange[1])
 
@@ -206,7 +217,7 @@ def search_figures(study: Any, *, top_k: int | None = None, hide_pruned: bool = 
     by_number = {t.trial: t for t in trials}
     shown = [by_number[n] for n in pick_trials(trials, study.direction, hide_pruned=hide_pruned, top_k=top_k,
                                                max_curves=max_curves)]
-    vrange = value_range(t for t in trials if t.state in ENDED)
+    vrange = value_range((t for t in trials if t.state in ENDED), metric_bounds(study.metric))
     parts[CURVES].data = curve_columns(shown)
     parts[CURVE_ENDS].data = end_columns(shown)
     parts[SLICE].data = slice_columns(trials, axes, hide_pruned=hide_pruned)

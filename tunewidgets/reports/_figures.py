@@ -15,9 +15,11 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Span
+from bokeh.models import ColumnDataSource, FixedTicker, HoverTool, Range1d, Span
 
-from tunewidgets.plots._common import PALETTE, finite_or_nan, method_color, new_figure
+from tunewidgets.plots._common import (
+    PALETTE, finite_or_nan, fmt_num, legend_outside, method_color, metric_bounds, new_figure, padded_range,
+)
 from tunewidgets.reports._load import MAX_POINTS, RunData, downsample
 
 __all__ = ["run_figures", "range_test_figure", "curves_figure", "parallel_figure", "importance_figure",
@@ -49,15 +51,16 @@ def run_figures(run: RunData) -> list[Any]:
         _line(target, xs, values, f"run{rid}_{name.replace('/', '_')}", f"{name} (epoch)", PALETTE[1 + i % 6])
         drew = True
     if drew:
-        loss.legend.location = "top_right"
-        loss.legend.click_policy = "hide"
+        legend_outside(loss)
         figs.append(loss)
     others = {n: c for n, c in run.epochs.items() if not n.endswith("loss")}
     if others:
         fig = new_figure("validation metrics", x_label="epoch", y_label="value", height=220)
         for i, (name, (epochs, values)) in enumerate(sorted(others.items())):
             _line(fig, epochs, values, f"run{rid}_{name.replace('/', '_')}", name, PALETTE[(2 + i) % 8])
-        fig.legend.location = "bottom_right"
+        if all(metric_bounds(n) == (0.0, 1.0) for n in others):  # accuracy and the like: inside 0-1
+            _fit_y(fig, [v for _, vs in others.values() for v in vs], "accuracy")
+        legend_outside(fig)
         figs.append(fig)
     if "lr" in run.curves:
         fig = new_figure("learning rate (schedule)", x_label="step", y_label="lr", height=200)
@@ -94,7 +97,7 @@ def range_test_figure(run: RunData) -> Any:
         fig.add_layout(Span(location=lr, dimension="height", line_color=method_color(method, i), line_dash="dashed",
                             line_width=2))
     if fig.renderers:
-        fig.legend.location = "top_left"
+        legend_outside(fig)
     return fig
 
 
@@ -112,10 +115,15 @@ def curves_figure(curves: Mapping[int, tuple[list[float], list[float]]], metric:
     fig = new_figure(title, x_label="epoch", y_label=metric, height=300)
     for i, (trial, (xs, ys)) in enumerate(curves.items()):
         _line(fig, xs, ys, f"curve_trial_{trial}", f"trial {trial}", PALETTE[i % len(PALETTE)])
+    _fit_y(fig, [v for _, ys in curves.values() for v in ys], metric)
     if fig.renderers:
-        fig.legend.click_policy = "hide"
-        fig.legend.location = "bottom_right"
+        legend_outside(fig)  # beside the curves, never over them
     return fig
+
+
+def _fit_y(fig: Any, values: Sequence[Any], metric: str) -> None:
+    """A y range around ``values`` whose padding stays inside the metric's bounds (accuracy: 0-1)."""
+    fig.y_range = Range1d(*padded_range(finite_or_nan(values), metric_bounds(metric)))
 
 
 def history_figure(trials: Sequence[int], values: Sequence[float], states: Sequence[str], metric: str) -> Any:
@@ -125,6 +133,7 @@ def history_figure(trials: Sequence[int], values: Sequence[float], states: Seque
     src = ColumnDataSource({"trial": list(trials), "value": finite_or_nan(values), "state": list(states),
                             "color": [colors.get(s, "#777777") for s in states]}, name="trial_history")
     r = fig.scatter("trial", "value", source=src, color="color", size=6)
+    _fit_y(fig, values, metric)
     fig.add_tools(HoverTool(renderers=[r], tooltips=[("trial", "@trial"), ("state", "@state"), (metric, "@value")]))
     return fig
 
@@ -163,17 +172,32 @@ def parallel_figure(axes: Sequence[str], rows: Sequence[Sequence[Any]], values: 
 
 
 def _scale(col: Sequence[Any]) -> tuple[list[float], str]:
-    nums = [float(v) for v in col if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)]
-    if len(nums) == sum(1 for v in col if v is not None) and nums:
+    """A column scaled to 0-1 and its axis label: ``(0.423-0.61)`` for numbers (3 significant
+    digits), ``(a | b)`` for categories. A missing or non-finite value (a failed trial's NaN
+    metric) is a gap on the axis, never one of its bounds or categories."""
+    col = [None if _is_number(v) and not math.isfinite(float(v)) else v for v in col]
+    present = [v for v in col if v is not None]
+    if present and all(_is_number(v) for v in present):
+        nums = [float(v) for v in present]
         lo, hi = min(nums), max(nums)
         log = lo > 0 and hi / lo > 20
         f = math.log10 if log else (lambda x: x)
         a, b = f(lo), f(hi)
         out = [math.nan if v is None else (0.5 if a == b else (f(float(v)) - a) / (b - a)) for v in col]
-        return out, f"({'log ' if log else ''}{lo:.3g}-{hi:.3g})"
-    cats = sorted({str(v) for v in col if v is not None})
+        return out, f"({'log ' if log else ''}{_g3(lo)}-{_g3(hi)})"
+    cats = sorted({_g3(v) if _is_number(v) else str(v) for v in present})
     pos = {c: (0.5 if len(cats) == 1 else i / (len(cats) - 1)) for i, c in enumerate(cats)}
-    return [math.nan if v is None else pos[str(v)] for v in col], "(" + " | ".join(cats[:6]) + ")"
+    return [math.nan if v is None else pos[_g3(v) if _is_number(v) else str(v)] for v in col], \
+        "(" + " | ".join(cats[:6]) + (" | ..." if len(cats) > 6 else "") + ")"
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _g3(v: Any) -> str:
+    """A number as 3 significant digits, exponents unpadded (``0.423``, ``1e-05``: ``1e-5``)."""
+    return fmt_num(float(v), 3)
 
 
 def importance_figure(importance: Mapping[str, float]) -> Any:

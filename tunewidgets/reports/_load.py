@@ -22,7 +22,7 @@ from tunewidgets.tracking import studies
 from tunewidgets.tracking.metric_names import metric_name
 from tunewidgets.tracking.store import Store
 
-__all__ = ["RunData", "StudyData", "ReportData", "load", "downsample", "MAX_POINTS"]
+__all__ = ["RunData", "StudyData", "ReportData", "load", "downsample", "env_of", "MAX_POINTS"]
 
 MAX_POINTS = 600  # points per drawn curve at most
 _EPOCH_METRICS = ("train/epoch_loss",)
@@ -148,11 +148,32 @@ def load(store: Store, study: str | None = None) -> ReportData:
 _ENV_KEYS = ("python", "torch", "tunewidgets", "numpy", "platform", "device", "git_commit")
 
 
+def env_of(row: dict[str, Any]) -> dict[str, Any]:
+    """A run's environment as the report shows it (:data:`_ENV_KEYS`). A search's trials record
+    numpy's version and the device only in the record of how to repeat the run (``env["repro"]``:
+    ``versions``, ``device``); a value missing at the top level is taken from there.
+
+    Example:
+        >>> row = {"env": {"python": "3.11", "device": None,
+        ...                "repro": {"versions": {"numpy": "2.1"}, "device": "cpu"}}}
+        >>> {k: v for k, v in env_of(row).items() if v is not None}
+        {'python': '3.11', 'numpy': '2.1', 'device': 'cpu'}
+    """
+    env = row.get("env") if isinstance(row.get("env"), dict) else {}
+    repro = env.get("repro") if isinstance(env.get("repro"), dict) else {}
+    versions = repro.get("versions") if isinstance(repro.get("versions"), dict) else {}
+    out = {k: env.get(k) for k in _ENV_KEYS}
+    for k in _ENV_KEYS:
+        if out[k] is None:
+            out[k] = versions.get(k) if k != "device" else repro.get("device")
+    return out
+
+
 def _envs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The distinct environments the runs ran in, each with how many runs."""
     seen: dict[tuple, dict[str, Any]] = {}
     for r in rows:
-        env = r.get("env") or {}
+        env = env_of(r)
         key = tuple(str(env.get(k)) for k in _ENV_KEYS)
         if key not in seen:
             seen[key] = {**{k: env.get(k) for k in _ENV_KEYS}, "runs": 0}

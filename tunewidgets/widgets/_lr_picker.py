@@ -3,8 +3,10 @@
 A value box (type an exact lr; empty while none is chosen), a log slider over the tested range
 (hidden while none is chosen) and a list of the test's suggestions. Every pick goes to the
 ``on_pick`` callback; the owner decides and shows the result with :meth:`LRPicker.show`.
-The page snaps a slider's value to its step and sends it back: a value within half a step of
-the shown lr is that echo, not a pick.
+The page snaps a slider's value to its step and sends it back, once or more for each value or
+range the kernel set, and those echoes arrive after the kernel has moved on (a new range, then a
+new lr, echo the old lr and then the new one): a value within half a step of a value the kernel
+set since the user last moved the slider is such an echo, not a pick.
 
 Example:
     >>> from tunewidgets.widgets._lr_picker import LRPicker
@@ -33,6 +35,7 @@ __all__ = ["LRPicker", "CUSTOM"]
 
 CUSTOM = "custom"
 _STEP = 0.01  # log10 units: 100 notches a decade
+_ECHOES = 8  # values the kernel set that the page may still echo (older ones are forgotten)
 
 
 class LRPicker(widgets.HBox):
@@ -44,6 +47,7 @@ class LRPicker(widgets.HBox):
         self._quiet = False
         self._lr: float | None = None
         self._suggestions: dict[str, float] = {}
+        self._sent: list[float] = []  # log10 of the values set on the slider since the user last moved it
         self.value_box = widgets.Text(
             value="", placeholder="none yet", description="chosen lr", continuous_update=False,
             tooltip="the learning rate to train with; type one, or pick it below or on the plot",
@@ -76,11 +80,14 @@ class LRPicker(widgets.HBox):
                 self.value_box.value = fmt_lr(lr)
                 exp = math.log10(lr)
                 if exp < self.chosen.min:
+                    self._expect_echo()
                     self.chosen.min = _floor(lr)
                 if exp > self.chosen.max:
+                    self._expect_echo()
                     self.chosen.max = _ceil(lr)
                 if not _same_notch(math.log10(self.chosen.value), exp):
                     self.chosen.value = lr
+                    self._expect_echo()
                 self.chosen.layout.visibility = "visible"
             match = [m for m, v in self._suggestions.items() if lr is not None and math.isclose(v, lr)]
             if self.pick.value not in match:
@@ -93,6 +100,8 @@ class LRPicker(widgets.HBox):
         lo, hi = _floor(low), _ceil(high)
         if self._lr is not None:
             lo, hi = min(lo, _floor(self._lr)), max(hi, _ceil(self._lr))
+        if (lo, hi) != (self.chosen.min, self.chosen.max):
+            self._expect_echo()  # the page may send its value back, snapped to the new notches
         self._quiet = True
         try:
             # widen first, then narrow: the value must stay inside at every step
@@ -150,9 +159,19 @@ class LRPicker(widgets.HBox):
         if self._quiet:
             return
         value = float(change["new"])
-        if self._lr is not None and _same_notch(math.log10(value), math.log10(self._lr)):
-            return  # the page snapped the shown lr to the slider's step and sent it back
+        if not (math.isfinite(value) and value > 0):
+            return
+        exp = math.log10(value)
+        if any(_same_notch(sent, exp) for sent in self._sent):
+            return  # the page snapped a value the kernel set and sent it back (once or more)
+        self._sent.clear()  # the user moved the slider: the page has caught up
+        if self._lr is not None and _same_notch(exp, math.log10(self._lr)):
+            return  # the shown lr, snapped
         self._on_pick(float(f"{value:.3g}"))
+
+    def _expect_echo(self) -> None:
+        self._sent.append(math.log10(self.chosen.value))
+        del self._sent[:-_ECHOES]
 
     def _on_list(self, change: Any) -> None:
         if self._quiet or change["new"] == CUSTOM:

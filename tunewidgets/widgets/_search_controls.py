@@ -38,7 +38,7 @@ from tunewidgets.hpo.strategies import STRATEGIES
 from tunewidgets.plots._common import fmt_lr
 
 __all__ = ["DimensionRow", "SearchSettings", "default_space", "space_of", "peak_key", "cycles_momentum",
-           "progress_text", "fmt_seconds", "NO_PRUNER", "COUNTED"]
+           "progress_text", "fmt_seconds", "NO_PRUNER", "COUNTED", "SETTINGS_WIDTH"]
 
 NO_PRUNER = "none"
 _KNOWN_BOUNDS = {"momentum": (0.0, 0.999), "model.dropout": (0.0, 0.9), "schedule.pct_start": (0.01, 0.99),
@@ -46,6 +46,9 @@ _KNOWN_BOUNDS = {"momentum": (0.0, 0.999), "model.dropout": (0.0, 0.9), "schedul
 def _row_layout() -> widgets.Layout:
     """A row's layout: one per row (a shared layout model would be closed with the first row closed)."""
     return widgets.Layout(align_items="center", margin="0 0 2px 0")
+
+
+SETTINGS_WIDTH = 380  # px: the settings panel's width, the same for every strategy
 
 
 def _fmt(v: float) -> str:
@@ -72,7 +75,7 @@ class DimensionRow(widgets.HBox):
         first = getattr(dim, "grid", None) or (0 if self.kind == "int" else 3)
         self.points = widgets.BoundedIntText(value=int(first), min=0 if self.kind == "int" else 2, max=1000,
                                              description="points", style={"description_width": "45px"},
-                                             layout=widgets.Layout(width="120px", display="none"),
+                                             layout=widgets.Layout(width="120px", visibility="hidden"),
                                              tooltip="grid points, both ends included (log-spaced on a log range)"
                                                      + ("; 0: every whole number" if self.kind == "int" else ""))
         control = self._make_control(dim)
@@ -164,7 +167,9 @@ class DimensionRow(widgets.HBox):
         self._show_label()
 
     def show_grid(self, grid: bool) -> None:
-        self.points.layout.display = None if grid else "none"
+        """Show the grid points field for a grid search; its room stays when hidden, so that the
+        rows keep their width and the settings beside them do not move when the strategy changes."""
+        self.points.layout.visibility = "visible" if grid else "hidden"
 
     def dimension(self, grid: bool) -> Dimension | None:
         """The dimension the controls describe (None when switched off); grid points when ``grid``."""
@@ -240,7 +245,8 @@ class SearchSettings(widgets.VBox):
                                                         "TPE: learns from the finished trials"])
         self.n_trials = widgets.BoundedIntText(value=n_trials, min=1, max=1_000_000, description="trials",
                                                style=style, layout=widgets.Layout(width="170px"))
-        self.grid_info = widgets.HTML()
+        # a fixed room for the grid's size: the panel keeps its width whatever it says
+        self.grid_info = widgets.HTML(layout=widgets.Layout(width=f"{SETTINGS_WIDTH - 180}px"))
         self.pruner = widgets.Dropdown(options=[NO_PRUNER, *PRUNERS], value=pruner or NO_PRUNER,
                                        description="pruner", style=style, layout=widgets.Layout(width="250px"))
         self.metric = widgets.Dropdown(options=metrics, value=metric, description="metric", style=style,
@@ -263,7 +269,8 @@ class SearchSettings(widgets.VBox):
             widgets.HBox([self.n_trials, self.grid_info], layout=_row_layout()),
             self.pruner, self.metric, widgets.HBox([self.epochs, self.seed], layout=_row_layout()), self.study,
             widgets.HBox([self.hide_pruned, self.top_k], layout=_row_layout()),
-        ])
+        ], layout=widgets.Layout(width=f"{SETTINGS_WIDTH}px"))
+        self.add_class("tw-search-settings")
 
     def inputs(self) -> list[Any]:
         """The controls a running search uses as it started (disabled while it runs)."""

@@ -115,6 +115,7 @@ class LRFinder(BackgroundWidget):
                                           tooltips=["even steps in log lr (usual)", "even steps in lr"])
         self._start_lr, self._end_lr = float(start_lr), float(end_lr)  # exact until the slider moves
         self._total = int(steps)
+        self._set_by_hand = False  # lr set (from code) while this run ran: the run keeps it
         self.lr_range.observe(self._on_range_change, names="value")
         self._show_range()
         self._settings = (self.lr_range, self.steps, self.optimizer, self.smoothing, self.mode)
@@ -216,6 +217,7 @@ class LRFinder(BackgroundWidget):
         show_lr_data(self._parts, LRPlotData(), curve=False)
         set_chosen_lr(self._parts, None)
         self.result = None
+        self._set_by_hand = False
         self.picker.set_suggestions(None, "(running...)")
         self.picker.disabled = True
         self.run_bar.set_progress(0, self._total, f"0 / {self._total}")
@@ -260,7 +262,7 @@ class LRFinder(BackgroundWidget):
         else:
             self.picker.set_suggestions(result.suggestions)
         problem = sliver or curve_problem(result.smoothed)
-        if result.suggested is not None and problem is None:
+        if result.suggested is not None and problem is None and not self._set_by_hand:
             self.lr = float(result.suggested)
             best = result.method if result.suggestions.get(result.method) == result.suggested else None
             if best is not None:
@@ -269,8 +271,10 @@ class LRFinder(BackgroundWidget):
         self.picker.show(self.lr)
         n = len(result)
         self.run_bar.set_progress(n, self._total, f"{n} / {self._total}")
-        self._set_status(session.status, _summary(session, result, problem, self.lr, self._stop_reason,
-                                                   early=sliver is not None),
+        summary = _summary(session, result, problem, self.lr, self._stop_reason, early=sliver is not None)
+        if self._set_by_hand and problem is None and self.lr is not None:
+            summary += f"; lr stays {fmt_lr(self.lr)}, set while the test ran"
+        self._set_status(session.status, summary,
                          tone="doubtful" if problem is not None else None)
 
     # -- picking --------------------------------------------------------------------------
@@ -285,6 +289,7 @@ class LRFinder(BackgroundWidget):
     def _lr_changed(self, change: Any) -> None:
         value = change["new"]
         if self.session.running:  # this run's line shows once it has its own suggestion
+            self._set_by_hand = True
             set_chosen_lr(self._parts, None)
         else:
             set_chosen_lr(self._parts, value)
