@@ -43,6 +43,8 @@ __all__ = ["DimensionRow", "SearchSettings", "default_space", "space_of", "peak_
 NO_PRUNER = "none"
 _KNOWN_BOUNDS = {"momentum": (0.0, 0.999), "model.dropout": (0.0, 0.9), "schedule.pct_start": (0.01, 0.99),
                  "dropout": (0.0, 0.9)}
+
+
 def _row_layout() -> widgets.Layout:
     """A row's layout: one per row (a shared layout model would be closed with the first row closed)."""
     return widgets.Layout(align_items="center", margin="0 0 2px 0")
