@@ -81,11 +81,11 @@ def test_readme_command_and_binder_save_widget_state_inside_the_environment():
 def test_readme_links_name_existing_files():
     paths = set(re.findall(r"(?<![\w/])((?:notebooks|bench)/[\w./-]+\.(?:ipynb|py))", README))
     assert "notebooks/01_lr_range_test.ipynb" in paths
-    missing = sorted(p for p in paths if not (REPO / p).is_file() and p != START_HERE)
+    missing = sorted(p for p in paths if not (REPO / p).is_file())
     assert missing == [], f"README names files that do not exist: {missing}"
     binder = re.findall(r"https://mybinder\.org/v2/gh/[\w-]+/[\w-]+/HEAD\?urlpath=lab/tree/(\S+?)\)",
                         README)
-    assert binder and all((REPO / p).is_file() or p == START_HERE for p in binder)
+    assert binder and all((REPO / p).is_file() for p in binder)
     assert binder[0] == START_HERE  # the badge, at the top, opens the start-here notebook
 
 
