@@ -17,15 +17,26 @@ Goals: first point <= 300 ms after any click (the first in a kernel included), >
 second while a run streams, ``1+1`` within 100 ms of idle while a run streams, Stop -> stopped
 <= 300 ms. Prints one row per measure (median over repeats, and every value) and the goal.
 
+``--baseline REV`` measures the code of a git revision too ("before", unpacked into a scratch
+folder and put first on the kernel's path) against this checkout ("after"), in the same server
+and browser, their kernels interleaved (before, after, after, before, ...), so that a machine's
+changing load falls on both alike; it then prints each median before and after and their ratio.
+The load average is printed with the figures (they mean little without it).
+
     python bench/ui_latency.py                 # 3 repeats
     python bench/ui_latency.py --repeats 1 --json out.json
+    python bench/ui_latency.py --baseline main --repeats 3
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -38,6 +49,8 @@ from support.jupyter import JupyterLab, launch_chromium, open_notebook, run_cell
 from support.notebooks import write_notebook  # noqa: E402
 
 SETUP = "import torch\nimport tunewidgets as tw\ntorch.set_num_threads(1)\ntask = tw.tasks.digits()\n"
+# the code a kernel runs: the checkout's, or a baseline's put first on the path
+PATH_CELL = "import sys\nsys.path.insert(0, {path!r})\n"
 FINDER_CELL = (SETUP + "finder = tw.widgets.LRFinder(task, start_lr=1e-6, end_lr=1e-3, steps=30000, device='cpu')\n"
                "finder")
 SEARCH_CELL = (SETUP + "search = tw.widgets.Search(task, {'lr': tw.space.LogUniform(1e-3, 1e-1)},\n"
@@ -161,6 +174,42 @@ def measure_kernel(page: Any, kind: str, run_label: str, source: str, window: fl
 
 
 GOALS = {"first point": ("<=", 300.0), "updates a second": (">=", 8.0), "Stop -> stopped": ("<=", 300.0)}
+KINDS = (("LRFinder", FINDER_CELL, "Run test", "lr_curve"), ("Search", SEARCH_CELL, "Launch", "search_curves"))
+
+
+def unpack(rev: str, into: Path) -> Path:
+    """The package as it is at git revision ``rev``, unpacked under ``into``."""
+    archive = subprocess.run(["git", "-C", str(REPO), "archive", "--format=tar", rev, "tunewidgets"],
+                             check=True, capture_output=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
+
+
+def _goal(key: str, idle: dict[str, float]) -> str:
+    if "1+1 while running" in key:
+        return f"<= {idle[key.split(':')[0]] + 100:.0f}"
+    return next((f"{op} {limit:g}" for word, (op, limit) in GOALS.items() if word in key), "")
+
+
+def _values(values: list[float]) -> str:
+    return ", ".join(f"{v:.0f}" if v > 20 else f"{v:.1f}" for v in values)
+
+
+def report(results: dict[str, dict[str, list[float]]], loads: list[float]) -> None:
+    """One row per measure: the median of each variant, after/before, the goal (last), the values."""
+    variants = list(results)
+    after = results[variants[-1]]
+    idle = {k.split(":")[0]: statistics.median(v) for k, v in after.items() if k.endswith("1+1 idle (ms)")}
+    print(f"load average (1 min) during the runs: {', '.join(f'{x:.1f}' for x in loads)}")
+    heads = "".join(f" {v:>9}" for v in variants) + ("   ratio" if len(variants) > 1 else "")
+    print(f"{'measure (median)':52}{heads}  goal       values ({' | '.join(variants)})")
+    for key in after:
+        meds = [statistics.median(results[v].get(key) or [float("nan")]) for v in variants]
+        ratio = f" {meds[-1] / meds[0]:7.2f}" if len(variants) > 1 and meds[0] else ""
+        cells = "".join(f" {m:9.1f}" for m in meds)
+        values = " | ".join(_values(results[v].get(key, [])) for v in variants)
+        print(f"{key:52}{cells}{ratio}  {_goal(key, idle):10} {values}")
 
 
 def main() -> None:
@@ -169,12 +218,22 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=3.0, help="seconds over which updates are counted")
     parser.add_argument("--think", type=float, default=3.0,
                         help="seconds from the widget shown to the first click (default 3)")
+    parser.add_argument("--baseline", default=None, metavar="REV",
+                        help="also measure the package at this git revision, interleaved (e.g. main)")
+    parser.add_argument("--revision", default=None, metavar="REV",
+                        help="measure this git revision as 'after' (default: the checkout as it is)")
     parser.add_argument("--json", type=Path, default=None, help="also write the values here")
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
-    results: dict[str, list[float]] = {}
+    results: dict[str, dict[str, list[float]]] = {}
+    loads: list[float] = []
     with tempfile.TemporaryDirectory(prefix="tw-ui-latency-") as scratch:
+        after = REPO if args.revision is None else unpack(args.revision, Path(scratch) / "revision")
+        variants = {"after": after}
+        if args.baseline is not None:
+            variants = {"before": unpack(args.baseline, Path(scratch) / "baseline"), "after": after}
+        results = {name: {} for name in variants}
         root = Path(scratch) / "notebooks"
         root.mkdir()
         lab = JupyterLab.start(root, home=Path(scratch) / "home")
@@ -184,33 +243,31 @@ def main() -> None:
                 context = browser.new_context(base_url=lab.url, viewport={"width": 1400, "height": 1000})
                 page = context.new_page()
                 page.goto(f"/api/status?token={lab.token}")
+                names = list(variants)
                 for rep in range(args.repeats):
-                    for kind, cell, label, source in (("LRFinder", FINDER_CELL, "Run test", "lr_curve"),
-                                                      ("Search", SEARCH_CELL, "Launch", "search_curves")):
-                        name = f"{kind.lower()}-{rep}.ipynb"
-                        write_notebook(root / name, ["# md\n# latency", cell, "1+1"])
-                        open_notebook(page, name)
-                        run_cell(page, WIDGET, timeout=120_000)
-                        for key, values in measure_kernel(page, kind, label, source, args.window,
-                                                                    args.think).items():
-                            results.setdefault(key, []).extend(values)
-                        lab.shutdown_kernels()
-                        print(f"repeat {rep + 1}/{args.repeats}: {kind} done", file=sys.stderr)
+                    for k, (kind, cell, label, source) in enumerate(KINDS):
+                        # before, after; then after, before: each variant as often first as second
+                        order = names if (rep + k) % 2 == 0 else names[::-1]
+                        for variant in order:
+                            name = f"{kind.lower()}-{variant}-{rep}.ipynb"
+                            code = PATH_CELL.format(path=str(variants[variant])) + cell
+                            write_notebook(root / name, ["# md\n# latency", code, "1+1"])
+                            open_notebook(page, name)
+                            run_cell(page, WIDGET, timeout=120_000)
+                            for key, values in measure_kernel(page, kind, label, source, args.window,
+                                                              args.think).items():
+                                results[variant].setdefault(key, []).extend(values)
+                            lab.shutdown_kernels()
+                            loads.append(os.getloadavg()[0])
+                            print(f"repeat {rep + 1}/{args.repeats}: {kind} ({variant}) done", file=sys.stderr)
                 context.close()
                 browser.close()
         finally:
             lab.stop()
 
-    idle = {k.split(":")[0]: statistics.median(v) for k, v in results.items() if k.endswith("1+1 idle (ms)")}
-    print(f"{'measure':58} {'median':>9}  goal        values")
-    for key, values in results.items():
-        med = statistics.median(values)
-        goal = next((f"{op} {limit:g}" for word, (op, limit) in GOALS.items() if word in key), "")
-        if "1+1 while running" in key:
-            goal = f"<= {idle[key.split(':')[0]] + 100:.0f}"
-        print(f"{key:58} {med:9.1f}  {goal:10}  {', '.join(f'{v:.0f}' if v > 20 else f'{v:.1f}' for v in values)}")
+    report(results, loads)
     if args.json is not None:
-        args.json.write_text(json.dumps(results, indent=1))
+        args.json.write_text(json.dumps({"loads": loads, **results}, indent=1))
 
 
 if __name__ == "__main__":

@@ -177,6 +177,18 @@ def test_every_run_renders_a_fitted_plot(task):
     assert np.isnan(f.figure.x_range.start) and np.isnan(f.figure.y_range.end)  # never fixed here
 
 
+def test_a_run_on_a_plot_the_user_did_not_zoom_starts_with_patches_not_a_full_render(task):
+    f = finder(task, optimizer="adam", start_lr=1e-4, end_lr=1.0)
+    f.run()
+    f.wait(timeout=60)
+    renders = f.plot.renders
+    f.run()
+    assert f.plot.renders == renders  # the page gets the emptied sources as patches: the first point is not held up
+    res = f.wait(timeout=60)
+    np.testing.assert_allclose(saved_columns(f.plot, CURVE)["lr"], res.lrs)
+    assert f.plot.renders == renders + 1  # one render at the end (here: when the state is read)
+
+
 def test_a_finder_made_again_by_the_same_cell_stops_the_old_test(task, monkeypatch):
     monkeypatch.setattr(base, "current_cell_id", lambda: "cell-7")
     old = finder(task, steps=100_000, end_lr=1e-3)

@@ -482,3 +482,25 @@ def test_the_seed_control_seeds_each_launch_and_the_status_line_names_it(task, t
     again = tw.search(task, space, base=base(epochs=1), n_trials=2, seed=4, store=tmp_path / "other",
                       background=False)
     assert again.trials["lr"].tolist() == second.trials["lr"].tolist()
+
+
+def test_the_end_status_goes_out_before_the_plots_final_renders(task, tmp_path, monkeypatch):
+    import tunewidgets.widgets._bokeh as bokeh_module
+
+    monkeypatch.setattr(bokeh_module, "in_kernel", lambda: True)  # views render when told, as in a kernel
+    w = make(task, {"lr": tw.space.LogUniform(1e-3, 1e-1)}, tmp_path, base=base(), n_trials=2)
+    seen = []
+
+    def on_status(change):
+        seen.append((change["new"], sum(v.renders for v in w.views), w.settings.strategy.disabled))
+
+    w.observe(on_status, names="status")
+    assert w.launch()
+    w.wait(timeout=120)
+    (first, at_launch, _), (last, at_end, inputs_disabled) = seen[0], seen[-1]
+    assert (first, last) == ("running", "finished")
+    # the status goes out first: no plot re-rendered, no control enabled yet (each a message before it)
+    assert at_end == at_launch and inputs_disabled
+    assert not w.settings.strategy.disabled
+    assert sum(v.renders for v in w.views) == at_launch + len(w.views)  # each once, after it: the saved state
+    assert len(saved_columns(w.views[0], CURVES)["trial"]) == 2

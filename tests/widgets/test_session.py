@@ -157,3 +157,81 @@ def test_misuse_is_refused():
     assert session.wait() is True and session.status == "finished"
     session.start(counting_worker(3))  # a finished session starts again, fresh
     assert session.wait() == 3 and session.records_seen == 3
+
+
+# A whole hour between ticks: a tick that waited for the interval would end the test at its guard.
+HOUR = 3600.0
+
+
+def run_on_loop(session_coroutine):
+    return asyncio.run(asyncio.wait_for(session_coroutine, timeout=60))
+
+
+def test_on_a_loop_the_first_record_is_drained_at_once_not_after_an_interval():
+    calls, drained = [], threading.Event()
+
+    def on_records(batch):
+        calls.append(list(batch))
+        drained.set()
+
+    def worker(emit, stop):
+        emit("first")
+        return drained.wait(60)  # True only if the loop drained it while the worker waited
+
+    async def main():
+        session = BackgroundSession(on_records=on_records, interval=HOUR)
+        session.start(worker)
+        return session, await session.wait_async()
+
+    session, result = run_on_loop(main())
+    assert result is True and calls == [["first"]] and session.status == "finished"
+    assert session.ticks == 2  # the first record, then the worker's end (at once, too)
+
+
+def test_on_a_loop_records_between_ticks_come_in_one_batch_and_wake_the_loop_once():
+    calls, drained = [], threading.Event()
+
+    def on_records(batch):
+        calls.append(list(batch))
+        drained.set()
+
+    def worker(emit, stop):
+        emit(0)
+        drained.wait(60)
+        for i in range(1, 50):  # within the interval after the first tick: they wait for the next
+            emit(i)
+        return "done"
+
+    async def main():
+        session = BackgroundSession(on_records=on_records, interval=HOUR)
+        session.start(worker)
+        return session, await session.wait_async()
+
+    session, result = run_on_loop(main())
+    assert result == "done" and calls == [[0], list(range(1, 50))]
+    assert session.wakeups <= 2  # the first record (unless the task found it queued) and the end
+
+
+def test_on_a_loop_a_stopped_worker_is_shown_stopped_without_waiting_for_a_tick():
+    steps, done = [], []
+
+    def worker(emit, stop):
+        while not stop.is_set():
+            emit(len(steps))
+            steps.append(1)
+            time.sleep(0.001)
+        return len(steps)
+
+    async def main():
+        session = BackgroundSession(on_records=lambda batch: None, on_done=lambda s: done.append(s.status),
+                                    interval=HOUR)
+        session.start(worker)
+        while session.records_seen == 0:  # the first tick came (at once)
+            await asyncio.sleep(0.001)
+        session.stop()
+        assert session.status == "stopping"
+        return session, await session.wait_async()
+
+    session, result = run_on_loop(main())
+    assert done == ["stopped"] and session.status == "stopped" and result == len(steps)
+    assert session.ticks == 2  # the first record, then the end with the rest: no interval between

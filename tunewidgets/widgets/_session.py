@@ -3,9 +3,16 @@
 The worker is a function ``worker(emit, stop) -> result``: it calls ``emit(record)`` for
 each record (a cheap ``queue.put``) and returns soon after ``stop`` (a ``threading.Event``)
 is set. Only the drain touches widgets: in a Jupyter kernel one asyncio task on the
-kernel's loop calls :meth:`BackgroundSession.drain` every ``interval`` seconds, so the
-kernel stays free to handle button clicks; with no running loop (a script, a test)
-:meth:`BackgroundSession.wait` drains on the caller's thread until the worker is done.
+kernel's loop calls :meth:`BackgroundSession.drain`, so the kernel stays free to handle button
+clicks; with no running loop (a script, a test) :meth:`BackgroundSession.wait` drains on the
+caller's thread until the worker is done.
+
+On the loop, a tick comes as soon as there is something to show and no sooner than
+``interval`` seconds after the tick before (counted from its start): the first record of a run
+is drained at once, not an interval later; records that come faster wait for the next tick
+(one batch each); the worker's end is drained at once, so a stopped run says so without
+waiting for a tick. While nothing comes the task sleeps (no empty ticks): the worker wakes it
+with at most one call into the loop per tick.
 
 Example:
     >>> from tunewidgets.widgets._session import BackgroundSession
@@ -48,7 +55,7 @@ class BackgroundSession:
             the last tick (one call per tick, never with an empty list).
         on_done: called once on the draining thread after the last records, with the session
             (read ``status``, ``result``, ``error``, ``error_traceback``).
-        interval: seconds between ticks (0.25 by default).
+        interval: the least number of seconds between two ticks (0.25 by default).
 
     ``status`` goes ``idle -> running (-> stopping) -> finished | stopped | failed``.
     An exception in the worker, or in ``on_records``, ends the session as ``failed`` with
@@ -81,6 +88,10 @@ class BackgroundSession:
         self._loop_tick = False
         self._thread: threading.Thread | None = None
         self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._wakeup: asyncio.Event | None = None
+        self._armed = False  # the loop task waits for records: the next emit wakes it
+        self.wakeups = 0  # calls the worker made into the loop (at most one per tick)
         self._lock = threading.RLock()
 
     # -- state ----------------------------------------------------------------------------
@@ -121,16 +132,18 @@ class BackgroundSession:
             self._worker_done = threading.Event()
             self._finished = threading.Event()
             self._closing = False
+            self._armed = False
+            self.wakeups = 0
             self.started_at, self.elapsed = time.perf_counter(), 0.0
+            try:
+                loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+            except RuntimeError:
+                loop = None  # no loop: the caller drains with wait()
+            self._loop, self._wakeup = loop, (asyncio.Event() if loop is not None else None)
+            self._task = loop.create_task(self._drain_on_loop()) if loop is not None else None
             self._thread = threading.Thread(target=self._run_worker, args=(worker,),
                                             name="tunewidgets-worker", daemon=True)
             self._thread.start()
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:
-                self._task = None  # no loop: the caller drains with wait()
-            else:
-                self._task = loop.create_task(self._drain_on_loop())
 
     def stop(self) -> None:
         """Ask the worker to stop (it checks the event every step); safe from any thread."""
@@ -157,7 +170,7 @@ class BackgroundSession:
     async def wait_async(self) -> Any:
         """Like :meth:`wait`, without blocking the loop (``await session.wait_async()`` in a cell)."""
         while not self.done and self.status != "idle":
-            await asyncio.sleep(self.interval / 2)
+            await asyncio.sleep(min(self.interval / 2, 0.02))
             if self._task is None:
                 self.drain()
         return self.result
@@ -200,8 +213,19 @@ class BackgroundSession:
         return len(records)
 
     async def _drain_on_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        next_at = loop.time()  # the first tick: as soon as the first record comes
         while not self.done:
-            await asyncio.sleep(self.interval)
+            rest = next_at - loop.time()
+            if rest > 0:  # the least time between ticks; the worker's end cuts it short
+                await self._sleep(rest)
+            if self._queue.empty() and not self._worker_done.is_set():
+                self._wakeup.clear()
+                self._armed = True
+                if self._queue.empty() and not self._worker_done.is_set():  # nothing came meanwhile
+                    await self._sleep(max(self.interval, 1.0))  # a guard: a lost wake-up costs a second
+                self._armed = False
+            next_at = loop.time() + self.interval
             self._loop_tick = True
             try:
                 self.drain()
@@ -211,14 +235,44 @@ class BackgroundSession:
             finally:
                 self._loop_tick = False
 
+    async def _sleep(self, seconds: float) -> None:
+        """Sleep up to ``seconds``, or until the worker wakes the loop (a record while armed, its end)."""
+        wakeup = self._wakeup
+        if wakeup is None or self._worker_done.is_set():
+            return
+        wakeup.clear()
+        if self._worker_done.is_set() or (self._armed and not self._queue.empty()):
+            return
+        try:
+            await asyncio.wait_for(wakeup.wait(), seconds)
+        except asyncio.TimeoutError:
+            pass
+
     # -- worker side ----------------------------------------------------------------------
+    def _emit(self, record: Any) -> None:
+        self._queue.put(record)
+        if self._armed:  # the loop task sleeps until something comes: wake it, once
+            self._armed = False
+            self._wake()
+
+    def _wake(self) -> None:
+        loop, wakeup = self._loop, self._wakeup
+        if loop is None or wakeup is None:
+            return
+        self.wakeups += 1
+        try:
+            loop.call_soon_threadsafe(wakeup.set)
+        except RuntimeError:  # the loop was closed (the kernel is shutting down)
+            pass
+
     def _run_worker(self, worker: Worker) -> None:
         try:
-            self.result = worker(self._queue.put, self._stop)
+            self.result = worker(self._emit, self._stop)
         except BaseException as exc:  # noqa: BLE001 - shown in the UI, not raised in a thread
             self._fail(exc)
         finally:
             self._worker_done.set()
+            self._wake()  # its end is shown at once, not at the next tick
 
     def _fail(self, exc: BaseException) -> None:
         if self.error is None:

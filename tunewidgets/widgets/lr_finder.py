@@ -212,6 +212,7 @@ class LRFinder(BackgroundWidget):
     def _on_start(self) -> None:
         # a new run: the plot fits its data again (a zoom is kept only until now), and the last
         # run's chosen-lr line and suggestions go until this run has its own
+        zoomed = self.plot.zoomed or getattr(self.plot, "_restores", False)
         self.plot.fit()
         self.curve.reset()
         show_lr_data(self._parts, LRPlotData(), curve=False)
@@ -223,7 +224,8 @@ class LRFinder(BackgroundWidget):
         self.run_bar.set_progress(0, self._total, f"0 / {self._total}")
         for control in self._settings:  # a run uses the settings it started with
             control.disabled = True
-        self.plot.render_now()  # the empty plot, saved as the run's start
+        if zoomed:  # the page drops a zoom only in a fresh render; else the patches above fit it
+            self.plot.render_now()  # (a full render costs the first point about 0.1 s here and more in the page)
 
     def _on_records(self, records: list[dict[str, Any]]) -> None:
         rows = columns_of(records, CURVE_COLUMNS)

@@ -292,18 +292,18 @@ class Search(TrainBest, BackgroundWidget):
     def _on_finish(self, session: BackgroundSession) -> None:
         if self._job == "best":
             return self._best_finish(session)
-        self.live.flush_table()
-        self._disable_inputs(False)
         study = self._study
         if study is not None:  # a Stop pressed after the search had ended changes nothing
             session.status = end_status(session.status, study.status)
         self._update_best()
-        self._show_progress()
-        if session.error is None and study is not None:  # before the plots' final render, which is larger
+        if session.error is None and study is not None:  # first: the page shows it before the rest
             self._set_status(session.status, self._summary(session))
             self.status_line.value = with_notes(self.status_line.value, self._executor)
-        for view in self.views:
-            refresh(view)
+        self._show_progress()
+        self.live.flush_table()
+        self._disable_inputs(False)
+        # the plots' final renders (the saved state) come once the base releases them, a moment
+        # after this tick: the status above reaches the page without waiting for them
 
     def _refresh_views(self) -> None:
         for view in self.views:
