@@ -23,6 +23,7 @@ from support.jupyter import (
     notebook_errors,
     open_notebook,
     run_all,
+    screenshot,
     wait_kernel_idle,
 )
 from support.notebooks import write_notebook
@@ -192,6 +193,8 @@ def test_launch_grows_curves_stop_halts_rows_highlight_and_hide_pruned_hides(jup
     assert y_end <= 1.0 and y_end >= covered[1][2][1], covered
     expect(page.get_by_role("button", name=button_name("Launch"))).to_be_enabled()
     expect(page.get_by_role("button", name=button_name("Stop"))).to_be_disabled()
+    shown = page.locator(".jp-OutputArea-output").filter(has=page.locator(".tw-search")).first
+    screenshot(page, "search-after-stop", shown)  # the README's picture of the Search widget
 
     # clicking a row of the table highlights that trial's curve (the kernel draws it on top)
     output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
