@@ -42,6 +42,7 @@ __all__ = [
     "widget_state",
     "run_notebook",
     "run_notebook_twice",
+    "run_then_start_again",
     "steady_text",
     "saved_bokeh_sources",
     "write_notebook",
@@ -180,6 +181,47 @@ def run_notebook_twice(path: str | os.PathLike[str], workdir: str | os.PathLike[
     began = time.perf_counter()
     second = run_notebook(path, timeout=timeout, workdir=workdir)
     return first, second, time.perf_counter() - began
+
+
+def run_then_start_again(path: str | os.PathLike[str], workdir: str | os.PathLike[str], *,
+                         timeout: float = 120, cells: int = 1) -> tuple[nbformat.NotebookNode, float, list[str]]:
+    """Run the notebook at ``path`` once in ``workdir``, then run its first ``cells`` code cells
+    again in a new kernel, in a copy of the folder the run left (``workdir`` keeps what the run
+    wrote, for the tests to read), as a person starting it again would; returns the executed
+    notebook, the seconds its run took, and what the folder holds then that a fresh copy of the
+    notebook's folder does not (``[]``: the first cells removed every file the run wrote).
+
+    A notebook whose first cell empties its runs folder starts its second run from the folder the
+    first started from: what :func:`run_notebook_twice` shows with a second full run, for the
+    price of one run (its text is not compared again).
+    """
+    import time
+
+    began = time.perf_counter()
+    executed = run_notebook(path, timeout=timeout, workdir=workdir)
+    elapsed = time.perf_counter() - began
+    source = Path(path)
+    nb = nbformat.read(source, as_version=4)
+    code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+    nb.cells = nb.cells[: code[cells - 1] + 1]
+    with tempfile.TemporaryDirectory(prefix="tw-start-again-") as scratch:
+        start = Path(scratch) / "start" / source.parent.name / source.name  # run_notebook copies its folder
+        start.parent.mkdir(parents=True)
+        nbformat.write(nb, start)
+        again = Path(scratch) / "again"
+        shutil.copytree(workdir, again, symlinks=True)
+        run_notebook(start, timeout=timeout, workdir=again)
+        fresh = Path(scratch) / "fresh"
+        shutil.copytree(source.parent, fresh, ignore=_IGNORED)
+        left = sorted(_files(again / source.parent.name) - _files(fresh))
+    return executed, elapsed, left
+
+
+def _files(folder: Path) -> set[str]:
+    """Every file under ``folder``, as paths relative to it (caches left out; an empty folder
+    left behind holds nothing a second run could read)."""
+    return {str(p.relative_to(folder)) for p in folder.rglob("*")
+            if not p.is_dir() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
 
 
 def write_notebook(path: str | os.PathLike[str], cells: Iterable[str]) -> Path:
