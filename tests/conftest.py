@@ -17,8 +17,9 @@ One Chromium serves all browser tests: the test modules that use a browser run a
 
 Run in parallel with pytest-xdist (``-n 2 --dist loadgroup``), the tests marked
 ``xdist_group(NAME)`` run on one worker, one after the other: the browser modules (their servers
-and Chromium are made once) get the group ``browser`` here, and the tests that start a local
-Ray mark themselves ``xdist_group("ray")`` (one Ray on the machine at a time).
+and Chromium are made once) get the group ``browser`` here, the tests that start a local Ray
+mark themselves ``xdist_group("ray")`` (one Ray on the machine at a time), and every other
+module is a group of its own (its module fixtures, such as a notebook run, are made once).
 
 Without ``/usr/bin/chromium`` the browser tests are skipped, except when ``CI`` is set: there a
 missing browser fails them (install it with ``apt-get install -y chromium``).
@@ -51,9 +52,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             if item.get_closest_marker("browser") is None:
                 item.add_marker(pytest.mark.browser)
     items.sort(key=lambda item: _module_id(item) in browser_modules)  # stable: order kept within each part
-    for item in items:  # with pytest-xdist's --dist loadgroup, one worker runs them all, in this order
-        if _module_id(item) in browser_modules and item.get_closest_marker("xdist_group") is None:
-            item.add_marker(pytest.mark.xdist_group("browser"))
+    for item in items:  # with pytest-xdist's --dist loadgroup, one worker runs each group, in this order
+        if item.get_closest_marker("xdist_group") is None:
+            # a module on one worker, so its module fixtures (a notebook run) are made once
+            module = _module_id(item)
+            item.add_marker(pytest.mark.xdist_group("browser" if module in browser_modules else module))
     config.stash[_BROWSER_MODULES] = browser_modules
 
 
