@@ -2,13 +2,24 @@
 
 Browser tests (mark them ``@pytest.mark.browser``) use two fixtures:
 
-- ``jupyter_lab`` (one server per test module): a real ``jupyter lab`` serving a scratch copy of
-  ``notebooks/`` (``jupyter_lab.root_dir``; write extra notebooks there with
-  ``support.notebooks.write_notebook``).
+- ``jupyter_lab``: a real ``jupyter lab`` serving a scratch copy of ``notebooks/``
+  (``jupyter_lab.root_dir``; write extra notebooks there with ``support.notebooks.write_notebook``,
+  under a name no other test module uses). One server serves every test module with the same
+  ``LAB_SETTINGS`` (user settings) and ``LAB_OVERRIDES`` (an ``overrides.json``), for the whole
+  session: most modules share the default one, a module with settings of its own gets its own.
 - ``browser_page`` (one per test): a Playwright page in headless Debian Chromium, logged in to
   that server, with ``base_url`` set, so ``support.jupyter.open_notebook(page, "name.ipynb")``
   works. On failure it saves a screenshot and prints the server log and browser console errors.
   Kernels are shut down after each test.
+
+One Chromium serves all browser tests: the test modules that use a browser run after the others
+(in their collected order), and Chromium is closed before any test of another module runs.
+
+Run in parallel with pytest-xdist (``-n 2 --dist loadgroup``), the tests marked
+``xdist_group(NAME)`` run on one worker, one after the other: the browser modules (their servers
+and Chromium are made once) get the group ``browser`` here, the tests that start a local Ray
+mark themselves ``xdist_group("ray")`` (one Ray on the machine at a time), and every other
+module is a group of its own (its module fixtures, such as a notebook run, are made once).
 
 Without ``/usr/bin/chromium`` the browser tests are skipped, except when ``CI`` is set: there a
 missing browser fails them (install it with ``apt-get install -y chromium``).
@@ -16,6 +27,7 @@ missing browser fails them (install it with ``apt-get install -y chromium``).
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Iterator
@@ -28,13 +40,43 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 _BROWSER_FIXTURES = {"jupyter_lab", "browser_page", "browser"}
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give every test that uses a browser fixture the ``browser`` mark, so that
-    ``-m "not browser"`` deselects it even when the mark was forgotten."""
+    ``-m "not browser"`` deselects it even when the mark was forgotten; run the modules that use
+    a browser after the others (whole modules, so module fixtures are made once), so that one
+    Chromium serves them all."""
+    browser_modules = set()
     for item in items:
         if _BROWSER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            browser_modules.add(_module_id(item))
             if item.get_closest_marker("browser") is None:
                 item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: _module_id(item) in browser_modules)  # stable: order kept within each part
+    for item in items:  # with pytest-xdist's --dist loadgroup, one worker runs each group, in this order
+        if item.get_closest_marker("xdist_group") is None:
+            # a module on one worker, so its module fixtures (a notebook run) are made once
+            module = _module_id(item)
+            item.add_marker(pytest.mark.xdist_group("browser" if module in browser_modules else module))
+    config.stash[_BROWSER_MODULES] = browser_modules
+
+
+def _module_id(item: pytest.Item) -> str:
+    return item.nodeid.split("::", 1)[0]
+
+
+_BROWSER_MODULES = pytest.StashKey[set]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    """After the last test of the browser modules in a row (its fixtures torn down), close
+    Chromium and Playwright: while Playwright's sync API runs, the main thread counts as running
+    an asyncio loop, and a later test that calls ``asyncio.run`` would fail."""
+    result = yield
+    browser_modules = item.config.stash.get(_BROWSER_MODULES, set())
+    if nextitem is None or _module_id(nextitem) not in browser_modules:
+        _CHROMIUM.close()
+    return result
 
 
 @pytest.fixture
@@ -68,51 +110,97 @@ def _require_chromium() -> str:
     pytest.skip(message)
 
 
+class _LabServers:
+    """The JupyterLab servers of this session, one per (user settings, overrides) pair."""
+
+    def __init__(self, base: Path) -> None:
+        self.base = base
+        self.servers: dict[str, Any] = {}
+
+    def get(self, settings: dict[str, Any] | None, overrides: Any) -> Any:
+        from support.jupyter import JupyterLab
+
+        key = json.dumps([settings or {}, str(overrides) if overrides is not None else None], sort_keys=True)
+        if key not in self.servers:
+            base = self.base / f"lab{len(self.servers)}"
+            root = base / "notebooks"
+            source = REPO_ROOT / "notebooks"
+            if source.is_dir():
+                shutil.copytree(source, root, ignore=shutil.ignore_patterns(
+                    ".ipynb_checkpoints", "tunewidgets-runs", "runs", "mlruns"))
+            else:
+                root.mkdir(parents=True)
+            self.servers[key] = JupyterLab.start(root, home=base / "home", settings=settings,
+                                                 overrides=overrides)
+        return self.servers[key]
+
+    def stop(self) -> None:
+        for lab in self.servers.values():
+            lab.stop()
+        self.servers.clear()
+
+
+@pytest.fixture(scope="session")
+def _lab_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[_LabServers]:
+    servers = _LabServers(tmp_path_factory.mktemp("jupyterlab"))
+    try:
+        yield servers
+    finally:
+        servers.stop()
+
+
 @pytest.fixture(scope="module")
-def jupyter_lab(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[Any]:
+def jupyter_lab(_lab_servers: _LabServers, request: pytest.FixtureRequest) -> Any:
     """A running JupyterLab on a scratch copy of ``notebooks/`` (see ``support.jupyter``), with
     the test module's ``LAB_SETTINGS`` (user settings) and ``LAB_OVERRIDES`` (the path of an
-    ``overrides.json``, read as the environment's settings overrides) if it has them."""
-    from support.jupyter import JupyterLab
-
+    ``overrides.json``, read as the environment's settings overrides) if it has them. Modules
+    with the same settings share one server for the session (see the module docstring)."""
     _require_chromium()
-    base = tmp_path_factory.mktemp("jupyterlab")
-    root = base / "notebooks"
-    source = REPO_ROOT / "notebooks"
-    if source.is_dir():
-        shutil.copytree(source, root, ignore=shutil.ignore_patterns(
-            ".ipynb_checkpoints", "tunewidgets-runs", "runs", "mlruns"))
-    else:
-        root.mkdir()
-    lab = JupyterLab.start(root, home=base / "home", settings=getattr(request.module, "LAB_SETTINGS", None),
-                           overrides=getattr(request.module, "LAB_OVERRIDES", None))
-    try:
-        yield lab
-    finally:
-        lab.stop()
+    return _lab_servers.get(getattr(request.module, "LAB_SETTINGS", None),
+                            getattr(request.module, "LAB_OVERRIDES", None))
+
+
+class _Chromium:
+    """Playwright and headless Debian Chromium, started on first use and closed by
+    ``pytest_runtest_teardown`` once no browser test comes next."""
+
+    def __init__(self) -> None:
+        self.playwright: Any = None
+        self.instance: Any = None
+
+    def get(self, executable_path: str) -> Any:
+        if self.instance is None:
+            from playwright.sync_api import sync_playwright
+
+            from support.jupyter import launch_chromium
+
+            playwright = sync_playwright().start()
+            try:
+                self.instance = launch_chromium(playwright, executable_path=executable_path)
+            except BaseException:
+                playwright.stop()
+                raise
+            self.playwright = playwright
+        return self.instance
+
+    def close(self) -> None:
+        instance, playwright, self.instance, self.playwright = self.instance, self.playwright, None, None
+        try:
+            if instance is not None:
+                instance.close()
+        finally:
+            if playwright is not None:
+                playwright.stop()
+
+
+_CHROMIUM = _Chromium()
 
 
 @pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium driven by Playwright's sync API (one per test module).
-
-    Module scope, not session: while Playwright's sync API is started, the main thread counts
-    as running an asyncio loop, and later tests that call ``asyncio.run`` would fail.
-    """
-    chromium = _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    from support.jupyter import launch_chromium
-
-    playwright = sync_playwright().start()
-    try:
-        instance = launch_chromium(playwright, executable_path=chromium)
-        try:
-            yield instance
-        finally:
-            instance.close()
-    finally:
-        playwright.stop()
+def browser() -> Any:
+    """Headless Debian Chromium driven by Playwright's sync API: one for all the browser modules
+    in a row (they run after the other tests), closed before any other test runs."""
+    return _CHROMIUM.get(_require_chromium())
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from support.jupyter import (
     notebook_errors,
     open_notebook,
     run_all,
+    wait_until,
 )
 from support.notebooks import write_notebook
 
@@ -98,11 +99,17 @@ def test_errors_in_the_page_are_collected_for_the_test_to_fail_on(jupyter_lab, b
     ])
     open_notebook(page, "page_error.ipynb")
     run_all(page)
-    page.wait_for_timeout(500)
     errors = page.tw_page_errors
-    assert any("pageerror: Error: boom from the page" in e or "pageerror: boom from the page" in e
-               for e in errors.errors), errors.errors
-    assert any("console error: a console error" in e for e in errors.errors), errors.errors
+
+    def thrown() -> bool:
+        return any("pageerror: Error: boom from the page" in e or "pageerror: boom from the page" in e
+                   for e in errors.errors)
+
+    def logged() -> bool:
+        return any("console error: a console error" in e for e in errors.errors)
+
+    # both come from a timer in the page after the cell ran: wait for them, not for a fixed time
+    wait_until(page, lambda: thrown() and logged(), timeout=15_000, message=lambda: str(errors.errors))
     with pytest.raises(AssertionError, match=r"error\(s\) in the page"):
         errors.check()
     errors.errors.clear()  # expected here; the fixture checks the rest

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from support.jupyter import (
     run_cell,
     screenshot,
     wait_kernel_idle,
+    wait_until,
 )
 from support.notebooks import paced_model_source, write_notebook
 
@@ -118,6 +120,14 @@ def wait_fitted(page: Any, points: int, timeout: float = 15_000) -> dict[str, An
     return plot
 
 
+def plot_once(page: Any, ok: Callable[[dict[str, Any]], bool], what: str) -> dict[str, Any]:
+    """The finder's plot as soon as ``ok(plot)`` holds (a wait on that state, not a fixed time)."""
+    def ready() -> dict[str, Any] | None:
+        plot = finder_plot(page)
+        return plot if ok(plot) else None
+    return wait_until(page, ready, timeout=15_000, message=f"waiting until {what}")
+
+
 def test_ranges_follow_each_run_and_the_stream_and_reset_returns_to_the_fit(jupyter_lab, browser_page):
     page = browser_page
     began = time.monotonic()
@@ -155,23 +165,21 @@ def test_ranges_follow_each_run_and_the_stream_and_reset_returns_to_the_fit(jupy
     page.mouse.down()
     page.mouse.move(cx + 120, cy + 40, steps=8)
     page.mouse.up()
-    page.wait_for_timeout(500)
-    panned = finder_plot(page)
-    assert panned["x_range"][0] < second["x_range"][0] / 2, (panned["x_range"], second["x_range"])
+    panned = plot_once(page, lambda p: p["x_range"][0] < second["x_range"][0] / 2, "the pan moved the x range")
     page.evaluate("""() => { window.__tw_docs = new Set([...Bokeh.index].map((v) => v.model.document)); }""")
     run_cell(page, PICK)
+    # the pick re-renders the plot in a new document: wait until its view has finished rendering
+    # (Bokeh's has_finished) rather than a fixed time, then read the ranges it shows
     page.wait_for_function("""() => [...Bokeh.index].some((v) => v.model.document != null
-        && !window.__tw_docs.has(v.model.document)
+        && !window.__tw_docs.has(v.model.document) && v.el?.isConnected && v.has_finished()
         && [...v.model.document.all_models].some((m) => m.name === 'lr_chosen' && m.location === 0.02))""",
                            timeout=15_000)
-    page.wait_for_timeout(300)
     kept = finder_plot(page)
     assert kept["x_range"] == pytest.approx(panned["x_range"], rel=1e-6)
     assert kept["y_range"] == pytest.approx(panned["y_range"], rel=1e-6)
     screenshot(page, "lr-axes-3-panned", output)
     output.locator(".bk-tool-icon-reset").first.click()
-    page.wait_for_timeout(300)
-    assert_fits(finder_plot(page))
+    assert_fits(plot_once(page, lambda p: p["x_range"] != kept["x_range"], "the reset tool changed the ranges"))
     screenshot(page, "lr-axes-4-reset", output)
 
     # a run to divergence: the loss blows up, the axes still show the whole smoothed curve

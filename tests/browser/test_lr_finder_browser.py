@@ -20,10 +20,12 @@ from support.jupyter import (
     bokeh_source_lengths,
     button_name,
     click_button,
+    kernel_execute,
     notebook_errors,
     open_notebook,
     run_all,
     wait_kernel_idle,
+    wait_until,
 )
 from support.notebooks import paced_model_source, write_notebook
 
@@ -47,6 +49,22 @@ SLOW_FINDER_CELLS = [
     "result = await finder.wait_async()\n"
     "print('status', finder.status, 'steps', len(result))",
 ]
+
+
+# Polled in the page: each length of the finder's curve seen so far; truthy (that list) once three
+# lengths between 0 and ``total`` were seen.
+_GROWING_JS = r"""(total) => {
+  const seen = (window.__tw_seen ??= []);
+  for (const view of window.Bokeh?.index ?? []) {
+    for (const m of view.model.document?.all_models ?? []) {
+      if (m.name === 'lr_curve' && typeof m.get_length === 'function') {
+        const n = m.get_length() ?? 0;
+        if (seen.length === 0 || seen[seen.length - 1] !== n) seen.push(n);
+      }
+    }
+  }
+  return new Set(seen.filter((n) => n > 0 && n < total)).size >= 3 ? seen : false;
+}"""
 
 
 def _lengths(page: Any, name: str) -> list[int]:
@@ -96,14 +114,9 @@ def test_finder_streams_points_while_running_and_stop_halts_it(jupyter_lab, brow
     expect(page.locator(".bk-Canvas").first).to_be_visible(timeout=60_000)
     page.wait_for_function("() => window.Bokeh != null", timeout=30_000)
 
-    # points stream in: the browser's copy of the curve grows over successive polls
-    seen: list[int] = []
-    deadline = time.monotonic() + 45
-    while len({n for n in seen if 0 < n < NUM_ITER}) < 3 and time.monotonic() < deadline:
-        lengths = _lengths(page, "lr_curve")
-        if lengths:
-            seen.append(lengths[0])
-        page.wait_for_timeout(250)
+    # points stream in: the page itself notes each length its copy of the curve reaches (every
+    # 50 ms) until it has seen three lengths between 0 and the end
+    seen = page.wait_for_function(_GROWING_JS, arg=NUM_ITER, timeout=45_000, polling=50).json_value()
     growing = sorted({n for n in seen if 0 < n < NUM_ITER})
     assert len(growing) >= 3, f"the curve did not grow while the test ran: lengths seen {seen}"
     assert seen == sorted(seen), f"the curve shrank while streaming: {seen}"
@@ -115,9 +128,15 @@ def test_finder_streams_points_while_running_and_stop_halts_it(jupyter_lab, brow
     expect(status).to_be_visible(timeout=15_000)
     stopped_at = int(re.search(r"stopped at step (\d+)", status.inner_text()).group(1))
     wait_kernel_idle(page, timeout=30_000)  # the awaiting cell returned
-    after_stop = _curve_length(page)
-    page.wait_for_timeout(1000)
-    assert _curve_length(page) == after_stop
+    # No more points after Stop, without a fixed wait: the kernel says its run is over and how
+    # many points its figure holds; its reply comes after every update it sent, so the page
+    # must show that many (and never more) once the reply is in.
+    kernel_says = kernel_execute(page, "print(finder.session.running, len(finder.figure.select_one("
+                                       "{'name': 'lr_curve'}).data['lr']))").split()
+    assert kernel_says[0] == "False", kernel_says
+    in_kernel = int(kernel_says[1])
+    after_stop = wait_until(page, lambda: _curve_length(page) == in_kernel and in_kernel, timeout=15_000,
+                            message=lambda: f"the page shows {_curve_length(page)} points, the kernel {in_kernel}")
     # the final plot, re-sent from the kernel's figure, holds exactly one point per step done
     assert growing[-1] <= after_stop == stopped_at < NUM_ITER
     expect(page.get_by_text(f"status stopped steps {stopped_at}")).to_be_visible()

@@ -13,7 +13,6 @@ Screenshots: ``lr-ui-1-before-any-run``, ``lr-ui-2-stopped-flat``, ``lr-ui-3-fin
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 
 import pytest
@@ -29,6 +28,7 @@ from support.jupyter import (
     run_cell,
     screenshot,
     wait_kernel_idle,
+    wait_until,
 )
 from support.notebooks import paced_model_source, write_notebook
 
@@ -62,7 +62,12 @@ CELLS = [
     # a finder that runs in the background; running this cell again replaces it
     "f = tw.widgets.LRFinder(task, model=Paced(), steps=100_000, end_lr=1e-3, device='cpu', interval=0.1)\n"
     "made.append(f)\nf.run()\nf",
-    "time.sleep(0.5)\nprint('workers', workers(), 'statuses', [w.status for w in made])",
+    # a replaced or interrupted test: wait for its end (not a fixed time), then count the threads
+    "for w in made:\n"
+    "    if w.session.status != 'running':\n"
+    "        await w.wait_async()\n"
+    "        w.session._thread.join(30)\n"
+    "print('workers', workers(), 'statuses', [w.status for w in made])",
     "finder.stop()\nawait finder.wait_async()",
     # a finder whose runs change one setting each: the pick follows each run's suggestion
     "again = tw.widgets.LRFinder(task, optimizer='adam', start_lr=1e-4, end_lr=1.0, steps=100, seed=0,\n"
@@ -154,9 +159,7 @@ def test_a_flat_stopped_test_moves_nothing_and_a_new_run_hides_the_last_choice(l
     screenshot(page, "lr-ui-1-before-any-run", output)
 
     click_button(page, "Run test")
-    deadline = time.monotonic() + 30
-    while curve_length(page) < 25 and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
+    wait_until(page, lambda: curve_length(page) >= 25, message="25 points in the curve")
     click_button(page, "Stop")
     status = output.get_by_text(re.compile(r"stopped at step \d+"))
     expect(status).to_be_visible(timeout=15_000)
@@ -184,9 +187,7 @@ def test_a_flat_stopped_test_moves_nothing_and_a_new_run_hides_the_last_choice(l
     screenshot(page, "lr-ui-3-finished", output)
 
     run_cell(page, NEXT_RUN)
-    deadline = time.monotonic() + 30
-    while curve_length(page) < 10 and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
+    wait_until(page, lambda: curve_length(page) >= 10, message="10 points in the curve")
     marks = finder_marks(page)
     assert marks["span"]["visible"] is False and marks["markers"] == 0  # the last run's marks are gone
     assert [o.strip() for o in pick.evaluate("e => [...e.options].map(o => o.text)")] == ["(running...)"]
@@ -199,9 +200,7 @@ def test_a_flat_stopped_test_moves_nothing_and_a_new_run_hides_the_last_choice(l
 def test_running_the_cell_again_or_interrupting_the_kernel_stops_the_test(lr_page):
     page = lr_page
     run_cell(page, BACKGROUND)
-    deadline = time.monotonic() + 30
-    while curve_length(page) < 5 and time.monotonic() < deadline:
-        page.wait_for_timeout(100)
+    wait_until(page, lambda: curve_length(page) >= 5, message="5 points in the curve")
     run_cell(page, BACKGROUND)  # the cell again: a new finder replaces the one it made before
     run_cell(page, CHECK)
     assert "workers 1 statuses ['stopped', 'running']" in printed(page, CHECK)

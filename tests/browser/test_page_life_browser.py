@@ -81,7 +81,8 @@ def test_reloaded_page_renders_plots_again_and_saves_widget_state(jupyter_lab, b
     assert sum(entry["model_name"] == "BokehModel" for entry in state.values()) >= 2
 
 
-_WIDGET_CLASSES = {"LRFinder": "tw-lr-finder", "Search": "tw-search", "SchedulePreview": "tw-schedule-preview"}
+_WIDGET_CLASSES = {"LRFinder": "tw-lr-finder", "Search": "tw-search", "SchedulePreview": "tw-schedule-preview",
+                   "Dashboard": "tw-dashboard"}
 
 
 def readme_widget_examples() -> list[tuple[str, str]]:
@@ -98,7 +99,7 @@ def readme_widget_examples() -> list[tuple[str, str]]:
 def test_readme_examples_pasted_into_cells_show_their_widgets(jupyter_lab, browser_page):
     page = browser_page
     examples = readme_widget_examples()
-    assert sorted(css for _, css in examples) == ["tw-lr-finder", "tw-search"]
+    assert sorted(css for _, css in examples) == ["tw-dashboard", "tw-lr-finder", "tw-search"]
     write_notebook(jupyter_lab.root_dir / "readme.ipynb", ["# md\n# The README's examples, one a cell",
                                                             *(source for source, _ in examples)])
     open_notebook(page, "readme.ipynb")
@@ -109,7 +110,8 @@ def test_readme_examples_pasted_into_cells_show_their_widgets(jupyter_lab, brows
         expect(shown.locator(".bk-Canvas").first).to_be_visible()
     assert_no_widget_errors(page)
     # the Search example: "set the ranges, press Launch, watch": its six trials end in the page
-    search = page.locator(".jp-OutputArea-output .tw-search")
+    cell = 1 + [css for _, css in examples].index("tw-search")  # its own cell (the Dashboard holds one too)
+    search = page.locator(".jp-Notebook .jp-Cell").nth(cell).locator(".jp-OutputArea-output .tw-search")
     search.get_by_role("button", name=re.compile(r"Launch")).click()
     expect(search).to_contain_text(re.compile(r"finished after [\d.]+ s: \d+ finished"), timeout=180_000)
     expect(search).to_contain_text("6 / 6 trials")

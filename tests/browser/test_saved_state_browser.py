@@ -15,7 +15,6 @@ import html
 import json
 import math
 import re
-import time
 from typing import Any
 
 import nbformat
@@ -26,10 +25,12 @@ from support.jupyter import (
     SAVE_WIDGET_STATE,
     assert_no_widget_errors,
     bokeh_plots,
+    kernel_execute,
     open_notebook,
     run_cell,
     save_notebook,
     screenshot,
+    wait_until,
 )
 from support.notebooks import saved_bokeh_sources, write_notebook
 
@@ -118,6 +119,23 @@ def assert_saved_is_shown(page: Any, nb: nbformat.NotebookNode) -> None:
                 assert same(values, matches[0][name][column]), (name, column, values[:5], matches[0][name][column][:5])
 
 
+def saved_is_shown(page: Any, nb: nbformat.NotebookNode) -> bool:
+    try:
+        assert_saved_is_shown(page, nb)
+    except AssertionError:
+        return False
+    return True
+
+
+def wait_saved(page: Any, path: Any, ok: Any, what: str) -> nbformat.NotebookNode:
+    """Save the notebook and read it back until ``ok(notebook)`` holds; return that notebook."""
+    def attempt() -> nbformat.NotebookNode | None:
+        save_notebook(page)
+        nb = saved(path)
+        return nb if ok(nb) else None
+    return wait_until(page, attempt, timeout=30_000, interval=250, message=what)
+
+
 def html_text(value: str) -> str:
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", "", value))).strip()
 
@@ -154,9 +172,10 @@ def test_the_saved_notebook_holds_what_the_page_shows(jupyter_lab, browser_page)
     texts = pick.evaluate("e => [...e.options].map(o => o.text)")
     pick.select_option(index=next(i for i, t in enumerate(texts) if t.startswith("steepest")))
     expect(finder.locator(".tw-chosen-lr input")).not_to_have_value(f"{lr:.2e}".replace("e-0", "e-"))
-    page.wait_for_timeout(1500)  # the views re-render a moment after the last change
-    save_notebook(page)
-    nb = saved(path)
+    # the views re-render after the last change: once the kernel has handled it (kernel_execute
+    # returns after that, a marker), save until the file holds what the page shows
+    kernel_execute(page, "None")
+    nb = wait_saved(page, path, lambda nb: saved_is_shown(page, nb), "the saved plots equal the page's")
     assert_saved_is_shown(page, nb)
 
     # the chosen-lr line, the status texts and the pinned label are saved as shown
@@ -186,14 +205,11 @@ def test_the_saved_notebook_holds_what_the_page_shows(jupyter_lab, browser_page)
         f"() => window.jupyterapp.shell.currentWidget.content.widgets[{SWITCHES}].outputArea.node.innerText"))[0]]
     assert counts[0] == counts[1], counts
     # the page drops a closed model when the kernel's close message reaches it, which on a busy
-    # machine can come after a save: save again until the file settles (a leak never does)
-    deadline = time.monotonic() + 30
-    while True:
-        page.wait_for_timeout(1000)
-        save_notebook(page)
-        nb = saved(path)
-        if len(widget_state(nb)) == models_before or time.monotonic() > deadline:
-            break
+    # machine can come after a save: after the kernel's marker, save again until the file holds
+    # as many models as before (a leak never does)
+    kernel_execute(page, "None")
+    nb = wait_saved(page, path, lambda nb: len(widget_state(nb)) == models_before,
+                    f"the saved file holding {models_before} widget models as before")
     assert len(widget_state(nb)) == models_before, (models_before, len(widget_state(nb)))
     assert_saved_is_shown(page, nb)
 

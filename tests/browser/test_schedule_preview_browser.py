@@ -12,7 +12,15 @@ import pytest
 from playwright.sync_api import expect
 
 import tunewidgets as tw
-from support.jupyter import assert_no_widget_errors, bokeh_plots, notebook_errors, open_notebook, run_all, screenshot
+from support.jupyter import (
+    assert_no_widget_errors,
+    bokeh_plots,
+    kernel_execute,
+    notebook_errors,
+    open_notebook,
+    run_all,
+    screenshot,
+)
 from support.notebooks import write_notebook
 
 pytestmark = pytest.mark.browser
@@ -111,7 +119,9 @@ def test_controls_redraw_the_plot_in_the_browser_and_errors_show_inline(jupyter_
     expect(error).to_contain_text("Warmup.steps: the warm-up (2000 steps) must be shorter than the run "
                                   "(1000 steps)")
     expect(page.get_by_text("The plot and the code show the last valid schedule")).to_be_visible()
-    page.wait_for_timeout(300)  # nothing else should arrive
+    # nothing else arrives: the kernel answers a request after it has handled the typed value, and
+    # its reply comes after every update that handling sent (a marker, not a fixed wait)
+    kernel_execute(page, "None")
     np.testing.assert_array_equal(browser_source(page)["lr"], good["lr"])
     expect(code).to_have_text("tw.schedules.Warmup(steps=300, then=tw.schedules.OneCycle())")
 

@@ -20,11 +20,13 @@ from support.jupyter import (
     assert_no_widget_errors,
     button_name,
     click_button,
+    kernel_execute,
     notebook_errors,
     open_notebook,
     run_all,
     screenshot,
     wait_kernel_idle,
+    wait_until,
 )
 from support.notebooks import write_notebook
 
@@ -183,10 +185,20 @@ def test_launch_grows_curves_stop_halts_rows_highlight_and_hide_pruned_hides(jup
     assert set(table["state"]) <= {"finished", "pruned", "stopped"}
     done = int(page.get_by_text(re.compile(rf"^\d+ / {N_TRIALS} trials$")).inner_text().split()[0])
     assert 0 < done < N_TRIALS
-    points = sum(len(xs) for xs in source(page, "search_curves")["xs"])
-    page.wait_for_timeout(1000)
-    curves = source(page, "search_curves")
-    assert sum(len(xs) for xs in curves["xs"]) == points and "running" not in curves["state"]
+    # nothing grows after Stop, without a fixed wait: the kernel says the search is over and how
+    # many points its curves hold; its reply comes after every update it sent, so the page must
+    # show exactly that many once the reply is in
+    kernel_says = kernel_execute(page, "curves = w.plots.figures.curves.select_one({'name': 'search_curves'})\n"
+                                       "print(w.session.running, sum(len(xs) for xs in curves.data['xs']))").split()
+    assert kernel_says[0] == "False", kernel_says
+    points = int(kernel_says[1])
+    def all_points_shown() -> dict[str, list[Any]] | None:
+        shown = source(page, "search_curves")
+        return shown if sum(len(xs) for xs in shown["xs"]) == points else None
+
+    curves = wait_until(page, all_points_shown, timeout=15_000,
+                        message=f"the page's curves holding the kernel's {points} points")
+    assert "running" not in curves["state"]
     covered = ranges_cover(page, curves)  # also in the final render, made after the search ended
     assert covered[0], f"after Stop, the curves plot's ranges do not cover its data: {covered}"
     y_end = covered[1][0]["y"][1]  # accuracy: the padded axis stops at 1 (it ran to 1.05)
@@ -200,10 +212,8 @@ def test_launch_grows_curves_stop_halts_rows_highlight_and_hide_pruned_hides(jup
     output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output")
     output.locator(".slick-row").nth(1).locator(".slick-cell").nth(1).click()
     picked = table["trial"][1]
-    deadline = time.monotonic() + 10
-    while source(page, "search_highlight")["trial"] != [picked]:
-        assert time.monotonic() < deadline, f"trial {picked}'s curve was not highlighted"
-        page.wait_for_timeout(100)
+    wait_until(page, lambda: source(page, "search_highlight")["trial"] == [picked], timeout=10_000,
+               message=f"trial {picked}'s curve highlighted")
     highlighted = source(page, "search_highlight")
     row = source(page, "search_curves")["trial"].index(picked)
     assert highlighted["ys"][0] == source(page, "search_curves")["ys"][row]
@@ -211,10 +221,8 @@ def test_launch_grows_curves_stop_halts_rows_highlight_and_hide_pruned_hides(jup
     # hiding pruned trials takes them out of the curves and the slices, not out of the table
     pruned = table["state"].count("pruned")
     output.get_by_role("checkbox", name="hide pruned").check()
-    deadline = time.monotonic() + 10
-    while len(source(page, "search_curves")["trial"]) != len(table["trial"]) - pruned:
-        assert time.monotonic() < deadline, "the pruned curves were not hidden"
-        page.wait_for_timeout(100)
+    wait_until(page, lambda: len(source(page, "search_curves")["trial"]) == len(table["trial"]) - pruned,
+               timeout=10_000, message="the pruned curves hidden")
     curves, slices = source(page, "search_curves"), source(page, "search_slice")
     assert "pruned" not in curves["state"] and "pruned" not in slices["state"]
     assert source(page, "search_table")["state"].count("pruned") == pruned

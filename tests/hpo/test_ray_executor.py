@@ -24,6 +24,9 @@ from tunewidgets.tracking import studies
 ray = pytest.importorskip("ray", reason="the Ray executor needs ray: pip install tunewidgets[ray]")
 psutil = pytest.importorskip("psutil")
 
+#: one local Ray on the machine at a time: with pytest-xdist, one worker runs these tests
+pytestmark = pytest.mark.xdist_group("ray")
+
 COLUMNS = ["trial", "state", "lr", "momentum", "model.width", "val_accuracy", "best_val_accuracy", "epochs"]
 
 

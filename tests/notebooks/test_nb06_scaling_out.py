@@ -16,7 +16,7 @@ from support.notebooks import assert_ran_clean, cell_outputs_text, code_cell as 
 from support.ray_stub import stub_folder
 
 pytest.importorskip("ray")
-pytestmark = pytest.mark.notebook
+pytestmark = [pytest.mark.notebook, pytest.mark.xdist_group("ray")]  # it starts a local Ray
 
 NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "06_scaling_out.ipynb"
 #: The issue's limit on 2 CPU cores (Ray's start-up included).

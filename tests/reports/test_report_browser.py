@@ -41,6 +41,7 @@ def test_the_report_renders_offline_and_runs_no_injected_script(report_file: Pat
     assert sorted(sources["importance"]["key"]) == ["lr", "opt"]
     # hovering the plots (tooltips show trial values) runs nothing either
     plots.nth(4).hover()
-    page.wait_for_timeout(300)
+    # a marker, not a fixed wait: the hover's handlers have run once the page painted two frames
+    page.evaluate("() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
     assert page.evaluate("() => typeof window.__pwned") == "undefined"
     page.context.close()

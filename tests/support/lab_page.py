@@ -23,7 +23,9 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+import time
 import urllib.parse
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +39,7 @@ __all__ = [
     "bokeh_source_lengths",
     "button_name",
     "click_button",
+    "kernel_execute",
     "launch_chromium",
     "menu_command",
     "notebook_errors",
@@ -47,6 +50,7 @@ __all__ = [
     "screenshot",
     "screenshots_dir",
     "wait_kernel_idle",
+    "wait_until",
 ]
 
 #: Debian's Chromium; Playwright's own browser download is not used.
@@ -230,6 +234,64 @@ def button_name(text: str) -> re.Pattern[str]:
     """A pattern for ``get_by_role("button", name=...)`` that matches the label ``text`` exactly,
     after an optional icon (Font Awesome glyphs are part of the accessible name)."""
     return re.compile(r"^\W*" + re.escape(text) + "$")
+
+
+# -- waiting on a state, not on the clock -----------------------------------------------------------
+def wait_until(page: Any, condition: Callable[[], Any], *, timeout: float = 30_000, interval: float = 100,
+               message: str | Callable[[], str] = "the condition") -> Any:
+    """Call ``condition()`` (it reads the page, e.g. ``lambda: curve_length(page) >= 25``) until it
+    returns something truthy, and return that; between calls the page's events are handled.
+
+    ``timeout`` (milliseconds) only guards against a hang: ``AssertionError`` names ``message``
+    (a text or a callable that describes what was seen) when it passes. Use it instead of a fixed
+    wait when the state can only be read from Python; use ``page.wait_for_function`` or
+    ``expect`` when it can be read in the page.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            text = message() if callable(message) else message
+            raise AssertionError(f"not reached within {timeout / 1000:.0f} s: {text}")
+        page.wait_for_timeout(interval)
+
+
+# Runs code in the current notebook's kernel, not as a cell: resolves with what it printed once the
+# kernel has replied and gone idle, so every message the kernel sent before has reached the page.
+_KERNEL_EXECUTE_JS = r"""async ([code, timeout]) => {
+  const kernel = window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel;
+  if (kernel == null) return {status: 'no kernel', text: ''};
+  const future = kernel.requestExecute({code, silent: false, store_history: false});
+  const out = [];
+  future.onIOPub = (msg) => {
+    const t = msg.header.msg_type, c = msg.content;
+    if (t === 'stream') out.push(c.text);
+    else if (t === 'error') out.push(`${c.ename}: ${c.evalue}\n`);
+    else if (t === 'execute_result') out.push((c.data['text/plain'] ?? '') + '\n');
+  };
+  const timer = new Promise((resolve) => setTimeout(() => resolve(null), timeout));
+  const reply = await Promise.race([future.done, timer]);
+  if (reply == null) return {status: 'timeout', text: out.join('')};
+  return {status: reply.content.status, text: out.join('')};
+}"""
+
+
+def kernel_execute(page: Any, code: str, *, timeout: float = 60_000) -> str:
+    """Run ``code`` in the open notebook's kernel (not as a cell: the notebook does not change)
+    and return what it printed; raises ``AssertionError`` if it raised or did not end in
+    ``timeout`` milliseconds.
+
+    It is also a marker: it returns after the kernel has handled every message that reached it
+    before (a click, a typed value) and the page has received every message the kernel sent
+    before its reply. A test that checks that something does not happen any more (no more
+    points after Stop) asks the kernel after the event, instead of waiting a fixed time.
+    """
+    result = page.evaluate(_KERNEL_EXECUTE_JS, [code, timeout])
+    if result["status"] != "ok":
+        raise AssertionError(f"kernel_execute({code!r}): {result['status']}\n{result['text']}")
+    return result["text"]
 
 
 # -- errors in the page ----------------------------------------------------------------------------

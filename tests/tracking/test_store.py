@@ -343,7 +343,12 @@ def test_sigkill_mid_write_leaves_a_store_that_opens(tmp_path):
     per_flush, ready_after = 200, 3
     with child(Path(__file__).with_name("_killer.py"), tmp_path, per_flush, ready_after, timeout=60.0) as proc:
         run = int(ready_line(proc, "ready").split()[1])
-        time.sleep(0.3)  # let it write and flush a while longer
+        # kill it mid-loop, once it has committed two more flushes (2 rows a step), not after a fixed time
+        target = 2 * per_flush * (ready_after + 2)
+        db = tmp_path / "runs.sqlite"
+        deadline = time.monotonic() + 60  # a guard against a hang
+        while count_metrics(db) < target and time.monotonic() < deadline:
+            time.sleep(0.01)
         kill9(proc)
 
     with Store(tmp_path) as store:

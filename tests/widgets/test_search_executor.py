@@ -15,6 +15,9 @@ import tunewidgets as tw
 from tunewidgets.hpo.fused_executor import choose_k
 from tunewidgets.widgets import Search
 
+#: one local Ray on the machine at a time: with pytest-xdist, one worker runs these tests
+pytestmark = pytest.mark.xdist_group("ray")
+
 GRID = {"lr": tw.space.Choice([0.02, 0.05, 0.1])}
 
 

@@ -7,6 +7,7 @@ import base64
 import dataclasses
 import html
 import gzip
+import threading
 import time
 
 import numpy as np
@@ -373,14 +374,41 @@ def test_running_the_cell_again_stops_the_search_of_the_earlier_widget(task, tmp
 
 
 def test_on_a_running_loop_curves_grow_between_awaits(task, tmp_path):
-    w = make(task, {"lr": tw.space.LogUniform(1e-3, 1e-2)}, tmp_path, base=base(epochs=15), n_trials=2)
+    # Each trial's model holds its worker before each evaluation until the loop below has seen
+    # the curve grow (or a new trial start) since the last one: a gate, not a race against the
+    # machine's speed, so the loop sees the curve's lengths while it awaits.
+    gate = threading.Semaphore(1)
+
+    class Gated(torch.nn.Module):
+        def __init__(self, **kwargs) -> None:
+            super().__init__()
+            self.inner = task.build_model(**kwargs)
+            self.trained = False  # trained since the last evaluation
+
+        def forward(self, x):
+            if self.training:
+                self.trained = True
+            elif self.trained:
+                self.trained = False
+                assert gate.acquire(timeout=60), "the test's loop never let this epoch's evaluation start"
+            return self.inner(x)
+
+    gated = dataclasses.replace(task, model=Gated)
+    w = make(gated, {"lr": tw.space.LogUniform(1e-3, 1e-2)}, tmp_path, base=base(epochs=15), n_trials=2)
     lengths: list[int] = []
 
     async def main():
         assert w.launch() and w.session.draining_on_loop
+        seen: set[tuple[int, int]] = set()
         while not w.session.done:
-            running = [len(xs) for xs, s in zip(w.data[CURVES]["xs"], w.data[CURVES]["state"]) if s == "running"]
-            lengths.extend(running[:1])
+            curves = w.data[CURVES]
+            running = [(n, len(xs)) for n, xs, s in zip(curves["trial"], curves["xs"], curves["state"])
+                       if s == "running"]
+            for key in running[:1]:
+                lengths.append(key[1])
+                if key not in seen and (key[1] > 0 or (key[0], -1) not in seen):
+                    seen.update({key, (key[0], -1)})  # -1: this trial was seen running
+                    gate.release()  # a new trial or a longer curve: the next evaluation may start
             await asyncio.sleep(0.01)
         return w.study
 
