@@ -182,13 +182,6 @@ def run_notebook_twice(path: str | os.PathLike[str], workdir: str | os.PathLike[
     return first, second, time.perf_counter() - began
 
 
-def _files(folder: Path) -> set[str]:
-    """Every file under ``folder``, as paths relative to it (caches left out; an empty folder
-    left behind holds nothing a second run could read)."""
-    return {str(p.relative_to(folder)) for p in folder.rglob("*")
-            if not p.is_dir() and "__pycache__" not in p.parts and ".ipynb_checkpoints" not in p.parts}
-
-
 def write_notebook(path: str | os.PathLike[str], cells: Iterable[str]) -> Path:
     """Write a notebook whose code cells hold ``cells`` (a cell starting with ``"# md\\n"``
     becomes a markdown cell with the rest of its text) and return its path.

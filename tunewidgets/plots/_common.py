@@ -142,7 +142,17 @@ def bound_range(rng: Any, bounds: tuple[float | None, float | None] = (None, Non
 
 def legend_outside(fig: Any, side: str = "right") -> Any:
     """Move a figure's legend out of its plot area (``"right"`` or ``"below"``), with click-to-hide,
-    so it never covers lines or points. Returns the legend (None: the figure has none)."""
+    so it never covers lines or points. Returns the legend (None: the figure has none).
+
+    Example:
+        >>> from bokeh.plotting import figure
+        >>> import tunewidgets as tw
+        >>> fig = figure()
+        >>> _ = fig.line([1, 2, 3], [3, 1, 2], legend_label="trial 1")
+        >>> legend = tw.plots.legend_outside(fig)
+        >>> legend in fig.right, legend in fig.center, legend.click_policy
+        (True, False, 'hide')
+    """
     if side not in ("right", "below", "left", "above"):
         raise ValueError(f"side: expected 'right', 'below', 'left' or 'above', got {side!r}")
     if not fig.legend:
@@ -225,7 +235,18 @@ return out
 def log_ticker() -> Any:
     """A log axis' ticker that gives at least :data:`MIN_LOG_TICKS` major ticks however narrow
     the range (Bokeh's own gives only the decades: two on a range of 5e-4 to 8e-2); the rule is
-    :func:`log_ticks`, run in the browser as the range follows the data."""
+    :func:`log_ticks`, run in the browser as the range follows the data.
+
+    Example:
+        >>> from bokeh.plotting import figure
+        >>> import tunewidgets as tw
+        >>> fig = figure(x_axis_type="log")
+        >>> fig.xaxis.ticker = tw.plots.log_ticker()
+        >>> type(fig.xaxis.ticker[0]).__name__ if isinstance(fig.xaxis.ticker, list) else type(fig.xaxis[0].ticker).__name__
+        'CustomJSTicker'
+        >>> len(tw.plots._common.log_ticks(5e-4, 8e-2)) >= 4  # Bokeh's own ticker gives 2 decades here
+        True
+    """
     from bokeh.models import CustomJSTicker
 
     return CustomJSTicker(major_code=_LOG_TICKS_JS.replace("MIN", str(MIN_LOG_TICKS)), minor_code="return []",

@@ -77,6 +77,15 @@ class Dashboard(HTMLExport, widgets.VBox):
 
     ``finder``, ``preview`` and ``search`` are the three widgets of the current task;
     ``handoffs`` their links (``"schedule"``: lr -> preview, ``"search"``: lr and schedule -> search).
+
+    Example:
+        >>> import tunewidgets as tw
+        >>> dash = tw.widgets.Dashboard(tw.tasks.spirals(), steps=20, n_trials=2, epochs=1, device="cpu")
+        >>> [dash.tabs.get_title(i) for i in range(3)]
+        ['1. LR range test', '2. Schedule', '3. Search']
+        >>> dash.finder.status, dash.search.links is not None
+        ('idle', True)
+        >>> dash.close()
     """
 
     def __init__(self, task: Task | None = None, *, store: Any = "tunewidgets-runs", steps: int = 100,
