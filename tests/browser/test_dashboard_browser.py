@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from support.lab_page import wait_until
 from support.jupyter import (
     assert_no_widget_errors,
     bokeh_plots,
@@ -100,8 +101,11 @@ def test_the_dashboard_hands_the_range_tests_lr_on_and_trains_the_best_config_ag
     panel.get_by_role("button", name=button_name("Train best")).click()
     status = dash.locator(".tw-search > .tw-status")
     expect(status).to_contain_text("trained again", timeout=90_000)
-    again, search = shown(page, "best_again_curve"), shown(page, "best_search_curve")
-    assert again["sources"]["best_again_curve"]["epoch"] == [1, 2, 3]
+    # the status comes first, the curve's last points a moment later (the end status is sent first)
+    again = wait_until(page, lambda: (lambda p: p if p["sources"]["best_again_curve"]["epoch"] == [1, 2, 3] else None)(
+        shown(page, "best_again_curve")), timeout=60_000, message=lambda: f"the curve trained again: "
+        f"{shown(page, 'best_again_curve')['sources']['best_again_curve']['epoch']}")
+    search = shown(page, "best_search_curve")
     assert again["sources"]["best_again_curve"]["value"] == pytest.approx(
         search["sources"]["best_search_curve"]["value"], rel=1e-6)
     assert_no_widget_errors(page)
