@@ -57,3 +57,16 @@ def test_the_last_epoch_never_prunes(tmp_path):
 def test_unknown_pruner():
     with pytest.raises(ValueError, match=r"pruner: unknown pruner 'medain' \(did you mean 'median'\?\)"):
         tw.search(blob_task(), {"lr": Choice([0.1])}, pruner="medain", n_trials=1)
+
+
+def test_the_same_hyperband_search_prunes_the_same_trials(tmp_path):
+    # Hyperband puts each trial in a bracket by a hash of the Optuna study's name: an unnamed
+    # Optuna study has a random one, and the same search pruned other trials each time
+    def epochs(folder):
+        study = tw.search(blob_task(), {"lr": LogUniform(1e-4, 0.3)}, base=BASE.replace(epochs=EPOCHS), n_trials=8,
+                          pruner="hyperband", seed=1, store=folder, study="h", background=False)
+        return study.trials["epochs"].tolist()
+
+    runs = [epochs(tmp_path / f"run{i}") for i in range(3)]
+    assert runs[0] == runs[1] == runs[2], runs
+    assert any(e < EPOCHS for e in runs[0]), runs[0]  # some trial was pruned

@@ -123,7 +123,9 @@ class SearchDriver:
             _ACTIVE.add(self._key)
         try:
             pruner = plan.pruner if plan.pruner is not None else optuna.pruners.NopPruner()
-            self.ostudy = optuna.create_study(direction=plan.direction, pruner=pruner,
+            # named as the study is: Hyperband assigns a trial's bracket from a hash of the Optuna
+            # study's name, and an unnamed one gets a random name (the same search, other prunes)
+            self.ostudy = optuna.create_study(study_name=self.name, direction=plan.direction, pruner=pruner,
                                               sampler=plan.strategy.sampler(0))
             self.history = History(plan, self.ostudy, self.study)
             settings = study_settings(plan)
