@@ -210,7 +210,7 @@ def browser_page(browser: Any, jupyter_lab: Any, request: pytest.FixtureRequest,
 
     A test whose page had an uncaught error or a console error fails (``support.lab_page.PageErrors``).
     """
-    from support.lab_page import PageErrors
+    from support.lab_page import PageErrors, report_failed_page
 
     context = browser.new_context(base_url=jupyter_lab.url,
                                   viewport={"width": 1400, "height": 900})
@@ -225,17 +225,10 @@ def browser_page(browser: Any, jupyter_lab: Any, request: pytest.FixtureRequest,
     try:
         yield page
     finally:
-        report = getattr(request.node, "report_call", None)
-        if report is not None and report.failed:
-            shot = tmp_path / "failure.png"
-            try:
-                page.screenshot(path=str(shot), full_page=True)
-                print(f"screenshot of the failing page: {shot}")
-            except Exception as exc:  # the page may be gone; the log below still helps
-                print(f"no screenshot: {exc}")
-            print("browser console errors and warnings:\n" + "\n".join(console[-30:]))
-            print("jupyter server log:\n" + jupyter_lab.log_tail(60))
+        report_failed_page(request, page, tmp_path, browser_console_errors_and_warnings="\n".join(console[-30:]),
+                           jupyter_server_log=jupyter_lab.log_tail(60))
         context.close()
         jupyter_lab.shutdown_kernels()
+    report = getattr(request.node, "report_call", None)
     if report is not None and report.passed:
         page_errors.check()

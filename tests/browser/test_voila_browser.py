@@ -25,6 +25,7 @@ import pytest
 from playwright.sync_api import expect
 
 from support.jupyter import PageErrors, assert_no_widget_errors, bokeh_plots, button_name, screenshot
+from support.lab_page import report_failed_page
 from support.notebooks import write_notebook
 from support.voila import REPO_ROOT, TEMPLATE, Voila, app_command, parse_command
 
@@ -105,16 +106,8 @@ def app_page(browser: Any, voila_app: Voila, request: pytest.FixtureRequest, tmp
     try:
         yield page
     finally:
-        report = getattr(request.node, "report_call", None)
-        if report is not None and report.failed:
-            shot = tmp_path / "failure.png"
-            try:
-                page.screenshot(path=str(shot), full_page=True)
-                print(f"screenshot of the failing page: {shot}")
-            except Exception as exc:  # the page may be gone; the log below still helps
-                print(f"no screenshot: {exc}")
-            print("page errors:\n" + "\n".join(page.tw_page_errors.errors))
-            print("voila log:\n" + voila_app.log_tail(60))
+        report_failed_page(request, page, tmp_path, page_errors="\n".join(page.tw_page_errors.errors),
+                           voila_log=voila_app.log_tail(60))
         context.close()
 
 

@@ -412,6 +412,23 @@ def bokeh_plots(page: Any, source: str | None = None) -> list[dict[str, Any]]:
 _SHOTS: Path | None = None
 
 
+def report_failed_page(request: Any, page: Any, tmp_path: Path, **logs: str) -> None:
+    """After a failed test (``request.node.report_call``), save a screenshot of ``page`` to
+    ``tmp_path/failure.png`` and print where, then each of ``logs`` under its name (a server's log
+    tail, the page's errors): what a page fixture's teardown shows of a failure."""
+    report = getattr(request.node, "report_call", None)
+    if report is None or not report.failed:
+        return
+    shot = tmp_path / "failure.png"
+    try:
+        page.screenshot(path=str(shot), full_page=True)
+        print(f"screenshot of the failing page: {shot}")
+    except Exception as exc:  # the page may be gone; the logs below still help
+        print(f"no screenshot: {exc}")
+    for name, text in logs.items():
+        print(f"{name.replace('_', ' ')}:\n{text}")
+
+
 def screenshots_dir() -> Path:
     """Where the browser tests write their screenshots: ``$TW_SCREENSHOTS`` when set, else a
     fresh temporary folder for this test session."""
