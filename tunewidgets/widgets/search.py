@@ -44,7 +44,6 @@ from tunewidgets.plots.search import Axis, axes_of, trials_of_study
 from tunewidgets.widgets._base import BackgroundWidget
 from tunewidgets.widgets._log_paths import check_log_paths
 from tunewidgets.widgets._logging import Logging, logged_text
-from tunewidgets.widgets._bokeh import refresh
 from tunewidgets.widgets._search_controls import (
     COUNTED, NO_PRUNER, DimensionRow, SearchSettings, default_space, progress_text, space_of,
 )
@@ -304,10 +303,6 @@ class Search(TrainBest, BackgroundWidget):
         self._disable_inputs(False)
         # the plots' final renders (the saved state) come once the base releases them, a moment
         # after this tick: the status above reaches the page without waiting for them
-
-    def _refresh_views(self) -> None:
-        for view in self.views:
-            refresh(view, now=True)
 
     def _params_of(self, trial: int) -> dict[str, Any]:
         study = self._study
