@@ -29,6 +29,7 @@ from support.lab_page import *  # noqa: F403  (the page helpers, one import away
 
 __all__ = [
     "JupyterLab",
+    "ServerProcess",
     "SAVE_WIDGET_STATE",
     "free_port",
     *lab_page.__all__,
@@ -55,8 +56,56 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+class ServerProcess:
+    """What a test's server process (JupyterLab, Voila) does at its end: its log's tail, and a stop
+    that ends its process group and the kernels it left. A subclass has ``process`` and
+    ``log_path`` and names where its kernels' connection files are (:attr:`kernels_dir`)."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def kernels_dir(self) -> Path:
+        raise NotImplementedError
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines the server printed."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return "(no server log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    def kernel_pids(self) -> list[int]:
+        """Kernels of this server still running (their command line names a connection file
+        under :attr:`kernels_dir`)."""
+        return _pids_with_argument(str(self.kernels_dir))
+
+    def stop(self, grace: float = 10.0) -> None:
+        """SIGTERM the server's process group, SIGKILL it after ``grace`` s, end stray kernels."""
+        if self.process.poll() is None:
+            _signal_group(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                _signal_group(self.process.pid, signal.SIGKILL)
+                self.process.wait(timeout=grace)
+        for pid in self.kernel_pids():  # kernels run in sessions of their own
+            _signal_group(pid, signal.SIGKILL)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
 @dataclass
-class JupyterLab:
+class JupyterLab(ServerProcess):
     """A running ``jupyter lab`` server; build it with :meth:`start`, end it with :meth:`stop`."""
 
     root_dir: Path
@@ -76,6 +125,10 @@ class JupyterLab:
     def runtime_dir(self) -> Path:
         """Where the server writes kernel connection files."""
         return self.home / "runtime"
+
+    @property
+    def kernels_dir(self) -> Path:
+        return self.runtime_dir
 
     @classmethod
     def start(cls, root_dir: str | os.PathLike[str], *, home: str | os.PathLike[str],
@@ -174,36 +227,6 @@ class JupyterLab:
                     raise
         return len(kernels)
 
-    def log_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines the server printed."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the server's process group, SIGKILL it after ``grace`` s, end stray kernels."""
-        if self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=grace)
-        # Kernels run in sessions of their own; end any the server did not shut down.
-        for pid in _pids_with_argument(str(self.runtime_dir)):
-            _signal_group(pid, signal.SIGKILL)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    def __enter__(self) -> JupyterLab:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
 
 def _write_lab_settings(home: Path, extra: dict[str, dict[str, Any]] | None = None) -> None:

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -29,7 +28,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from support.jupyter import _pids_with_argument, _signal_group, free_port
+from support.jupyter import ServerProcess, free_port
 
 __all__ = ["APP_ENV", "TEMPLATE", "Voila", "app_command", "parse_command", "REPO_ROOT"]
 
@@ -75,7 +74,7 @@ def parse_command(line: str) -> tuple[dict[str, str], list[str]]:
 
 
 @dataclass
-class Voila:
+class Voila(ServerProcess):
     """A running ``voila`` serving one notebook; build it with :meth:`start`, end it with :meth:`stop`."""
 
     notebook: Path
@@ -96,6 +95,10 @@ class Voila:
     def tmp_dir(self) -> Path:
         """TMPDIR of the server: its kernels' connection files are under it."""
         return self.home / "tmp"
+
+    @property
+    def kernels_dir(self) -> Path:
+        return self.tmp_dir
 
     @classmethod
     def start(cls, notebook: str | os.PathLike[str], *, home: str | os.PathLike[str],
@@ -155,39 +158,4 @@ class Voila:
                 pass
             time.sleep(0.2)
         raise RuntimeError(f"voila not ready after {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The last ``lines`` lines the server printed."""
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no server log)"
-        return "\n".join(text.splitlines()[-lines:])
-
-    def kernel_pids(self) -> list[int]:
-        """Kernels of this server still running (their command line names a connection file
-        under :attr:`tmp_dir`)."""
-        return _pids_with_argument(str(self.tmp_dir))
-
-    def stop(self, grace: float = 10.0) -> None:
-        """SIGTERM the server's process group, SIGKILL it after ``grace`` s, end stray kernels."""
-        if self.process.poll() is None:
-            _signal_group(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                _signal_group(self.process.pid, signal.SIGKILL)
-                self.process.wait(timeout=grace)
-        for pid in self.kernel_pids():  # kernels run in sessions of their own
-            _signal_group(pid, signal.SIGKILL)
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
-
-    def __enter__(self) -> Voila:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
