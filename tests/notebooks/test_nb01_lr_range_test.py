@@ -73,7 +73,7 @@ def test_too_small_good_and_too_large_learning_rates_behave_as_the_text_says(exe
 
 
 def test_printed_suggestions_are_learning_rates_inside_the_sweep_and_band(executed):
-    text = cell_outputs_text(_cell(executed[0], "await finder.wait_async()"))
+    text = cell_outputs_text(_cell(executed[0], "result = finder.wait()"))
     suggestions = _suggestions(text)
     assert set(suggestions) == {"valley", "steepest", "minimum"}
     assert all(1e-7 <= v <= 1.0 for v in suggestions.values()), suggestions
@@ -93,14 +93,14 @@ def test_saved_widget_shows_the_finished_test_with_curve_and_markers(executed):
     cell = _cell(nb, "tw.widgets.LRFinder(")
     models = _descendants(state, _view_id(cell))
     steps = int(re.search(r"LRRangeTestResult\((\d+) steps",
-                          cell_outputs_text(_cell(nb, "await finder.wait_async()"))).group(1))
+                          cell_outputs_text(_cell(nb, "result = finder.wait()"))).group(1))
 
     (bokeh,) = [m for m in models if m["model_name"] == "BokehModel"]
     sources = saved_bokeh_sources(bokeh)
     lrs = sources["lr_curve"]["lr"]
     assert len(lrs) == steps > 10
     assert math.isclose(lrs[0], 1e-7, rel_tol=1e-6) and all(a < b for a, b in zip(lrs, lrs[1:]))
-    printed = _suggestions(cell_outputs_text(_cell(nb, "await finder.wait_async()")))
+    printed = _suggestions(cell_outputs_text(_cell(nb, "result = finder.wait()")))
     markers = dict(zip(sources["lr_markers"]["method"], sources["lr_markers"]["x"]))
     assert set(markers) == set(printed)
     assert all(math.isclose(markers[m], printed[m], rel_tol=5e-3) for m in printed)
