@@ -24,9 +24,9 @@ pytestmark = [pytest.mark.binder, pytest.mark.slow, pytest.mark.timeout(1500)]
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted(p.name for p in (REPO_ROOT / "notebooks").glob("*.ipynb"))
 # mybinder.org restarts a kernel over 2 GB; 1.5 GB leaves room for the server and the browser
-# tab's share. These are the limits for a workshop, not a speed threshold of this test.
+# tab's share. The wall time is printed (the table at the end of the run), never asserted: it
+# says how fast this machine is, not whether the notebook is right.
 MEMORY_LIMIT = int(1.5 * 2**30)
-WALL_LIMIT_S = 120
 
 
 def test_binder_pins_the_python_the_tests_run_on(binder_venv):
@@ -62,4 +62,3 @@ def test_notebook_runs_within_binder_limits(name, binder_venv, notebook_runs):
     assert_ran_clean(run.notebook)
     assert run.samples >= 10  # the memory was sampled while it ran, not once
     assert run.peak_rss < MEMORY_LIMIT, f"{name}: peak {run.peak_mb:.0f} MB"
-    assert run.wall_s <= WALL_LIMIT_S, f"{name}: {run.wall_s:.0f} s"
