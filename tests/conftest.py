@@ -12,14 +12,17 @@ Browser tests (mark them ``@pytest.mark.browser``) use two fixtures:
   works. On failure it saves a screenshot and prints the server log and browser console errors.
   Kernels are shut down after each test.
 
-One Chromium serves all browser tests: the test modules that use a browser run after the others
-(in their collected order), and Chromium is closed before any test of another module runs.
+One Chromium serves all browser tests: the test modules that use a browser run in a row (in
+their collected order), after the others in one process, and Chromium is closed before any test
+of another module runs.
 
-Run in parallel with pytest-xdist (``-n 2 --dist loadgroup``), the tests marked
-``xdist_group(NAME)`` run on one worker, one after the other: the browser modules (their servers
-and Chromium are made once) get the group ``browser`` here, the tests that start a local Ray
-mark themselves ``xdist_group("ray")`` (one Ray on the machine at a time), and every other
-module is a group of its own (its module fixtures, such as a notebook run, are made once).
+The README's test command runs the suite with pytest-xdist (``-n 2 --dist loadgroup``): the
+tests marked ``xdist_group(NAME)`` run on one worker, one after the other. The browser modules
+(their servers and Chromium are made once) get the group ``browser`` here, the tests of the
+fresh venv (``tests/binder``: it is built once per process) the group ``fresh-venv``, the tests
+that start a local Ray mark themselves ``xdist_group("ray")`` (one Ray on the machine at a
+time), and every other module is a group of its own (its module fixtures, such as a notebook
+run, are made once). Workers take the two long groups first.
 
 Without ``/usr/bin/chromium`` the browser tests are skipped, except when ``CI`` is set: there a
 missing browser fails them (install it with ``apt-get install -y chromium``).
@@ -38,6 +41,7 @@ import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 _BROWSER_FIXTURES = {"jupyter_lab", "browser_page", "browser"}
+_FRESH_VENV_FIXTURES = {"fresh_checkout", "fresh_venv", "binder_venv", "notebook_runs"}
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,17 +55,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             browser_modules.add(_module_id(item))
             if item.get_closest_marker("browser") is None:
                 item.add_marker(pytest.mark.browser)
-    items.sort(key=lambda item: _module_id(item) in browser_modules)  # stable: order kept within each part
-    for item in items:  # with pytest-xdist's --dist loadgroup, one worker runs each group, in this order
+    for item in items:  # with pytest-xdist's --dist loadgroup, one worker runs each group
         if item.get_closest_marker("xdist_group") is None:
-            # a module on one worker, so its module fixtures (a notebook run) are made once
+            # a module on one worker, so its module fixtures (a notebook run) are made once; the
+            # tests that share the fresh venv (built once per process) on one worker too
             module = _module_id(item)
-            item.add_marker(pytest.mark.xdist_group("browser" if module in browser_modules else module))
+            fresh = _FRESH_VENV_FIXTURES & set(getattr(item, "fixturenames", ()))
+            item.add_marker(pytest.mark.xdist_group(
+                "browser" if module in browser_modules else "fresh-venv" if fresh else module))
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # workers take groups in this order: the two longest first, so that neither is left
+        # running alone at the end while the other workers wait
+        first = {"browser": 0, "fresh-venv": 1}
+        items.sort(key=lambda item: first.get(_group(item), 2))
+    else:  # one process: the browser modules last, so that one Chromium serves them all in a row
+        items.sort(key=lambda item: _module_id(item) in browser_modules)  # stable within each part
     config.stash[_BROWSER_MODULES] = browser_modules
 
 
 def _module_id(item: pytest.Item) -> str:
     return item.nodeid.split("::", 1)[0]
+
+
+def _group(item: pytest.Item) -> str:
+    marker = item.get_closest_marker("xdist_group")
+    return "" if marker is None else marker.kwargs.get("name", marker.args[0] if marker.args else "")
 
 
 _BROWSER_MODULES = pytest.StashKey[set]()

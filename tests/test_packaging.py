@@ -48,7 +48,7 @@ def test_setup_commands_install_cpu_torch_first_and_skip_when_set_up():
         assert command.startswith("{") and "cmp -s pyproject.toml .venv/" in command
     assert "BOKEH_RESOURCES=inline .venv/bin/jupyter lab" in lab
     assert "--ServerApp.root_dir=notebooks" in lab
-    assert tests.endswith("&& .venv/bin/python -m pytest")  # its exit code is the command's
+    assert tests.endswith("&& .venv/bin/python -m pytest -n 2 --dist loadgroup")  # its exit code is the command's
 
 
 def test_binder_uses_cpu_torch_python_311_and_inline_bokeh():
