@@ -44,6 +44,7 @@ _BROWSER_FIXTURES = {"jupyter_lab", "browser_page", "browser"}
 _FRESH_VENV_FIXTURES = {"fresh_checkout", "fresh_venv", "binder_venv", "notebook_runs"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups (it names each test by its group)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Give every test that uses a browser fixture the ``browser`` mark, so that
     ``-m "not browser"`` deselects it even when the mark was forgotten; run the modules that use
