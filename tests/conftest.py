@@ -98,6 +98,18 @@ def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> 
     return result
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread for the suite's own process and what it starts (kernels, scripts, Ray):
+    its models are tiny, and the test command runs two workers on a 2-core machine, where a
+    second thread per process only contends (a 3 s test took 58 s so). Tests that need more set
+    it themselves."""
+    for name in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, "1")
+    import torch
+
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
+
+
 @pytest.fixture
 def one_torch_thread() -> Iterator[None]:
     """Tiny models train fastest on one torch thread (and the machine's cores are shared); use it
