@@ -44,6 +44,9 @@ def _run_queued_cells_under_comm_traffic(kc, comm_id: str) -> tuple[dict[str, in
     printed: dict[int, list[str]] = collections.defaultdict(list)
     deadline = time.monotonic() + 300  # a hang, not a speed limit: each cell takes well under a second
     while len(idle) < len(ids) and time.monotonic() < deadline:
+        # one page message, then whatever the kernel published meanwhile: the wait below only
+        # paces the page's messages (a slower machine sends fewer per cell); what is asserted,
+        # that every cell ends with its own idle and output, holds at any pace
         kc.shell_channel.send(kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {"n": 1}}))
         while True:
             try:
