@@ -7,7 +7,7 @@ import os
 import nbformat
 import pytest
 
-from support.notebooks import NotebookCellError, cell_outputs_text, run_notebook, write_notebook
+from support.notebooks import NotebookCellError, cell_outputs_text, run_notebook, steady_text, write_notebook
 
 pytestmark = pytest.mark.notebook
 
@@ -60,3 +60,22 @@ def test_bad_arguments_raise_before_any_work(tmp_path):
     path = write_notebook(tmp_path / "ok.ipynb", ["1"])
     with pytest.raises(ValueError, match="timeout: must be"):
         run_notebook(path, timeout=0)
+
+
+def _printed(text: str) -> nbformat.NotebookNode:
+    return nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "", outputs=[nbformat.v4.new_output("stream", name="stdout", text=text)])])
+
+
+def test_steady_text_masks_durations_however_wide_they_are_padded():
+    # f"{t:4.1f} s" is " 9.8 s" in one run and "10.2 s" in the next
+    assert steady_text(_printed("trained in  9.8 s, 3 trials")) == steady_text(_printed("trained in 10.2 s, 3 trials"))
+    assert steady_text(_printed("(took  9.8 s)")) == steady_text(_printed("(took 10.2 s)"))
+    assert steady_text(_printed("( 9.8 s)")) == steady_text(_printed("(10.2 s)"))
+    assert steady_text(_printed("took 250 ms at 2026-12-08 01:02:03")) == ["took <time> at <time>"]
+
+
+def test_steady_text_keeps_what_is_not_a_duration():
+    # counts and accuracies differ between runs only when the notebook does
+    assert steady_text(_printed("3 of 30 trials pruned")) != steady_text(_printed("4 of 30 trials pruned"))
+    assert steady_text(_printed("best  98.33%")) != steady_text(_printed("best 98.33%"))

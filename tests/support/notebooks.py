@@ -138,8 +138,10 @@ def cell_outputs_text(nb_or_cell: nbformat.NotebookNode) -> str:
     return _ANSI.sub("", "\n".join(p for p in parts if p))
 
 
-_TIMINGS = re.compile(r"\b\d+(?:\.\d+)?(?:e[-+]?\d+)?\s*(?:ms|s|seconds?|min)\b"
-                      r"|\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)?")
+# A duration takes the spaces before it: a width-padded one (``f"{t:4.1f} s"``) reads " 9.8 s" in
+# one run and "10.2 s" in the next (or "( 9.8 s)" and "(10.2 s)"), and both mask to " <time>".
+_TIMINGS = re.compile(r" *(?:\b\d+(?:\.\d+)?(?:e[-+]?\d+)?\s*(?:ms|s|seconds?|min)\b"
+                      r"|\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(?:\.\d+)?(?:[+-]\d{2}:?\d{2}|Z)?)")
 
 
 _ADDRESS = re.compile(r"\bat 0x[0-9a-f]+")
@@ -157,7 +159,7 @@ def steady_text(nb: nbformat.NotebookNode) -> list[str]:
         outputs = [{"output_type": "stream", "text": "<widget>"} if _WIDGET_VIEW in o.get("data", {}) else o
                    for o in c.get("outputs", [])]
         text = cell_outputs_text(nbformat.from_dict({**c, "outputs": outputs}))
-        out.append(_ADDRESS.sub("at <address>", _TIMINGS.sub("<time>", text)))
+        out.append(_ADDRESS.sub("at <address>", _TIMINGS.sub(" <time>", text)))
     return out
 
 
