@@ -1,7 +1,9 @@
 """LRFinder's axes in a real browser follow the data: run after run (with different ranges, and to
 divergence) and while points stream in, the ranges the page shows cover the curve the page holds
 and the curve fills most of each axis. A user's pan survives a re-render, the reset tool goes
-back to the fit, and the next run fits again.
+back to the fit, and the next run fits again. While the curve streams the page sends the kernel
+nothing back (no echo of the patches it applies, no ranges after each draw); a pan sends its
+``rangesupdate``, which is what the kernel keeps the pan from.
 
 Screenshots (see ``support.lab_page.screenshots_dir``): ``lr-axes-0-before``, ``-1-first-run``,
 ``-2-second-run``, ``-3-panned``, ``-4-reset``, ``-5-diverged``.
@@ -26,6 +28,7 @@ from support.jupyter import (
     wait_kernel_idle,
     wait_until,
 )
+from support.kernel_frames import KernelTraffic
 from support.notebooks import paced_model_source, write_notebook
 
 pytestmark = pytest.mark.browser
@@ -132,6 +135,7 @@ def test_ranges_follow_each_run_and_the_stream_and_reset_returns_to_the_fit(jupy
     page = browser_page
     began = time.monotonic()
     write_notebook(jupyter_lab.root_dir / "lr_axes.ipynb", CELLS)
+    traffic = KernelTraffic(page)
     open_notebook(page, "lr_axes.ipynb")
     run_cell(page, SETUP)
     output = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-OutputArea-output").filter(
@@ -140,6 +144,7 @@ def test_ranges_follow_each_run_and_the_stream_and_reset_returns_to_the_fit(jupy
     screenshot(page, "lr-axes-0-before", output)
 
     # first run, 1e-6 .. 1e-3: the axes fit while points stream in, and at the end
+    started = traffic.mark()
     run_cell(page, RUN_1, wait=False)
     streamed = []
     for points in (30, 90, 150):
@@ -148,6 +153,13 @@ def test_ranges_follow_each_run_and_the_stream_and_reset_returns_to_the_fit(jupy
     wait_kernel_idle(page, timeout=60_000)
     first = wait_fitted(page, STEPS)
     assert min(streamed) < STEPS, f"the curve was never checked while it grew: {streamed}"
+    during = traffic.since(started)
+    patches = [f for f in during if not f.sent and f.msg_type == "comm_msg"]
+    assert len(patches) > 3 * 10, f"the run streamed in only {len(patches)} comm messages"
+    # what the page sends of its own (its layout's sizes) still goes; nothing it was sent comes back
+    echoes = [f for f in traffic.jsevents(during) if f.jsevent in ("ColumnsStreamed", "ColumnsPatched",
+              "ColumnDataChanged") or f.attr in ("data", "start", "end")]
+    assert echoes == [], f"the page sent the kernel's changes back while the curve streamed: {echoes[:5]}"
     screenshot(page, "lr-axes-1-first-run", output)
 
     # second run over another range: the axes move with it (not the first run's ranges)
@@ -161,11 +173,14 @@ def test_ranges_follow_each_run_and_the_stream_and_reset_returns_to_the_fit(jupy
     canvas = output.locator(".bk-Canvas").first
     box = canvas.bounding_box()
     cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+    before_pan = traffic.mark()
     page.mouse.move(cx, cy)
     page.mouse.down()
     page.mouse.move(cx + 120, cy + 40, steps=8)
     page.mouse.up()
     panned = plot_once(page, lambda p: p["x_range"][0] < second["x_range"][0] / 2, "the pan moved the x range")
+    wait_until(page, lambda: any(f.event == "rangesupdate" for f in traffic.jsevents(traffic.since(before_pan))),
+               timeout=10_000, message="waiting for the pan's rangesupdate to reach the kernel")
     page.evaluate("""() => { window.__tw_docs = new Set([...Bokeh.index].map((v) => v.model.document)); }""")
     run_cell(page, PICK)
     # the pick re-renders the plot in a new document: wait until its view has finished rendering

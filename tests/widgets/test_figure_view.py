@@ -92,6 +92,27 @@ def test_a_zoom_is_restored_by_the_next_render_until_reset_or_fit():
     assert "callbacks" not in rendered(view)
 
 
+def test_the_plot_ranges_are_not_synced_back_and_a_zoom_is_read_from_rangesupdate():
+    fig = line_figure()
+    view = bokeh_widget(fig)
+    doc = rendered(view)
+    for axis_range in (fig.x_range, fig.y_range):  # the page no longer sends them after each draw
+        assert find(doc, axis_range.id)["attributes"]["syncable"] is False
+    page_event(view, fig, "rangesupdate", x0=1.5, x1=2.5, y0=4.4, y1=5.5)  # no ModelChanged at all
+    fig.renderers[0].data_source.data = {"x": [1, 2, 3, 4], "y": [4, 5, 6, 7]}
+    (restore,) = rendered(view)["callbacks"]["entries"][0][1]
+    args = dict(restore["attributes"]["args"]["entries"])
+    assert args["starts"] == [1.5, 4.4] and args["ends"] == [2.5, 5.5]
+    assert [r["id"] for r in args["ranges"]] == [fig.x_range.id, fig.y_range.id]
+
+
+def test_a_rangesupdate_without_numbers_keeps_no_range():
+    fig = line_figure()
+    view = bokeh_widget(fig)
+    page_event(view, fig, "rangesupdate", x0={"type": "number", "value": "nan"}, x1=2.0)
+    assert view.zoomed and view._page_ranges == {}
+
+
 def test_echoes_of_values_the_kernel_sent_do_not_undo_newer_ones():
     fig = line_figure()
     span = Span(location=1.0, dimension="height")
@@ -132,6 +153,7 @@ def test_bokehjs_parts_are_what_a_figure_needs_and_the_loader_skips_what_the_pag
     js = loader_js(bokehjs_parts([line_figure()]))
     assert "root.Bokeh == null || root.Bokeh[version] == null" in js  # a page that has it skips it
     assert "Document.prototype.clear" in js  # the guard against "configuration is missing"
+    assert "event.sync !== false" in js  # the view no longer sends the kernel's patches back
     assert 1_000_000 < len(js) < 1_400_000  # the core only: about a third of all of BokehJS
 
 

@@ -479,7 +479,12 @@ def test_stop_pressed_after_the_search_ended_says_finished(task, tmp_path):
     assert "finished after" in line and "2 finished" in line and "stopped" not in line and "resume" not in line
 
 
-def test_a_search_widget_with_a_study_name_resumes_it_and_without_one_starts_afresh(task, tmp_path):
+def test_a_search_widget_with_a_study_name_resumes_it_and_without_one_starts_afresh(task, tmp_path, monkeypatch):
+    from tunewidgets.widgets import search as search_module
+
+    reads = []  # the start reads the store for the trials ended before only when it resumes
+    read = search_module.trials_of_study
+    monkeypatch.setattr(search_module, "trials_of_study", lambda study: reads.append(study.name) or read(study))
     space = {"lr": tw.space.Choice([0.01, 0.02, 0.05])}
     w = make(task, space, tmp_path, base=base(epochs=1), n_trials=2, study="named")
     assert w.launch()
@@ -489,10 +494,13 @@ def test_a_search_widget_with_a_study_name_resumes_it_and_without_one_starts_afr
     again = w.wait(timeout=60)
     assert again.name == first.name == "named" and len(again.trials) == 3
     assert again.trials["run_id"].tolist()[:2] == first.trials["run_id"].tolist()  # the same two trials
+    assert w.data[CURVES]["trial"] == [0, 1, 2]
     w.settings.study.value = ""
     assert w.launch(), w.error_area.message
     fresh = w.wait(timeout=60)
     assert fresh.name != "named" and len(fresh.trials) == 3
+    assert w.data[CURVES]["trial"] == [0, 1, 2] and sorted(w.data[TABLE]["trial"]) == [0, 1, 2]
+    assert reads == ["named"]  # the resumed launch (the first one's study was empty, the fresh one new)
 
 
 def test_the_seed_control_seeds_each_launch_and_the_status_line_names_it(task, tmp_path):

@@ -3,7 +3,7 @@
 Subclasses give three hooks: ``_prepare()`` checks the controls and returns the worker
 (``worker(emit, stop) -> result``; raise ValueError/TypeError for bad settings, which shows
 inline and starts nothing), ``_on_records(records)`` updates plots and progress once per
-tick, and ``_on_finish(session)`` shows the final state. The base wires the Run and Stop
+tick (each plot gets one patch per tick), and ``_on_finish(session)`` shows the final state. The base wires the Run and Stop
 buttons, the error area, the ``status`` trait and the :class:`BackgroundSession`.
 
 Headless (scripts, tests): ``w.run(); w.wait()`` drains on the calling thread.
@@ -19,8 +19,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Unicode
 
-from tunewidgets.widgets._bokeh import ensure_bokehjs, figure_views, in_kernel
-from tunewidgets.widgets._embed import HTMLExport
+from tunewidgets.widgets._bokeh import batched, ensure_bokehjs, figure_views, in_kernel
 from tunewidgets.widgets._kernel import current_cell_id, flush_deferred, on_interrupt
 from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._session import BackgroundSession, Worker
@@ -64,6 +63,7 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
                                   "(bad settings: nothing started)")
 
     def __init__(self, *, interval: float = 0.25, run_label: str = "Run", **kwargs: Any) -> None:
+        self._held_views: list[Any] = []
         self._resent = False
         self._stop_reason: str | None = None
         self.cell_id = current_cell_id()
@@ -115,7 +115,8 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
         self._held_views = list(figure_views(self))
         for view in self._held_views:
             view.hold_renders()
-        self._on_start()
+        with batched(self._held_views):
+            self._on_start()
         self._resent = False
         self._stop_reason = None
         self.session.start(worker)
@@ -187,11 +188,13 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
     def _handle_records(self, records: list[Any]) -> None:
         if self.session.status == "stopping" and self.status == "running":
             self._set_status("stopping", "stopping after the current step...")
-        self._on_records(records)
+        with batched(self._held_views or figure_views(self)):
+            self._on_records(records)
 
     def _handle_done(self, session: BackgroundSession) -> None:
         try:
-            self._on_finish(session)
+            with batched(self._held_views or figure_views(self)):
+                self._on_finish(session)
         except Exception as exc:  # a bug in showing the result: show it rather than lose it
             if session.error is None:
                 session.error, session.error_traceback = exc, traceback.format_exc()

@@ -15,6 +15,18 @@ each change as a patch. Two things go wrong with it as it is, and :class:`Figure
   :meth:`FigureView.fit` drops it, as a widget does when a new run starts. A zoom alone does not
   re-render: it is saved with the next change.
 
+Each update costs messages (kernel -> server -> page, and the kernel's busy/idle for each one
+the page sends back), and at several updates a second on two cores they were what made a cell
+run during a stream slow. So the view sends less than ``BokehModel`` does:
+
+- one ``PATCH-DOC`` for all the changes of one tick (:func:`batched`), not one per change;
+- its arrays inline (base64 in the patch's JSON), not as binary buffers of two messages each:
+  a patch is always three comm messages;
+- the plot's own x and y ranges are not synced back (``syncable=False``): the page sent their
+  ``start`` and ``end`` after every update it drew; a user's zoom is read from the
+  ``rangesupdate`` event a pan or zoom ends with instead. (The page no longer echoes the
+  patches it applies either: see ``_bokehjs``.)
+
 Outside a kernel nobody looks, so re-rendering waits until the state is read
 (``view.get_state()``, as an export does).
 
@@ -29,6 +41,11 @@ Example:
     [1, 2, 3]
     >>> refresh(view) is view
     True
+    >>> with batched([view]):             # one patch for both changes
+    ...     line.data_source.stream({"x": [4], "y": [6]})
+    ...     line.glyph.line_width = 2
+    >>> view.patches_sent
+    2
 """
 from __future__ import annotations
 
@@ -46,7 +63,7 @@ from tunewidgets.widgets._bokehjs import ensure_bokehjs
 from tunewidgets.widgets._kernel import defer, in_kernel
 
 __all__ = ["FigureView", "ensure_bokehjs", "in_kernel", "bokeh_widget", "refresh", "saved_columns",
-           "figure_views"]
+           "figure_views", "batched"]
 
 _RANGE_ATTRS = ("start", "end")
 _ECHO_MEMORY = 16  # values remembered per (model, attribute) sent to the page
@@ -101,6 +118,21 @@ def figure_views(widget: Any) -> Iterator[Any]:
         stack.extend(getattr(w, "children", ()))
 
 
+@contextmanager
+def batched(views: Any) -> Iterator[None]:
+    """The changes made inside go to each of ``views`` as one patch, sent at the end."""
+    views = list(views)
+    for view in views:
+        view._batching += 1
+    try:
+        yield
+    finally:
+        for view in views:
+            view._batching -= 1
+            if not view._batching:
+                view.send_patches()
+
+
 def saved_columns(view: Any, name: str | None = None) -> dict[str, list[Any]]:
     """The columns of data source ``name`` (the first one for None) in the view's state, as a
     saved notebook or an export would hold them."""
@@ -132,8 +164,10 @@ FigureView: Any = None
 
 
 def _make_view_class(base: type) -> type:
+    from bokeh.core.serialization import Serializer
     from bokeh.document.events import ModelChangedEvent
     from bokeh.models import CustomJS, Plot, Range
+    from bokeh.protocol.messages.patch_doc import patch_doc
 
     class _FigureView(base):  # type: ignore[misc, valid-type]
         """A BokehModel whose render fits the data, keeps a user's zoom, and follows the figure."""
@@ -146,10 +180,15 @@ def _make_view_class(base: type) -> type:
             self._zoomed = False
             self._sent: dict[tuple[str, str], deque[Any]] = {}
             self.renders = 0
+            self.patches_sent = 0
+            self._batching = 0
+            self._outbox: list[Any] = []
             for plot in model.select({"type": Plot}):
                 for event in ("rangesupdate", "reset"):
                     if _ignore not in plot._event_callbacks.get(event, []):
                         plot.on_event(event, _ignore)
+                for axis_range in (plot.x_range, plot.y_range):  # read from rangesupdate instead
+                    axis_range.syncable = False
             super().__init__(model, **kwargs)
 
         def close(self) -> None:
@@ -168,6 +207,8 @@ def _make_view_class(base: type) -> type:
                 document.js_on_event("document_ready", restore)
             self._stale = False  # before the new bundle is sent: get_state must not render again
             self._restores = restore is not None
+            if hasattr(self, "_outbox"):
+                self._outbox.clear()  # the new render holds those changes
             try:
                 super().update_from_model(model)
             finally:
@@ -256,11 +297,28 @@ def _make_view_class(base: type) -> type:
         def _document_patched(self, event: Any) -> None:
             if event.setter is self:  # applied from the page: it shows it already
                 return
-            super()._document_patched(event)
             if isinstance(event, ModelChangedEvent) and event.attr != "data":
                 sent = self._sent.setdefault((event.model.id, event.attr), deque(maxlen=_ECHO_MEMORY))
                 sent.append(_comparable(event.new))
+            # encoded now: an event reads its model when encoded (a ColumnDataChanged its data),
+            # and a later change in the same batch must not show in it
+            document = event.document
+            serializer = Serializer(references=document.models.synced_references, deferred=False)
+            self._outbox.append(serializer.encode(event))
+            document.models.flush_synced(lambda m: not serializer.has_ref(m))
+            if not self._batching:
+                self.send_patches()
             self.mark_stale()
+
+        def send_patches(self) -> None:
+            """Send the changes waiting (see :func:`batched`) as one patch: three comm messages."""
+            if not self._outbox:
+                return
+            events, self._outbox = self._outbox, []
+            message = patch_doc(patch_doc.create_header(), {}, {"events": events})
+            for part in (message.header_json, message.metadata_json, message.content_json):
+                self.send({"msg": "patch", "payload": part})
+            self.patches_sent += 1
 
         # -- page -> kernel ---------------------------------------------------------------
         def _sync_model(self, _model: Any, content: dict[str, Any], _buffers: list[Any]) -> None:
@@ -276,6 +334,7 @@ def _make_view_class(base: type) -> type:
                 name = (content.get("msg_data") or {}).get("name")
                 if name == "rangesupdate":
                     self._zoomed = True
+                    self._remember_ranges(content.get("msg_data") or {})
                 elif name == "reset":
                     self._unzoom()
             if kind == "ModelChanged":
@@ -292,6 +351,20 @@ def _make_view_class(base: type) -> type:
                 if target is not None and self._is_echo(target, attr, content.get("new")):
                     return
             super()._sync_model(_model, content, _buffers)
+
+        def _remember_ranges(self, msg_data: dict[str, Any]) -> None:
+            """The plot's x and y ranges as a ``rangesupdate`` event gives them (``x0`` ... ``y1``)."""
+            values = msg_data.get("values")
+            entries = values.get("entries") if isinstance(values, dict) else None
+            values = dict(e for e in entries if isinstance(e, list) and len(e) == 2) if entries else {}
+            plot_id = (values.get("model") or {}).get("id") if isinstance(values.get("model"), dict) else None
+            plot = self._document.get_model_by_id(plot_id) if plot_id else None
+            if not isinstance(plot, Plot):
+                return
+            for axis_range, low, high in ((plot.x_range, "x0", "x1"), (plot.y_range, "y0", "y1")):
+                start, end = values.get(low), values.get(high)
+                if isinstance(start, (int, float)) and isinstance(end, (int, float)):
+                    self._page_ranges[axis_range.id] = {"start": float(start), "end": float(end)}
 
         def _is_echo(self, target: Any, attr: str, new: Any) -> bool:
             """True when the page only sends back a value the kernel sent it (the page echoes

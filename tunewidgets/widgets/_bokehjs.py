@@ -23,10 +23,15 @@ would be dropped, ``window.Bokeh`` never defined and every plot a "Failed to cre
 'BokehView'" box. Voila marks outputs trusted and runs JavaScript outputs. A kernel knows it
 runs under Voila from the ``VOILA_*`` variables Voila puts in every kernel's environment.
 
-The same output carries a small guard for a race in ``jupyter_bokeh``'s view: re-rendered from a
-new bundle while BokehJS is still building the previous document, the view clears that document
-under the builder, which then fails with "configuration is missing" (an uncaught error in the
-page). The guard lets the clear wait until the build it would cut short has finished.
+The same output carries two small fixes for ``jupyter_bokeh``'s view:
+
+- re-rendered from a new bundle while BokehJS is still building the previous document, the view
+  clears that document under the builder, which then fails with "configuration is missing" (an
+  uncaught error in the page). The clear waits until the build it would cut short has finished.
+- the view sent every patch it applied back to the kernel (a message, and a busy and an idle
+  from the kernel, per change the kernel made). BokehJS marks the changes a patch applies
+  ``sync = false``, and Bokeh's own server session never sends those back; the view's document
+  listener now drops them too. What the page changes itself (a legend click, a zoom) still goes.
 
 Example:
     >>> from tunewidgets.widgets._bokehjs import bokehjs_parts, loader_js
@@ -88,6 +93,15 @@ _GUARD_JS = r"""
       const forget = () => { if (building.get(doc) === done) building.delete(doc); };
       done.then(forget, forget);
       return done;
+    };
+    // the view's listener: drop the changes a kernel patch applied (they came from the kernel)
+    const on_change = Document.prototype.on_change;
+    Document.prototype.on_change = function (callback, allow_batches) {
+      if (!allow_batches && /\b_change_event\b/.test(String(callback))) {
+        const own = (event) => { if (event.sync !== false) callback(event); };
+        return on_change.call(this, own, allow_batches);
+      }
+      return on_change.call(this, callback, allow_batches);
     };
     const clear = Document.prototype.clear;
     Document.prototype.clear = function (...args) {

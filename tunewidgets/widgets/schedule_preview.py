@@ -35,7 +35,7 @@ from tunewidgets.plots.schedule import (
 )
 from tunewidgets.schedules import CATALOGUE, ScheduleSpec
 from tunewidgets.schedules._preview import OPTIMIZER_KINDS
-from tunewidgets.widgets._bokeh import bokeh_widget, ensure_bokehjs
+from tunewidgets.widgets._bokeh import batched, bokeh_widget, ensure_bokehjs
 from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._spec_code import code_html, code_spans, spec_code
 from tunewidgets.widgets._spec_controls import FieldControl, SpecEditor, SpecInputError, fit_to_run
@@ -180,7 +180,8 @@ class SchedulePreview(HTMLExport, widgets.VBox):
             return True
         self._shown = shown
         self._data = schedule_plot_data(frame, self.max_points)
-        show_schedule(self._parts, self._data)
+        with batched([self.plot]):  # a slider's move: one patch for the whole redraw
+            show_schedule(self._parts, self._data)
         self._quiet += 1
         try:
             self.spec = spec
