@@ -1,6 +1,7 @@
 """CappedStream: at most N points, evenly thinned, one source update per push, the last row kept."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from bokeh.models import ColumnDataSource
 from hypothesis import given, settings
@@ -62,3 +63,24 @@ def test_reset_and_bad_input():
     with pytest.raises(ValueError, match="max_points: must be a whole number >= 2, got 1"):
         CappedStream(src, max_points=1)
     assert columns_of([{"x": 1, "y": 2}, {"x": 3}], ["x", "y"]) == {"x": [1, 3], "y": [2, None]}
+
+
+def test_set_data_sends_a_small_source_only_when_it_changes():
+    from bokeh.models import ColumnDataSource
+
+    from tunewidgets.widgets._stream import set_data
+
+    source = ColumnDataSource({"x": [], "y": []})
+    sent = []
+    source.on_change("data", lambda attr, old, new: sent.append(dict(new)))
+    assert set_data(source, {"x": [], "y": []}) is False  # an empty plot reset again: nothing to draw
+    assert set_data(source, {"x": [1.0], "y": [2.0]}) is True
+    assert set_data(source, {"x": np.array([1.0]), "y": [2.0]}) is False  # the same values, as an array
+    assert set_data(source, {"x": [1.0], "y": [float("nan")]}) is True  # NaN never equals: sent
+    assert set_data(source, {"x": [1.0]}) is True  # other columns
+    assert len(sent) == 3
+    lines = ColumnDataSource({"xs": [[1, 2], [3]], "ys": [[1, 2], [3]]})
+    assert set_data(lines, {"xs": [[1, 2], [3]], "ys": [[1, 2], [3]]}) is False  # ragged rows compared too
+    assert set_data(lines, {"xs": [[1, 2], [4]], "ys": [[1, 2], [3]]}) is True
+    big = ColumnDataSource({"x": list(range(100))})
+    assert set_data(big, {"x": list(range(100))}) is True  # too big to compare: always sent

@@ -533,6 +533,7 @@ def test_the_end_status_goes_out_before_the_plots_final_renders(task, tmp_path, 
         seen.append((change["new"], sum(v.renders for v in w.views), w.settings.strategy.disabled))
 
     w.observe(on_status, names="status")
+    renders_at_launch = [v.renders for v in w.views]
     assert w.launch()
     w.wait(timeout=120)
     (first, at_launch, _), (last, at_end, inputs_disabled) = seen[0], seen[-1]
@@ -540,5 +541,9 @@ def test_the_end_status_goes_out_before_the_plots_final_renders(task, tmp_path, 
     # the status goes out first: no plot re-rendered, no control enabled yet (each a message before it)
     assert at_end == at_launch and inputs_disabled
     assert not w.settings.strategy.disabled
-    assert sum(v.renders for v in w.views) == at_launch + len(w.views)  # each once, after it: the saved state
+    # after it, each plot that changed re-renders once (the saved state); one that did not (the
+    # importance of two trials: none) has nothing new to save
+    grew = [v.renders - before for v, before in zip(w.views, renders_at_launch)]
+    assert sum(grew) == sum(v.renders for v in w.views) - at_launch and set(grew) <= {0, 1}
+    assert grew[0] == 1 and not any(v._stale for v in w.views)
     assert len(saved_columns(w.views[0], CURVES)["trial"]) == 2

@@ -36,6 +36,7 @@ from tunewidgets.plots.search import (
     TABLE, Axis, TrialData, curve_row, end_row, importance_columns, parallel_axis_columns, parallel_row, pick_trials,
     set_color_range, slice_row, table_columns, value_range,
 )
+from tunewidgets.widgets._stream import set_data
 
 __all__ = ["LiveTrials", "Changes", "LiveSources", "RowSync", "params_from_config", "expand_range"]
 
@@ -186,7 +187,7 @@ class RowSync:
 
     def reset(self) -> None:
         self.shown = []
-        self.source.data = {c: [] for c in self.columns}
+        set_data(self.source, {c: [] for c in self.columns})
 
     def _cols(self, trials: Iterable[int]) -> dict[str, list[Any]]:
         cols: dict[str, list[Any]] = {c: [] for c in self.columns}
@@ -199,7 +200,7 @@ class RowSync:
     def sync(self, desired: list[int], dirty: set[int], force: bool = False) -> None:
         k = len(self.shown)
         if force or desired[:k] != self.shown:
-            self.source.data = self._cols(desired)
+            set_data(self.source, self._cols(desired))
             self.shown = list(desired)
             self.resends += 1
             self.sends += 1
@@ -249,13 +250,14 @@ class LiveSources:
         self.trials.clear()
         for sync in (self.curves, self.slice, self.parallel, self.ends):
             sync.reset()
-        self.parts[HIGHLIGHT].data = {"xs": [], "ys": [], "trial": []}
-        self.parts[IMPORTANCE].data = importance_columns(None)
-        self.parts[TABLE].data = table_columns([], self.axes, self.direction)
+        # a Launch on empty plots (the first) sends nothing here: the page has nothing to redraw
+        set_data(self.parts[HIGHLIGHT], {"xs": [], "ys": [], "trial": []})
+        set_data(self.parts[IMPORTANCE], importance_columns(None))
+        set_data(self.parts[TABLE], table_columns([], self.axes, self.direction))
         self._table_order = []
         self._table_at, self._table_stale = -math.inf, False
         self.vrange: tuple[float, float] | None = None
-        self.parts[PARALLEL_AXES].data = parallel_axis_columns(self.axes, self.metric, (0.0, 1.0))
+        set_data(self.parts[PARALLEL_AXES], parallel_axis_columns(self.axes, self.metric, (0.0, 1.0)))
         self.selected = None
 
     # -- what is shown ----------------------------------------------------------------------
@@ -374,7 +376,7 @@ class LiveSources:
     def _show_highlight(self) -> None:
         t = self.trials.by_number.get(self.selected) if self.selected is not None else None
         if t is None:
-            self.parts[HIGHLIGHT].data = {"xs": [], "ys": [], "trial": []}
+            set_data(self.parts[HIGHLIGHT], {"xs": [], "ys": [], "trial": []})
         else:
             self.parts[HIGHLIGHT].data = {"xs": [list(t.epochs)], "ys": [list(t.values)], "trial": [t.trial]}
 

@@ -24,12 +24,37 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CappedStream", "columns_of"]
+__all__ = ["CappedStream", "columns_of", "set_data"]
+
+_COMPARED_ROWS = 64  # sources this small are compared before they are sent again
 
 
 def columns_of(records: Sequence[Mapping[str, Any]], names: Sequence[str]) -> dict[str, list[Any]]:
     """Records (dicts) as columns ``{name: [values...]}``; a missing key reads as None."""
     return {name: [r.get(name) for r in records] for name in names}
+
+
+def set_data(source: Any, data: Mapping[str, Sequence[Any]]) -> bool:
+    """``source.data = data`` unless the source holds that already; True when it was sent.
+
+    Only small sources are compared (at most a few dozen rows: an empty plot reset again at a
+    Launch, a highlight cleared twice); a bigger one is always sent. Each assignment is a patch
+    the page applies and a plot it draws again.
+    """
+    current = source.data
+    if set(current) == set(data) and all(
+            len(data[k]) == len(current[k]) <= _COMPARED_ROWS and _equal(current[k], data[k]) for k in data):
+        return False
+    source.data = dict(data)
+    return True
+
+
+def _equal(a: Sequence[Any], b: Sequence[Any]) -> bool:
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+    except (ValueError, TypeError):  # ragged rows (multi-line xs): compare as lists
+        return [list(x) if isinstance(x, (list, tuple, np.ndarray)) else x for x in a] == \
+            [list(x) if isinstance(x, (list, tuple, np.ndarray)) else x for x in b]
 
 
 class CappedStream:

@@ -42,6 +42,7 @@ from tunewidgets.hpo.strategies import STRATEGIES, STRATEGY_ALIASES
 from tunewidgets.hpo.targets import valid_keys
 from tunewidgets.plots.search import Axis, axes_of, trials_of_study
 from tunewidgets.widgets._base import BackgroundWidget
+from tunewidgets.widgets._input_lock import InputLock
 from tunewidgets.widgets._log_paths import check_log_paths
 from tunewidgets.widgets._logging import Logging, logged_text
 from tunewidgets.widgets._search_controls import (
@@ -157,6 +158,7 @@ class Search(TrainBest, BackgroundWidget):
 
         # -- plots --------------------------------------------------------------------------
         self.plots = SearchPlots(max_curves=max_curves, max_rows=max_rows)
+        self.input_lock = InputLock(self._disable_inputs)
         try:
             first = self._axes(self.search_space(grid=False)[0])
         except (ValueError, TypeError):  # e.g. every key switched off: plots without keys for now
@@ -276,7 +278,7 @@ class Search(TrainBest, BackgroundWidget):
         self.live.update(Changes(dirty={t.trial for t in ended}), force=True)
         self._launched = time.perf_counter()
         self.best = None
-        self._disable_inputs(True)
+        self.input_lock.start()  # after the first point (see widgets._input_lock)
         self._show_progress()
 
     def _on_records(self, records: list[Any]) -> None:
@@ -286,6 +288,8 @@ class Search(TrainBest, BackgroundWidget):
             self._where = where_text(self._executor, self._device)
             if self.status == "running":
                 self._set_status("running", f"running: {self._where}")
+        if any(r[0] in ("eval", "end") for r in records):
+            self.input_lock.first_point()
         changes = self.live.trials.ingest(records)
         self.live.update(changes)
         self._show_progress()
@@ -304,6 +308,7 @@ class Search(TrainBest, BackgroundWidget):
             self.status_line.value = with_notes(self.status_line.value, self._executor)
         self._show_progress()
         self.live.flush_table()
+        self.input_lock.finish()
         self._disable_inputs(False)
         # the plots' final renders (the saved state) come once the base releases them, a moment
         # after this tick: the status above reaches the page without waiting for them
