@@ -158,3 +158,23 @@ def test_a_schedule_preview_change_is_one_patch_and_the_page_shows_the_new_shape
     shown = page.data(SCHEDULE)
     for name in ("step", "lr"):
         assert np.array_equal(np.asarray(shown[name], dtype=float), np.asarray(kernel[name], dtype=float))
+
+
+def test_a_second_launch_clears_the_plots_with_its_first_point_and_the_page_ends_as_the_kernel(tmp_path):
+    space = {"lr": tw.space.LogUniform(1e-3, 1e-1)}
+    w = tw.widgets.Search(tw.tasks.digits(), space, base=tw.TrainConfig(optimizer="adam", epochs=2, device="cpu"),
+                          n_trials=2, store=str(tmp_path / "runs"))
+    curves = w.views[0]
+    page = Page(curves)
+    assert w.launch()
+    w.wait(timeout=120)
+    page.apply()
+    assert sorted(set(page.data("search_curves")["trial"])) == [0, 1]
+    assert w.launch()
+    assert page.messages == []  # the clearing waits for the first point (or 0.3 s on a loop)
+    w.wait(timeout=120)
+    page.apply()
+    kernel = w.plots.figures.curves.select_one({"name": "search_curves"}).data
+    shown = page.data("search_curves")
+    assert shown["trial"] == list(kernel["trial"]) == [0, 1]  # the new study's trials, each once
+    assert [list(xs) for xs in shown["xs"]] == [list(xs) for xs in kernel["xs"]]

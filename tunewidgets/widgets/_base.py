@@ -3,7 +3,10 @@
 Subclasses give three hooks: ``_prepare()`` checks the controls and returns the worker
 (``worker(emit, stop) -> result``; raise ValueError/TypeError for bad settings, which shows
 inline and starts nothing), ``_on_records(records)`` updates plots and progress once per
-tick (each plot gets one patch per tick), and ``_on_finish(session)`` shows the final state. The base wires the Run and Stop
+tick (each plot gets one patch per tick), and ``_on_finish(session)`` shows the final state.
+What ``_on_start`` changes in the plots (the last run's curves cleared) waits for the first tick
+that ``_shows_point`` (or ``START_HOLD_S``): the page then clears and draws the first point at
+once, where it used to redraw every plot empty first and the point only after. The base wires the Run and Stop
 buttons, the error area, the ``status`` trait and the :class:`BackgroundSession`.
 
 Headless (scripts, tests): ``w.run(); w.wait()`` drains on the calling thread.
@@ -19,7 +22,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Unicode
 
-from tunewidgets.widgets._bokeh import batched, ensure_bokehjs, figure_views, in_kernel
+from tunewidgets.widgets._bokeh import batched, close_batch, ensure_bokehjs, figure_views, in_kernel, open_batch
 from tunewidgets.widgets._kernel import current_cell_id, flush_deferred, on_interrupt
 from tunewidgets.widgets._embed import HTMLExport
 from tunewidgets.widgets._session import BackgroundSession, Worker
@@ -27,6 +30,8 @@ from tunewidgets.widgets._ui import ErrorArea, RunBar, status_html
 from tunewidgets.widgets._warm import warm_later
 
 __all__ = ["BackgroundWidget", "running_widgets", "stop_all"]
+
+START_HOLD_S = 0.3  # at most this long the start's plot changes wait for the first point
 
 # every widget made in this process, to stop the ones a re-run cell replaced and on interrupt
 _made: weakref.WeakSet[BackgroundWidget] = weakref.WeakSet()
@@ -64,6 +69,8 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
 
     def __init__(self, *, interval: float = 0.25, run_label: str = "Run", **kwargs: Any) -> None:
         self._held_views: list[Any] = []
+        self._start_held: list[Any] = []
+        self._start_run = 0
         self._resent = False
         self._stop_reason: str | None = None
         self.cell_id = current_cell_id()
@@ -93,6 +100,10 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
     def _on_finish(self, session: BackgroundSession) -> None:
         """Show the final state (the base then sets status and buttons)."""
 
+    def _shows_point(self, records: list[Any]) -> bool:
+        """True when these records put the run's first point in a plot."""
+        return True
+
     def _replaces(self, other: BackgroundWidget) -> bool:
         """True when ``other`` is the widget this one replaces: the same class made by the same
         notebook cell, run again (JupyterLab names the cell; elsewhere nothing is replaced)."""
@@ -115,8 +126,12 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
         self._held_views = list(figure_views(self))
         for view in self._held_views:
             view.hold_renders()
-        with batched(self._held_views):
+        self._hold_start()
+        try:
             self._on_start()
+        except BaseException:
+            self._release_start()
+            raise
         self._resent = False
         self._stop_reason = None
         self.session.start(worker)
@@ -190,8 +205,28 @@ class BackgroundWidget(HTMLExport, widgets.VBox):
             self._set_status("stopping", "stopping after the current step...")
         with batched(self._held_views or figure_views(self)):
             self._on_records(records)
+        if self._start_held and self._shows_point(records):
+            self._release_start()
+
+    def _hold_start(self) -> None:
+        self._start_run += 1
+        self._start_held = open_batch(self._held_views)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a script): released by the first tick, or the end
+            return
+        run = self._start_run
+        loop.call_later(START_HOLD_S, lambda: self._release_start(run))
+
+    def _release_start(self, run: int | None = None) -> None:
+        """Send the start's plot changes (with the ticks' since); ``run``: only if still that run."""
+        if run is not None and run != self._start_run:
+            return
+        views, self._start_held = self._start_held, []
+        close_batch(views)
 
     def _handle_done(self, session: BackgroundSession) -> None:
+        self._release_start()
         try:
             with batched(self._held_views or figure_views(self)):
                 self._on_finish(session)

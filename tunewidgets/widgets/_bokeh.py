@@ -63,7 +63,7 @@ from tunewidgets.widgets._bokehjs import ensure_bokehjs
 from tunewidgets.widgets._kernel import defer, in_kernel
 
 __all__ = ["FigureView", "ensure_bokehjs", "in_kernel", "bokeh_widget", "refresh", "saved_columns",
-           "figure_views", "batched"]
+           "figure_views", "batched", "open_batch", "close_batch"]
 
 _RANGE_ATTRS = ("start", "end")
 _ECHO_MEMORY = 16  # values remembered per (model, attribute) sent to the page
@@ -121,16 +121,26 @@ def figure_views(widget: Any) -> Iterator[Any]:
 @contextmanager
 def batched(views: Any) -> Iterator[None]:
     """The changes made inside go to each of ``views`` as one patch, sent at the end."""
-    views = list(views)
-    for view in views:
-        view._batching += 1
+    views = open_batch(views)
     try:
         yield
     finally:
-        for view in views:
-            view._batching -= 1
-            if not view._batching:
-                view.send_patches()
+        close_batch(views)
+
+
+def open_batch(views: Any) -> list[Any]:
+    """Hold the changes of ``views`` until :func:`close_batch` (nested batches send at the outer end)."""
+    views = list(views)
+    for view in views:
+        view._batching += 1
+    return views
+
+
+def close_batch(views: Any) -> None:
+    for view in views:
+        view._batching = max(0, view._batching - 1)
+        if not view._batching:
+            view.send_patches()
 
 
 def saved_columns(view: Any, name: str | None = None) -> dict[str, list[Any]]:

@@ -288,13 +288,16 @@ class Search(TrainBest, BackgroundWidget):
             self._where = where_text(self._executor, self._device)
             if self.status == "running":
                 self._set_status("running", f"running: {self._where}")
-        if any(r[0] in ("eval", "end") for r in records):
+        if self._shows_point(records):
             self.input_lock.first_point()
         changes = self.live.trials.ingest(records)
         self.live.update(changes)
         self._show_progress()
         if changes.ended:
             self._update_best()
+
+    def _shows_point(self, records: list[Any]) -> bool:
+        return self._job != "search" or any(r[0] in ("eval", "end") for r in records)
 
     def _on_finish(self, session: BackgroundSession) -> None:
         if self._job == "best":
