@@ -6,8 +6,9 @@ inline and starts nothing), ``_on_records(records)`` updates plots and progress 
 tick (each plot gets one patch per tick), and ``_on_finish(session)`` shows the final state.
 What ``_on_start`` changes in the plots (the last run's curves cleared) waits for the first tick
 that ``_shows_point`` (or ``START_HOLD_S``): the page then clears and draws the first point at
-once, where it used to redraw every plot empty first and the point only after. The base wires the Run and Stop
-buttons, the error area, the ``status`` trait and the :class:`BackgroundSession`.
+once, where it used to redraw every plot empty first and the point only after.
+The base wires the Run and Stop buttons, the error area, the ``status`` trait and the
+:class:`BackgroundSession`.
 
 Headless (scripts, tests): ``w.run(); w.wait()`` drains on the calling thread.
 """
