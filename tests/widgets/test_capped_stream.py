@@ -76,9 +76,11 @@ def test_set_data_sends_a_small_source_only_when_it_changes():
     assert set_data(source, {"x": [], "y": []}) is False  # an empty plot reset again: nothing to draw
     assert set_data(source, {"x": [1.0], "y": [2.0]}) is True
     assert set_data(source, {"x": np.array([1.0]), "y": [2.0]}) is False  # the same values, as an array
-    assert set_data(source, {"x": [1.0], "y": [float("nan")]}) is True  # NaN never equals: sent
+    assert set_data(source, {"x": [1.0], "y": [float("nan")]}) is True  # a value became NaN: sent
     assert set_data(source, {"x": [1.0]}) is True  # other columns
-    assert len(sent) == 3
+    assert set_data(source, {"x": [1.0]}) is False and set_data(source, {"x": [float("nan")]}) is True
+    assert set_data(source, {"x": [float("nan")]}) is False  # NaN as NaN: the same
+    assert len(sent) == 4
     lines = ColumnDataSource({"xs": [[1, 2], [3]], "ys": [[1, 2], [3]]})
     assert set_data(lines, {"xs": [[1, 2], [3]], "ys": [[1, 2], [3]]}) is False  # ragged rows compared too
     assert set_data(lines, {"xs": [[1, 2], [4]], "ys": [[1, 2], [3]]}) is True

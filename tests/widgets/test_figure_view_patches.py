@@ -56,6 +56,11 @@ class Page:
         asyncio.run(consume())
         return kinds
 
+    def model(self, model_id: str):
+        """The page's copy of the model with this id."""
+        (found,) = [m for m in self.doc.models if m.id == model_id]
+        return found
+
     def data(self, name: str) -> dict[str, list]:
         (source,) = [m for m in self.doc.models if isinstance(m, ColumnDataSource) and m.name == name]
         return {k: list(np.asarray(v).tolist()) for k, v in source.data.items()}
@@ -76,8 +81,7 @@ def test_each_change_outside_a_batch_is_one_patch_of_three_messages_with_arrays_
     line.glyph.line_width = 3
     assert page.apply() == [["ColumnsStreamed"], ["ModelChanged"]]
     assert page.data("pts") == {"x": [1.0, 2.0, 3.0, 4.0], "y": [3.0, 4.0, 5.0, 6.0]}
-    (glyph,) = [m for m in page.doc.models if m.id == line.glyph.id]
-    assert glyph.line_width == 3
+    assert page.model(line.glyph.id).line_width == 3
 
 
 def test_a_batch_sends_its_changes_as_one_patch_at_its_end():
@@ -109,8 +113,7 @@ def test_each_change_in_a_batch_is_sent_as_it_was_then_not_as_the_batch_left_it(
         line.glyph.line_width = 1
     page.apply()
     assert page.data("pts") == {"x": [7.0, 8.0, 9.0], "y": [1.0, 2.0, 3.0]}  # each row once
-    (glyph,) = [m for m in page.doc.models if m.id == line.glyph.id]
-    assert glyph.line_width == 1
+    assert page.model(line.glyph.id).line_width == 1
 
 
 def test_a_render_inside_a_batch_drops_the_changes_it_holds_so_no_row_arrives_twice():

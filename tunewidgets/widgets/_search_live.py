@@ -36,7 +36,7 @@ from tunewidgets.plots.search import (
     TABLE, Axis, TrialData, curve_row, end_row, importance_columns, parallel_axis_columns, parallel_row, pick_trials,
     set_color_range, slice_row, table_columns, value_range,
 )
-from tunewidgets.widgets._stream import set_data
+from tunewidgets.widgets._stream import same_values as _same, set_data
 
 __all__ = ["LiveTrials", "Changes", "LiveSources", "RowSync", "params_from_config", "expand_range"]
 
@@ -151,13 +151,6 @@ def _value_at(config: Any, key: str) -> Any:
             node = getattr(node, part)
         return node
     return getattr(config, key)
-
-
-def _same(a: Any, b: Any) -> bool:
-    """Equal, NaN equal to NaN (also inside lists)."""
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
-    return a == b or (a != a and b != b)
 
 
 def expand_range(shown: tuple[float, float] | None, data: tuple[float, float]) -> tuple[float, float]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CappedStream", "columns_of", "set_data"]
+__all__ = ["CappedStream", "columns_of", "same_values", "set_data"]
 
 _COMPARED_ROWS = 64  # sources this small are compared before they are sent again
 
@@ -43,18 +43,19 @@ def set_data(source: Any, data: Mapping[str, Sequence[Any]]) -> bool:
     """
     current = source.data
     if set(current) == set(data) and all(
-            len(data[k]) == len(current[k]) <= _COMPARED_ROWS and _equal(current[k], data[k]) for k in data):
+            len(data[k]) == len(current[k]) <= _COMPARED_ROWS and same_values(current[k], data[k]) for k in data):
         return False
     source.data = dict(data)
     return True
 
 
-def _equal(a: Sequence[Any], b: Sequence[Any]) -> bool:
-    try:
-        return bool(np.array_equal(np.asarray(a), np.asarray(b)))
-    except (ValueError, TypeError):  # ragged rows (multi-line xs): compare as lists
-        return [list(x) if isinstance(x, (list, tuple, np.ndarray)) else x for x in a] == \
-            [list(x) if isinstance(x, (list, tuple, np.ndarray)) else x for x in b]
+def same_values(a: Any, b: Any) -> bool:
+    """Equal, NaN equal to NaN (also inside lists, tuples and arrays)."""
+    a = a.tolist() if isinstance(a, np.ndarray) else a
+    b = b.tolist() if isinstance(b, np.ndarray) else b
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(same_values(x, y) for x, y in zip(a, b))
+    return bool(a == b or (a != a and b != b))
 
 
 class CappedStream:
